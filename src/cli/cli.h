@@ -1,0 +1,20 @@
+/* cli: the kiln subcommands — the server and the client verbs — each a
+ * function main.c dispatches to, with its help text. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+struct cli_verb {
+  const char *name;
+  const char *summary;
+  const char *usage; /* full help text for `kiln help VERB` */
+  int (*run)(int argc, char **argv);
+};
+
+extern const struct cli_verb cli_verbs[];
+extern const int cli_verbs_count;
+const struct cli_verb *cli_find(const char *name);
+int cli_server(int argc, char **argv);
+int cli_version(int argc, char **argv);
+int cli_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,175 @@
+/* cli/server: composes the server — configuration, data directory, metadata
+ * store, blob store, routes, HTTP — and runs it until SIGINT/SIGTERM. */
+#include "cli.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/http.h"
+
+static struct cfg_opt server_opts[] = {
+    {"listen", "KILN_LISTEN", CFG_STR, "127.0.0.1:8080", "address to listen on (port 0 picks a free one)", NULL, NULL},
+    {"data", "KILN_DATA", CFG_STR, "./data", "data directory for the embedded default (SQLite + blobs)", NULL, NULL},
+    {"db", "KILN_DB", CFG_STR, "", "metadata store URL: sqlite:PATH (default sqlite:DATA/kiln.db)", NULL, NULL},
+    {"blobs", "KILN_BLOBS", CFG_STR, "", "blob store URL: file:DIR (default file:DATA/blobs)", NULL, NULL},
+    {"threads", "KILN_THREADS", CFG_INT, "0", "HTTP I/O threads (0 = number of CPUs)", NULL, NULL},
+    {"max-body", "KILN_MAX_BODY", CFG_SIZE, "32m", "largest request body accepted (413 above)", NULL, NULL},
+    {"max-conns", "KILN_MAX_CONNS", CFG_INT, "4096", "most concurrent connections", NULL, NULL},
+    {"conn-timeout", "KILN_CONN_TIMEOUT", CFG_INT, "60", "idle connection timeout in seconds", NULL, NULL},
+    {"shutdown-grace-ms", "KILN_SHUTDOWN_GRACE_MS", CFG_INT, "10000", "how long shutdown waits for in-flight requests", NULL, NULL},
+    {"db-readers", "KILN_DB_READERS", CFG_INT, "8", "pooled read connections to the metadata store", NULL, NULL},
+    {"master-key-file", "KILN_MASTER_KEY_FILE", CFG_STR, "", "file holding the 64-hex-char blob encryption key (or set KILN_MASTER_KEY)", NULL, NULL},
+    {"blob-compress", "KILN_BLOB_COMPRESS", CFG_BOOL, "true", "zstd-compress blobs where it pays", NULL, NULL},
+    {"log-level", "KILN_LOG_LEVEL", CFG_STR, "info", "debug, info, warn or error", NULL, NULL},
+    {"access-log", "KILN_ACCESS_LOG", CFG_BOOL, "true", "one JSON line per request on stderr", NULL, NULL},
+};
+#define NOPTS (sizeof server_opts / sizeof server_opts[0])
+
+void cli_server_print_options(FILE *f) { cfg_print_help(server_opts, NOPTS, f); }
+
+static int mkdir_p(const char *dir, struct err *e) {
+  char tmp[4096];
+  if (str_copy(tmp, sizeof tmp, dir) >= sizeof tmp) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "path too long");
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0700) && errno != EEXIST) return err_set(e, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0700) && errno != EEXIST) return err_set(e, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+  return 0;
+}
+
+/* The key comes from KILN_MASTER_KEY or a file; never from a flag, so it does
+ * not show up in `ps`. */
+static int read_master_key(const char *file, char out[65], bool *have, struct err *e) {
+  *have = false;
+  const char *env = getenv("KILN_MASTER_KEY");
+  char buf[256] = {0};
+  if (file && *file) {
+    FILE *f = fopen(file, "r");
+    if (!f) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "cannot read master key file %s: %s", file, strerror(errno));
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = 0;
+    env = buf;
+  }
+  if (!env || !*env) return 0;
+  uint8_t key[32];
+  if (strlen(env) != 64 || hex_decode(key, sizeof key, env) != 32)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the master key must be 64 hex characters (32 bytes)");
+  for (int i = 0; i < 64; i++) out[i] = (char)(env[i] | 0x20);
+  out[64] = 0;
+  *have = true;
+  return 0;
+}
+
+int cli_server(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    if (str_eq(argv[i], "--help") || str_eq(argv[i], "-h")) {
+      char *a[] = {"server"};
+      return cli_help(1, a);
+    }
+  }
+  struct cfg cfg;
+  struct err e = {0};
+  if (cfg_load(&cfg, server_opts, NOPTS, argc, argv, &e)) {
+    fprintf(stderr, "kiln server: %s\n", e.msg);
+    cfg_fini(&cfg);
+    return 2;
+  }
+  log_set_level(log_level_parse(cfg_str(&cfg, "log-level"), LOG_INFO));
+  if (base_init()) {
+    fprintf(stderr, "kiln server: cannot initialise libsodium\n");
+    return 1;
+  }
+  /* Threads inherit this mask; only the main thread takes the signals. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  int rc = 1;
+  struct app app = {.cfg = &cfg, .started_at_ms = time_wall_ms(), .data_dir = cfg_str(&cfg, "data")};
+  struct router *router = NULL;
+  struct http_server *srv = NULL;
+  char url[4200];
+
+  if (mkdir_p(app.data_dir, &e)) goto fail;
+  const char *db_url = cfg_str(&cfg, "db");
+  if (!*db_url) db_url = arena_printf(&cfg.arena, "sqlite:%s/kiln.db", app.data_dir);
+  const char *blob_url = cfg_str(&cfg, "blobs");
+  if (!*blob_url) blob_url = arena_printf(&cfg.arena, "file:%s/blobs", app.data_dir);
+
+  struct db_opts dbo = {.max_readers = (int)cfg_int(&cfg, "db-readers"), .synchronous_full = true};
+  if (db_open(&app.db, db_url, &dbo, &e)) goto fail;
+  int applied = db_migrate(app.db, &e);
+  if (applied < 0) goto fail;
+
+  char key[65];
+  bool have_key;
+  if (read_master_key(cfg_str(&cfg, "master-key-file"), key, &have_key, &e)) goto fail;
+  struct blob_opts bo = {.master_key_hex = have_key ? key : NULL, .zstd_level = 3,
+                         .compress = cfg_bool(&cfg, "blob-compress")};
+  if (blob_open(&app.blobs, blob_url, app.db, &bo, &e)) goto fail;
+  memset(key, 0, sizeof key);
+
+  metrics_process_register();
+  http_metrics_init();
+  router = router_new();
+  if (!router || routes_register_all(router, &e)) goto fail;
+
+  struct http_opts ho = {
+      .listen = cfg_str(&cfg, "listen"),
+      .threads = (int)cfg_int(&cfg, "threads"),
+      .max_body = (uint64_t)cfg_int(&cfg, "max-body"),
+      .conn_timeout_s = (int)cfg_int(&cfg, "conn-timeout"),
+      .max_conns = (int)cfg_int(&cfg, "max-conns"),
+      .access_log = cfg_bool(&cfg, "access-log"),
+  };
+  if (http_server_start(&srv, &ho, router, &app, &e)) goto fail;
+
+  const char *host = ho.listen;
+  const char *colon = strrchr(host, ':');
+  int hl = (int)(colon - host);
+  if (hl == 0 || (hl == 7 && strncmp(host, "0.0.0.0", 7) == 0)) {
+    host = "127.0.0.1";
+    hl = 9;
+  }
+  snprintf(url, sizeof url, "http://%.*s:%d", hl, host, http_server_port(srv));
+  printf("kiln: listening on %s\n", url);
+  printf("kiln: dashboard %s/  api docs %s/api/docs  data %s\n", url, url, app.data_dir);
+  fflush(stdout);
+  log_info("server.started", "kiln %s listening on %s (db %s, migrations applied now %d)", KILN_VERSION,
+           url, db_driver_name(app.db), applied);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  log_info("server.stopping", "signal %d: draining in-flight requests", sig);
+  http_server_stop(srv, (int)cfg_int(&cfg, "shutdown-grace-ms"));
+  srv = NULL;
+  rc = 0;
+  goto done;
+
+fail:
+  fprintf(stderr, "kiln server: %s\n", e.msg[0] ? e.msg : "startup failed");
+  log_error("server.failed", "%s", e.msg);
+done:
+  if (srv) http_server_stop(srv, 0);
+  sys_fini();
+  router_free(router);
+  blob_close(app.blobs);
+  db_close(app.db); /* drains the writer: every acknowledged write is committed */
+  if (rc == 0) log_info("server.stopped", "clean shutdown");
+  cfg_fini(&cfg);
+  return rc;
+}

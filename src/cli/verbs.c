@@ -1,0 +1,61 @@
+/* cli/verbs: the verb table, `kiln help` and `kiln version`. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+
+const struct cli_verb cli_verbs[] = {
+    {"server", "run the Kiln server (API, dashboard, serving)",
+     "usage: kiln server [--listen ADDR:PORT] [--data DIR] [--db URL] [--blobs URL] [options]\n"
+     "\n"
+     "Runs the API, the dashboard and (later) serving in one process. With no\n"
+     "options it keeps everything under ./data (SQLite + local blobs) and listens\n"
+     "on 127.0.0.1:8080. --listen 127.0.0.1:0 picks a free port; the address is\n"
+     "printed as `kiln: listening on http://HOST:PORT`. SIGINT/SIGTERM stop it\n"
+     "gracefully: no new connections, in-flight requests finish, writes flush.\n"
+     "\n"
+     "Every option can also come from a KILN_* environment variable or a config\n"
+     "file (--config FILE or KILN_CONFIG; `key = value` lines). Flags win over\n"
+     "the environment, the environment over the file.\n"
+     "\n"
+     "options:\n",
+     cli_server},
+    {"version", "print the version and build commit", "usage: kiln version\n", cli_version},
+    {"help", "show help for a command", "usage: kiln help [COMMAND]\n", cli_help},
+};
+const int cli_verbs_count = sizeof cli_verbs / sizeof cli_verbs[0];
+
+const struct cli_verb *cli_find(const char *name) {
+  for (int i = 0; i < cli_verbs_count; i++)
+    if (strcmp(cli_verbs[i].name, name) == 0) return &cli_verbs[i];
+  return NULL;
+}
+
+int cli_version(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  printf("kiln %s (commit %s)\n", KILN_VERSION, KILN_COMMIT);
+  return 0;
+}
+
+void cli_server_print_options(FILE *f);
+
+int cli_help(int argc, char **argv) {
+  if (argc >= 1) {
+    const struct cli_verb *v = cli_find(argv[0]);
+    if (!v) {
+      fprintf(stderr, "kiln: no help for unknown command '%s'\n", argv[0]);
+      return 2;
+    }
+    fputs(v->usage, stdout);
+    if (v->run == cli_server) cli_server_print_options(stdout);
+    return 0;
+  }
+  printf("kiln %s — experiment tracking, model registry and serving in one binary\n\n", KILN_VERSION);
+  printf("usage: kiln COMMAND [options]\n\ncommands:\n");
+  for (int i = 0; i < cli_verbs_count; i++) printf("  %-10s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
+  printf("\nRun `kiln help COMMAND` for a command's options.\n");
+  return 0;
+}

@@ -1,0 +1,159 @@
+/* http: the server (libmicrohttpd), the router and the route table, the
+ * request/reply types handlers see, OpenAPI generation and the dashboard's
+ * static files. Handlers never see libmicrohttpd types. */
+#ifndef KILN_HTTP_H
+#define KILN_HTTP_H
+
+#include "base/base.h"
+#include "store/store.h"
+
+/* Everything a handler may reach: the composed server's parts. */
+struct app {
+  struct db *db;
+  struct blob_store *blobs;
+  const struct cfg *cfg;
+  int64_t started_at_ms;
+  const char *data_dir;
+};
+
+struct req;   /* one request; lives until its reply is sent */
+struct reply; /* what the handler answers */
+
+typedef int (*route_fn)(struct req *rq, struct reply *rp);
+
+/* Permissions a route may require. PERM_PUBLIC needs no credentials. The
+ * identity issue fills in the checks; until then every route declares one so
+ * the table is complete. */
+enum perm { PERM_NONE = 0, PERM_PUBLIC, PERM_READ, PERM_WRITE, PERM_PREDICT, PERM_ADMIN };
+const char *perm_name(enum perm p);
+
+enum route_flags {
+  ROUTE_NO_ACCESS_LOG = 1u << 0, /* probes that would flood the log */
+  ROUTE_HIDDEN = 1u << 1,        /* left out of openapi.json (docs page itself) */
+};
+
+struct route {
+  const char *method;      /* "GET", "POST", ... */
+  const char *path;        /* "/api/v1/things/{id}"; a last "{name*}" takes the rest */
+  enum perm perm;
+  const char *summary;     /* one line for the docs */
+  const char *tag;         /* OpenAPI tag */
+  const char *req_schema;  /* JSON Schema text of the body, or NULL */
+  const char *resp_schema; /* JSON Schema text of the 2xx body, or NULL (non-JSON) */
+  const char *resp_type;   /* content type when not JSON, e.g. "text/plain" */
+  route_fn fn;
+  unsigned flags;
+};
+
+/* ---- request accessors ---------------------------------------------------- */
+const char *req_method(const struct req *rq);
+const char *req_path(const struct req *rq);
+const char *req_id(const struct req *rq);
+const char *req_param(const struct req *rq, const char *name); /* path parameter */
+const char *req_query(const struct req *rq, const char *key);  /* first value */
+int req_query_all(const struct req *rq, const char *key, const char **vals, int max);
+const char *req_header(const struct req *rq, const char *name);
+const char *req_body(const struct req *rq, size_t *len);
+/* Parses the body as JSON once; NULL with e filled on malformed input. The
+ * value is owned by the request. */
+json_t *req_json(struct req *rq, struct err *e);
+struct arena *req_arena(struct req *rq);
+struct app *req_app(struct req *rq);
+const struct route *req_route(const struct req *rq);
+
+/* ---- replies ------------------------------------------------------------- */
+/* Takes ownership of body (json_decref'd after encoding). Returns 0. */
+int reply_json(struct reply *rp, int status, json_t *body);
+/* {"error_code": ..., "message": ...} with the code's HTTP status. Returns 0. */
+int reply_err(struct reply *rp, const struct err *e);
+int reply_errf(struct reply *rp, enum err_code c, const char *fmt, ...) KILN_PRINTF(3, 4);
+/* Copies data unless `persistent` (static storage that outlives the reply). */
+int reply_bytes(struct reply *rp, int status, const char *content_type, const void *data,
+                size_t len, bool persistent);
+/* Takes a malloc'd buffer (freed after sending). */
+int reply_take(struct reply *rp, int status, const char *content_type, char *data, size_t len);
+int reply_header(struct reply *rp, const char *name, const char *value); /* copies both */
+
+/* ---- router (unit-testable, no sockets) ---------------------------------- */
+struct router;
+struct router_match {
+  const struct route *route;
+  int nparams;
+  struct {
+    const char *name;
+    size_t name_len;
+    const char *value; /* points into the matched path */
+    size_t value_len;
+  } params[8];
+  bool path_matched;      /* some route has this path (405 when route is NULL) */
+  char allow[128];        /* methods allowed on this path, for 405's Allow */
+};
+struct router *router_new(void);
+void router_free(struct router *r);
+/* Fails (-ERR_INVALID_PARAMETER_VALUE) on a malformed pattern, a duplicate
+ * method+path, or a route without permission. */
+int router_add(struct router *r, const struct route *rt, struct err *e);
+int router_add_table(struct router *r, const struct route *rts, size_t n, struct err *e);
+/* Literal segments win over parameters, parameters over a trailing "*". */
+void router_match(const struct router *r, const char *method, const char *path,
+                  struct router_match *m);
+size_t router_count(const struct router *r);
+const struct route *router_at(const struct router *r, size_t i);
+
+/* ---- OpenAPI ---------------------------------------------------------------- */
+/* Builds the OpenAPI 3.1 document from the router's table; NULL and e filled
+ * when a route carries a schema that is not valid JSON. */
+json_t *openapi_build(const struct router *r, struct err *e);
+
+/* ---- static files (the dashboard) ---------------------------------------- */
+struct static_file {
+  const char *path;
+  const unsigned char *data;
+  size_t len;
+};
+/* Finds path (or path + ".gz"/".br" when accepted); sets encoding. */
+const struct static_file *static_lookup(const char *path, const char *accept_encoding,
+                                        const char **encoding);
+const char *static_content_type(const char *path);
+/* Serves a GET for a non-API path: file, or index.html for SPA routes. */
+int static_serve(struct req *rq, struct reply *rp);
+
+/* ---- server ------------------------------------------------------------------ */
+struct http_server;
+struct http_opts {
+  const char *listen;   /* "127.0.0.1:8080"; port 0 picks a free one */
+  int threads;          /* 0 = number of CPUs */
+  uint64_t max_body;    /* bytes; larger bodies answer 413 */
+  int conn_timeout_s;   /* idle connection timeout */
+  int max_conns;
+  bool access_log;
+};
+int http_server_start(struct http_server **out, const struct http_opts *o, struct router *r,
+                      struct app *app, struct err *e);
+int http_server_port(const struct http_server *s);
+/* Stops accepting, waits up to grace_ms for in-flight requests, stops. */
+void http_server_stop(struct http_server *s, int grace_ms);
+/* In-process dispatch of one request without sockets (tests, fuzzing).
+ * Headers are "Name: value" strings. out gets status and the body. */
+struct http_test_result {
+  int status;
+  struct buf body;
+  char content_type[128];
+  char allow[128];
+};
+int http_dispatch_test(struct router *r, struct app *app, const char *method, const char *url,
+                       const char *const *headers, const char *body, size_t body_len,
+                       uint64_t max_body, struct http_test_result *out);
+
+/* ---- route tables of the rooms ---------------------------------------- */
+extern const struct route sys_routes[];
+extern const size_t sys_routes_count;
+/* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
+int sys_init(struct router *r, struct err *e);
+void sys_fini(void);
+/* Registers every room's routes. */
+int routes_register_all(struct router *r, struct err *e);
+/* Metrics families of the HTTP layer (registered once). */
+void http_metrics_init(void);
+
+#endif

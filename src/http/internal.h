@@ -1,0 +1,64 @@
+/* http/internal: the request and reply as the transport and the dispatch
+ * core share them. Not for other rooms: they use http.h's accessors. */
+#ifndef KILN_HTTP_INTERNAL_H
+#define KILN_HTTP_INTERNAL_H
+
+#include "http.h"
+
+/* How a request reads headers and query arguments from its transport. */
+struct req_transport {
+  const char *(*header)(void *ctx, const char *name);
+  const char *(*query)(void *ctx, const char *key);
+  int (*query_all)(void *ctx, const char *key, const char **vals, int max);
+};
+
+#define REPLY_MAX_HEADERS 16
+
+struct reply {
+  int status;
+  const char *ctype;
+  char *body;
+  size_t len;
+  bool persistent; /* body is static storage */
+  bool set;
+  enum err_code err; /* for the access log */
+  int nheaders;
+  struct {
+    const char *name, *value;
+  } headers[REPLY_MAX_HEADERS];
+  struct arena *arena;
+};
+
+struct req {
+  struct arena arena;
+  struct app *app;
+  struct router *router;
+  struct router_match m;
+  const char *method, *path;
+  char id[68];
+  int64_t t0_us;
+  struct buf body;
+  uint64_t max_body;
+  bool too_large;
+  json_t *json;
+  bool json_done;
+  struct err json_err;
+  const struct req_transport *tp;
+  void *tp_ctx;
+  struct reply rp;
+  const char *route_label; /* pattern, "static" or "unmatched" */
+};
+
+/* Sets method, path, id (from X-Request-Id when well formed) and matches the
+ * route. */
+int req_init(struct req *rq, struct app *app, struct router *r, const char *method,
+             const char *path, const struct req_transport *tp, void *tp_ctx, uint64_t max_body);
+void req_fini(struct req *rq);
+/* Appends body bytes, flipping too_large past the limit. */
+void req_body_append(struct req *rq, const char *p, size_t n);
+/* Runs the handler (or 404/405/413/static) and fills rq->rp. */
+void http_handle(struct req *rq);
+/* Metrics and the access log once the reply has gone out. */
+void http_observe(struct req *rq, bool access_log);
+
+#endif

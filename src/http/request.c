@@ -1,0 +1,269 @@
+/* http/request: the dispatch core — request accessors, reply builders, the
+ * 404/405/413 answers, metrics and the access log. No sockets here, so
+ * handlers and routing are testable in-process. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct metric_family *m_requests, *m_duration, *m_inflight;
+static struct metric_series *m_inflight_s;
+
+void http_metrics_init(void) {
+  static const char *const l3[] = {"method", "route", "status"};
+  static const char *const l2[] = {"method", "route"};
+  m_requests = metrics_family("kiln_http_requests_total", "HTTP requests answered, by route pattern",
+                              METRIC_COUNTER, 3, l3, NULL, 0);
+  m_duration = metrics_family("kiln_http_request_duration_seconds",
+                              "Time from the first byte of a request to its reply being queued",
+                              METRIC_HISTOGRAM, 2, l2, NULL, 0);
+  m_inflight = metrics_family("kiln_http_requests_in_flight", "Requests being handled now",
+                              METRIC_GAUGE, 0, NULL, NULL, 0);
+  m_inflight_s = metrics_series(m_inflight, NULL);
+}
+
+/* ---- request ---------------------------------------------------------------- */
+
+static bool request_id_ok(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 64) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.') return false;
+  return true;
+}
+
+int req_init(struct req *rq, struct app *app, struct router *r, const char *method,
+             const char *path, const struct req_transport *tp, void *tp_ctx, uint64_t max_body) {
+  memset(rq, 0, sizeof *rq);
+  arena_init(&rq->arena, 8192, 0);
+  rq->app = app;
+  rq->router = r;
+  rq->tp = tp;
+  rq->tp_ctx = tp_ctx;
+  rq->max_body = max_body;
+  rq->t0_us = time_mono_us();
+  rq->method = arena_strdup(&rq->arena, method);
+  rq->path = arena_strdup(&rq->arena, path);
+  buf_init(&rq->body);
+  rq->rp.arena = &rq->arena;
+  if (!rq->method || !rq->path) return -ERR_NO_MEMORY;
+  const char *in = tp->header(tp_ctx, "X-Request-Id");
+  if (request_id_ok(in)) str_copy(rq->id, sizeof rq->id, in);
+  else id_random_hex(rq->id, 16);
+  router_match(r, rq->method, rq->path, &rq->m);
+  rq->route_label = rq->m.route ? rq->m.route->path : "unmatched";
+  if (m_inflight_s) metrics_add(m_inflight_s, 1);
+  return 0;
+}
+
+void req_fini(struct req *rq) {
+  if (m_inflight_s) metrics_add(m_inflight_s, -1);
+  if (rq->json) json_decref(rq->json);
+  if (rq->rp.body && !rq->rp.persistent) free(rq->rp.body);
+  buf_fini(&rq->body);
+  arena_fini(&rq->arena);
+}
+
+void req_body_append(struct req *rq, const char *p, size_t n) {
+  if (rq->too_large) return;
+  if (rq->body.len + n > rq->max_body) {
+    rq->too_large = true;
+    buf_fini(&rq->body);
+    return;
+  }
+  if (buf_append(&rq->body, p, n)) {
+    rq->too_large = true; /* out of memory on a big body: refuse it, do not crash */
+    buf_fini(&rq->body);
+  }
+}
+
+const char *req_method(const struct req *rq) { return rq->method; }
+const char *req_path(const struct req *rq) { return rq->path; }
+const char *req_id(const struct req *rq) { return rq->id; }
+struct arena *req_arena(struct req *rq) { return &rq->arena; }
+struct app *req_app(struct req *rq) { return rq->app; }
+const struct route *req_route(const struct req *rq) { return rq->m.route; }
+
+const char *req_param(const struct req *rq, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < rq->m.nparams; i++) {
+    if (rq->m.params[i].name_len == n && memcmp(rq->m.params[i].name, name, n) == 0)
+      return arena_strndup((struct arena *)&rq->arena, rq->m.params[i].value, rq->m.params[i].value_len);
+  }
+  return NULL;
+}
+
+const char *req_query(const struct req *rq, const char *key) { return rq->tp->query(rq->tp_ctx, key); }
+int req_query_all(const struct req *rq, const char *key, const char **vals, int max) {
+  return rq->tp->query_all(rq->tp_ctx, key, vals, max);
+}
+const char *req_header(const struct req *rq, const char *name) { return rq->tp->header(rq->tp_ctx, name); }
+
+const char *req_body(const struct req *rq, size_t *len) {
+  if (len) *len = rq->body.len;
+  return rq->body.data ? rq->body.data : "";
+}
+
+json_t *req_json(struct req *rq, struct err *e) {
+  if (!rq->json_done) {
+    rq->json_done = true;
+    rq->json = json_parse(rq->body.data ? rq->body.data : "", rq->body.len, &rq->json_err);
+  }
+  if (!rq->json && e) *e = rq->json_err;
+  return rq->json;
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static void reply_clear_body(struct reply *rp) {
+  if (rp->body && !rp->persistent) free(rp->body);
+  rp->body = NULL;
+  rp->len = 0;
+  rp->persistent = false;
+}
+
+int reply_take(struct reply *rp, int status, const char *content_type, char *data, size_t len) {
+  reply_clear_body(rp);
+  rp->status = status;
+  rp->ctype = content_type;
+  rp->body = data;
+  rp->len = len;
+  rp->set = true;
+  return 0;
+}
+
+int reply_bytes(struct reply *rp, int status, const char *content_type, const void *data,
+                size_t len, bool persistent) {
+  if (persistent) {
+    reply_clear_body(rp);
+    rp->status = status;
+    rp->ctype = content_type;
+    rp->body = (char *)data;
+    rp->len = len;
+    rp->persistent = true;
+    rp->set = true;
+    return 0;
+  }
+  char *p = malloc(len ? len : 1);
+  if (!p) return reply_errf(rp, ERR_NO_MEMORY, "out of memory building the reply");
+  if (len) memcpy(p, data, len);
+  return reply_take(rp, status, content_type, p, len);
+}
+
+int reply_json(struct reply *rp, int status, json_t *body) {
+  struct buf b;
+  buf_init(&b);
+  int rc = body ? json_emit(&b, body) : buf_puts(&b, "{}");
+  json_decref(body);
+  if (rc) {
+    buf_fini(&b);
+    /* a static reply needs no memory */
+    static const char oom[] = "{\"error_code\":\"RESOURCE_EXHAUSTED\",\"message\":\"out of memory\"}";
+    reply_bytes(rp, 503, "application/json", oom, sizeof oom - 1, true);
+    rp->err = ERR_NO_MEMORY;
+    return 0;
+  }
+  size_t len = b.len;
+  return reply_take(rp, status, "application/json", buf_steal(&b), len);
+}
+
+int reply_err(struct reply *rp, const struct err *e) {
+  enum err_code c = e && e->code != ERR_OK ? e->code : ERR_INTERNAL;
+  const char *msg = e && e->msg[0] ? e->msg : err_default_msg(c);
+  struct buf b;
+  buf_init(&b);
+  int rc = buf_puts(&b, "{\"error_code\":");
+  if (!rc) rc = json_escape_buf(&b, err_code_str(c));
+  if (!rc) rc = buf_puts(&b, ",\"message\":");
+  if (!rc) rc = json_escape_buf(&b, msg);
+  if (!rc) rc = buf_putc(&b, '}');
+  if (rc) {
+    buf_fini(&b);
+    static const char oom[] = "{\"error_code\":\"RESOURCE_EXHAUSTED\",\"message\":\"out of memory\"}";
+    reply_bytes(rp, 503, "application/json", oom, sizeof oom - 1, true);
+  } else {
+    size_t len = b.len;
+    reply_take(rp, err_http_status(c), "application/json", buf_steal(&b), len);
+  }
+  rp->err = c;
+  return 0;
+}
+
+int reply_errf(struct reply *rp, enum err_code c, const char *fmt, ...) {
+  struct err e;
+  e.code = c;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+  va_end(ap);
+  return reply_err(rp, &e);
+}
+
+int reply_header(struct reply *rp, const char *name, const char *value) {
+  for (int i = 0; i < rp->nheaders; i++) {
+    if (strcasecmp(rp->headers[i].name, name) == 0) {
+      rp->headers[i].value = arena_strdup(rp->arena, value);
+      return 0;
+    }
+  }
+  if (rp->nheaders == REPLY_MAX_HEADERS) return -ERR_INTERNAL;
+  rp->headers[rp->nheaders].name = arena_strdup(rp->arena, name);
+  rp->headers[rp->nheaders].value = arena_strdup(rp->arena, value);
+  rp->nheaders++;
+  return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static bool is_api_path(const char *p) {
+  return str_has_prefix(p, "/api/") || str_eq(p, "/api") || str_has_prefix(p, "/ajax-api/") ||
+         str_has_prefix(p, "/v2/") || str_eq(p, "/v2") || str_eq(p, "/metrics") ||
+         str_eq(p, "/healthz") || str_eq(p, "/readyz");
+}
+
+void http_handle(struct req *rq) {
+  struct reply *rp = &rq->rp;
+  if (rq->too_large) {
+    reply_errf(rp, ERR_PAYLOAD_TOO_LARGE, "request body exceeds the limit of %llu bytes",
+               (unsigned long long)rq->max_body);
+  } else if (rq->m.route) {
+    rq->m.route->fn(rq, rp);
+    if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
+  } else if (rq->m.path_matched) {
+    reply_errf(rp, ERR_METHOD_NOT_ALLOWED, "method %s is not allowed on %s; allowed: %s",
+               rq->method, rq->path, rq->m.allow);
+    reply_header(rp, "Allow", rq->m.allow);
+  } else if ((str_eq(rq->method, "GET") || str_eq(rq->method, "HEAD")) && !is_api_path(rq->path)) {
+    rq->route_label = "static";
+    static_serve(rq, rp);
+  } else {
+    reply_errf(rp, ERR_ENDPOINT_NOT_FOUND, "no endpoint %s %s", rq->method, rq->path);
+  }
+  reply_header(rp, "X-Request-Id", rq->id);
+}
+
+void http_observe(struct req *rq, bool access_log) {
+  int64_t us = time_mono_us() - rq->t0_us;
+  char status[8];
+  snprintf(status, sizeof status, "%d", rq->rp.status);
+  const char *l3[] = {rq->method, rq->route_label, status};
+  const char *l2[] = {rq->method, rq->route_label};
+  metrics_add(metrics_series(m_requests, l3), 1);
+  metrics_observe(metrics_series(m_duration, l2), (double)us / 1e6);
+  if (!access_log || (rq->m.route && (rq->m.route->flags & ROUTE_NO_ACCESS_LOG))) return;
+  struct buf b;
+  buf_init(&b);
+  buf_printf(&b, "{\"ts\":%.3f,\"level\":\"info\",\"event\":\"http.access\",\"method\":", time_wall_s());
+  json_escape_buf(&b, rq->method);
+  buf_puts(&b, ",\"route\":");
+  json_escape_buf(&b, rq->route_label);
+  buf_puts(&b, ",\"path\":");
+  json_escape_buf(&b, rq->path);
+  buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"us\":%lld,\"request_id\":\"%s\"", rq->rp.status,
+             rq->rp.len, (long long)us, rq->id);
+  if (rq->rp.status >= 400) buf_printf(&b, ",\"error_code\":\"%s\"", err_code_str(rq->rp.err));
+  buf_putc(&b, '}');
+  if (b.data) log_line(b.data, b.len);
+  buf_fini(&b);
+}

@@ -1,0 +1,318 @@
+/* http/server: libmicrohttpd glue — the listening socket, the thread pool,
+ * body collection, reply sending and graceful shutdown. Everything above
+ * the transport lives in request.c. */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct http_server {
+  struct MHD_Daemon *d;
+  struct router *router;
+  struct app *app;
+  struct http_opts o;
+  int listen_fd;
+  int port;
+  _Atomic int inflight;
+};
+
+/* a request's transport context is its MHD connection */
+static const char *mhd_header(void *ctx, const char *name) {
+  return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+static const char *mhd_query(void *ctx, const char *key) {
+  return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
+}
+
+struct qa_ctx {
+  const char *key;
+  const char **vals;
+  int max, n;
+};
+
+static enum MHD_Result qa_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  struct qa_ctx *c = cls;
+  if (key && str_eq(key, c->key)) {
+    if (c->n < c->max) c->vals[c->n] = value ? value : "";
+    c->n++;
+  }
+  return MHD_YES;
+}
+
+static int mhd_query_all(void *ctx, const char *key, const char **vals, int max) {
+  struct qa_ctx c = {key, vals, max, 0};
+  MHD_get_connection_values(ctx, MHD_GET_ARGUMENT_KIND, qa_iter, &c);
+  return c.n;
+}
+
+static const struct req_transport mhd_transport = {mhd_header, mhd_query, mhd_query_all};
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct req *rq) {
+  struct reply *rp = &rq->rp;
+  struct MHD_Response *res;
+  if (rp->persistent) {
+    res = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_PERSISTENT);
+  } else {
+    /* MHD frees the body once sent; the request no longer owns it */
+    res = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
+    if (res) rp->body = NULL;
+  }
+  if (!res) return MHD_NO;
+  if (rp->ctype) MHD_add_response_header(res, "Content-Type", rp->ctype);
+  for (int i = 0; i < rp->nheaders; i++)
+    MHD_add_response_header(res, rp->headers[i].name, rp->headers[i].value);
+  enum MHD_Result r = MHD_queue_response(conn, (unsigned)rp->status, res);
+  MHD_destroy_response(res);
+  return r;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls) {
+  (void)version;
+  struct http_server *s = cls;
+  struct req *rq = *con_cls;
+  if (!rq) {
+    rq = malloc(sizeof *rq);
+    if (!rq) return MHD_NO;
+    atomic_fetch_add(&s->inflight, 1);
+    if (req_init(rq, s->app, s->router, method, url, &mhd_transport, conn, s->o.max_body)) {
+      req_fini(rq);
+      free(rq);
+      atomic_fetch_sub(&s->inflight, 1);
+      return MHD_NO;
+    }
+    *con_cls = rq;
+    /* refuse an announced oversized body before reading any of it */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    uint64_t n;
+    if (cl && str_to_u64(cl, &n) == 0 && n > s->o.max_body) {
+      rq->too_large = true;
+      http_handle(rq);
+      return send_reply(conn, rq);
+    }
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    req_body_append(rq, upload, *upload_size);
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (rq->rp.set) return MHD_YES; /* already answered (early 413) */
+  http_handle(rq);
+  return send_reply(conn, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)conn;
+  (void)toe;
+  struct http_server *s = cls;
+  struct req *rq = *con_cls;
+  if (!rq) return;
+  *con_cls = NULL;
+  if (rq->rp.set) http_observe(rq, s->o.access_log);
+  req_fini(rq);
+  free(rq);
+  atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* Small replies must not wait for Nagle's algorithm (~40 ms with delayed ACKs). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code) {
+  (void)cls;
+  (void)socket_ctx;
+  if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci) {
+    int one = 1;
+    setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && msg[n - 1] == '\n') msg[--n] = 0;
+  log_msg(LOG_WARN, "http.mhd", "%s", msg);
+}
+
+/* "host:port", "[v6]:port" or ":port" */
+static int open_listener(const char *listen_addr, int *fd_out, int *port_out, struct err *e) {
+  char host[256];
+  const char *colon = strrchr(listen_addr, ':');
+  if (!colon) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "listen address '%s' needs host:port", listen_addr);
+  size_t hl = (size_t)(colon - listen_addr);
+  if (hl >= sizeof host) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "listen host too long");
+  memcpy(host, listen_addr, hl);
+  host[hl] = 0;
+  char *h = host;
+  if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+    h[hl - 1] = 0;
+    h++;
+  }
+  uint64_t port;
+  if (str_to_u64(colon + 1, &port) || port > 65535)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad port in listen address '%s'", listen_addr);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  struct addrinfo *res = NULL;
+  int gai = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
+  if (gai) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "cannot resolve '%s': %s", listen_addr, gai_strerror(gai));
+  int fd = -1, saved = 0;
+  for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
+      saved = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return err_set(e, ERR_IO, "cannot listen on %s: %s", listen_addr, strerror(saved));
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  *port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  *fd_out = fd;
+  return 0;
+}
+
+int http_server_start(struct http_server **out, const struct http_opts *o, struct router *r,
+                      struct app *app, struct err *e) {
+  struct http_server *s = calloc(1, sizeof *s);
+  if (!s) return err_set(e, ERR_NO_MEMORY, NULL);
+  s->o = *o;
+  s->router = r;
+  s->app = app;
+  int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads < 1) threads = 1;
+  int rc = open_listener(o->listen, &s->listen_fd, &s->port, e);
+  if (rc) {
+    free(s);
+    return rc;
+  }
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_TURBO;
+  s->d = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)(o->conn_timeout_s > 0 ? o->conn_timeout_s : 60), MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)(o->max_conns > 0 ? o->max_conns : 4096), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+  if (!s->d) {
+    close(s->listen_fd);
+    free(s);
+    return err_set(e, ERR_INTERNAL, "cannot start the HTTP server on %s", o->listen);
+  }
+  *out = s;
+  return 0;
+}
+
+int http_server_port(const struct http_server *s) { return s->port; }
+
+void http_server_stop(struct http_server *s, int grace_ms) {
+  if (!s) return;
+  /* stop accepting first; connections already open keep being served */
+  MHD_socket lfd = MHD_quiesce_daemon(s->d);
+  if (lfd != MHD_INVALID_SOCKET) close(lfd);
+  int64_t deadline = time_mono_us() + (int64_t)grace_ms * 1000;
+  while (atomic_load(&s->inflight) > 0 && time_mono_us() < deadline) usleep(2000);
+  int left = atomic_load(&s->inflight);
+  if (left > 0) log_warn("http.shutdown", "%d requests still in flight after %d ms; closing", left, grace_ms);
+  MHD_stop_daemon(s->d);
+  free(s);
+}
+
+/* ---- in-process dispatch for tests and fuzzing -------------------------- */
+
+struct test_ctx {
+  const char *const *headers;
+  char *query; /* decoded copy: "k=v\0k2=v2\0" pairs */
+  const char *keys[64];
+  const char *vals[64];
+  int nq;
+};
+
+static const char *t_header(void *ctx, const char *name) {
+  struct test_ctx *t = ctx;
+  size_t n = strlen(name);
+  for (int i = 0; t->headers && t->headers[i]; i++)
+    if (strncasecmp(t->headers[i], name, n) == 0 && t->headers[i][n] == ':') {
+      const char *v = t->headers[i] + n + 1;
+      while (*v == ' ') v++;
+      return v;
+    }
+  return NULL;
+}
+static const char *t_query(void *ctx, const char *key) {
+  struct test_ctx *t = ctx;
+  for (int i = 0; i < t->nq; i++)
+    if (str_eq(t->keys[i], key)) return t->vals[i];
+  return NULL;
+}
+static int t_query_all(void *ctx, const char *key, const char **vals, int max) {
+  struct test_ctx *t = ctx;
+  int n = 0;
+  for (int i = 0; i < t->nq; i++)
+    if (str_eq(t->keys[i], key)) {
+      if (n < max) vals[n] = t->vals[i];
+      n++;
+    }
+  return n;
+}
+static const struct req_transport test_transport = {t_header, t_query, t_query_all};
+
+int http_dispatch_test(struct router *r, struct app *app, const char *method, const char *url,
+                       const char *const *headers, const char *body, size_t body_len,
+                       uint64_t max_body, struct http_test_result *out) {
+  struct test_ctx t = {.headers = headers};
+  const char *qm = strchr(url, '?');
+  char *path = qm ? strndup(url, (size_t)(qm - url)) : strdup(url);
+  if (qm) {
+    t.query = strdup(qm + 1);
+    char *save = NULL;
+    for (char *kv = strtok_r(t.query, "&", &save); kv && t.nq < 64; kv = strtok_r(NULL, "&", &save)) {
+      char *eq = strchr(kv, '=');
+      if (eq) *eq = 0;
+      t.keys[t.nq] = kv;
+      t.vals[t.nq] = eq ? eq + 1 : "";
+      t.nq++;
+    }
+  }
+  struct req rq;
+  int rc = req_init(&rq, app, r, method, path, &test_transport, &t, max_body);
+  if (rc == 0) {
+    if (body && body_len) req_body_append(&rq, body, body_len);
+    http_handle(&rq);
+    http_observe(&rq, false);
+    out->status = rq.rp.status;
+    buf_init(&out->body);
+    buf_append(&out->body, rq.rp.body ? rq.rp.body : "", rq.rp.len);
+    str_copy(out->content_type, sizeof out->content_type, rq.rp.ctype ? rq.rp.ctype : "");
+    out->allow[0] = 0;
+    for (int i = 0; i < rq.rp.nheaders; i++)
+      if (strcasecmp(rq.rp.headers[i].name, "Allow") == 0)
+        str_copy(out->allow, sizeof out->allow, rq.rp.headers[i].value);
+  }
+  req_fini(&rq);
+  free(path);
+  free(t.query);
+  return rc;
+}
