@@ -22,7 +22,8 @@ LIB_OBJ  := $(filter-out build/obj/src/main.o,$(OBJ))
 ASAN_OBJ := $(LIB_OBJ:build/obj/%=build/asan/%)
 UNIT_SRC := $(shell find tests/unit -name '*.c' 2>/dev/null | sort)
 MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
-UI_SRC   := $(shell find ui/src ui/index.html ui/package.json ui/vite.config.ts ui/scripts -type f 2>/dev/null)
+UI_SRC   := $(shell find ui/src ui/public ui/scripts ui/index.html ui/package.json ui/package-lock.json \
+              ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
 
 .PHONY: all run test asan bench unit api sdk e2e fuzz crash check-banned ui bootstrap clean fmt distclean
 
@@ -56,8 +57,13 @@ build/gen/ui_assets.c: $(UI_SRC) scripts/embed_assets.py
 	else echo "note: npm not found; building without the dashboard"; fi
 	$(PY) scripts/embed_assets.py $@ ui $(if $(KILN_NO_UI),build/no-ui,ui/dist)
 
-ui:
-	@cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build
+# npm ci again whenever the lock file changes
+ui/node_modules/.kiln-stamp: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+ui: ui/node_modules/.kiln-stamp
+	@cd ui && npm run --silent build
 
 -include $(OBJ:.o=.d)
 

@@ -1,0 +1,46 @@
+// The app shell: header, left navigation built from the page registry, and the
+// content area showing the page for the current path.
+import { findPage, pages } from "./pages";
+import { NotFound } from "./pages/NotFound";
+import { linkClick, usePath } from "./router";
+
+export function App() {
+  const path = usePath();
+  const page = findPage(path);
+  const Page = page?.component;
+
+  return (
+    <div class="shell" data-testid="app-shell">
+      <header class="topbar">
+        <a class="brand" href="/" onClick={(e) => linkClick(e, "/")}>
+          <svg class="brand-mark" viewBox="0 0 32 32" aria-hidden="true">
+            <path
+              d="M16 5c1.5 4.5 7 7 7 13a7 7 0 0 1-14 0c0-3.2 1.8-5.2 3.4-6.8.3 2 1.1 3.3 2.4 3.8C14 11.5 14.6 8 16 5z"
+              fill="currentColor"
+            />
+          </svg>
+          <span data-testid="app-title">Kiln</span>
+        </a>
+        <span class="topbar-tag">MLOps platform</span>
+      </header>
+      <nav class="sidenav" aria-label="Main">
+        <ul>
+          {pages.map((d) => (
+            <li key={d.id}>
+              <a
+                href={d.path}
+                class={page?.id === d.id ? "active" : undefined}
+                aria-current={page?.id === d.id ? "page" : undefined}
+                data-testid={`nav-${d.id}`}
+                onClick={(e) => linkClick(e, d.path)}
+              >
+                {d.title}
+              </a>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main class="content">{Page ? <Page /> : <NotFound path={path} />}</main>
+    </div>
+  );
+}
