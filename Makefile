@@ -8,7 +8,7 @@ PY      := /usr/bin/python3
 PKGS    := libmicrohttpd jansson sqlite3 libsodium libzstd
 COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow -Wno-unused-parameter \
-               -Wformat=2 -Wvla -fno-strict-aliasing -DKILN_COMMIT='"$(COMMIT)"' \
+               -Wformat=2 -Wvla -fno-strict-aliasing \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
@@ -16,7 +16,7 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 
 SRC      := $(shell find src -name '*.c' | sort)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
-GEN      := build/gen/migrations.c build/gen/ui_assets.c
+GEN      := build/gen/migrations.c build/gen/ui_assets.c build/gen/commit.c
 OBJ      := $(SRC:%.c=build/obj/%.o) $(GEN:build/gen/%.c=build/obj/gen/%.o)
 LIB_OBJ  := $(filter-out build/obj/src/main.o,$(OBJ))
 ASAN_OBJ := $(LIB_OBJ:build/obj/%=build/asan/%)
@@ -25,7 +25,7 @@ MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
 UI_SRC   := $(shell find ui/src ui/public ui/scripts ui/index.html ui/package.json ui/package-lock.json \
               ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: all run test asan bench unit api sdk e2e fuzz crash check-banned ui bootstrap clean fmt distclean
+.PHONY: FORCE all run test asan bench unit api sdk e2e fuzz crash check-banned ui bootstrap clean fmt distclean
 
 all: build/kiln
 
@@ -43,6 +43,14 @@ build/obj/%.o: %.c
 build/obj/gen/%.o: build/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O0 -c $< -o $@
+
+# Rewritten only when the commit changes, so it relinks but never rebuilds all.
+build/gen/commit.c: FORCE
+	@mkdir -p build/gen
+	@echo 'const char kiln_commit[] = "$(COMMIT)";' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
 
 build/gen/migrations.c: $(MIGRATIONS) scripts/embed_assets.py
 	@mkdir -p build/gen

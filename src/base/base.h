@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 #define KILN_VERSION "0.1.0"
-#ifndef KILN_COMMIT
-#define KILN_COMMIT "unknown"
-#endif
+/* The git commit the binary was built from (generated at build time, so a
+ * new commit relinks without recompiling everything). */
+extern const char kiln_commit[];
 
 #if defined(__GNUC__)
 #define KILN_PRINTF(a, b) __attribute__((format(printf, a, b)))

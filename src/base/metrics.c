@@ -378,7 +378,7 @@ void metrics_process_register(void) {
   metrics_func("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
                METRIC_GAUGE, m_start, NULL);
   static const char *const bl[] = {"version", "commit"};
-  static const char *const bv[] = {KILN_VERSION, KILN_COMMIT};
+  static const char *const bv[] = {KILN_VERSION, kiln_commit};
   struct metric_family *bi = metrics_family("kiln_build_info", "Kiln build information; always 1.",
                                             METRIC_GAUGE, 2, bl, NULL, 0);
   metrics_set(metrics_series(bi, bv), 1);

@@ -36,7 +36,7 @@ const struct cli_verb *cli_find(const char *name) {
 int cli_version(int argc, char **argv) {
   (void)argc;
   (void)argv;
-  printf("kiln %s (commit %s)\n", KILN_VERSION, KILN_COMMIT);
+  printf("kiln %s (commit %s)\n", KILN_VERSION, kiln_commit);
   return 0;
 }
 

@@ -64,7 +64,7 @@ static int h_server_info(struct req *rq, struct reply *rp) {
   int64_t now = time_wall_ms();
   return reply_json(rp, 200,
                     json_pack("{s:s, s:s, s:s, s:I, s:f, s:{s:s, s:i}}", "name", "kiln", "version",
-                              KILN_VERSION, "commit", KILN_COMMIT, "started_at_ms",
+                              KILN_VERSION, "commit", kiln_commit, "started_at_ms",
                               (json_int_t)app->started_at_ms, "uptime_s",
                               (double)(now - app->started_at_ms) / 1000.0, "store", "driver",
                               app->db ? db_driver_name(app->db) : "none", "migrations",

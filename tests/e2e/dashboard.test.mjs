@@ -259,6 +259,22 @@ describe("dashboard", { timeout: 120_000 }, () => {
     assert.deepEqual(pageErrors, []);
   });
 
+  it("renders the API reference from the live OpenAPI description", async () => {
+    const spec = await getJSON(base, "/api/openapi.json");
+    assert.equal(spec.status, 200);
+    const res = await page.goto(base + "/api/docs");
+    assert.equal(res.status(), 200);
+    // Swagger UI renders one block per operation; every route in the spec must show up.
+    const ops = Object.entries(spec.body.paths).flatMap(([p, item]) => Object.keys(item).map((m) => `${m} ${p}`));
+    await page.locator(".opblock").first().waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator(".opblock").count(), ops.length, `operations: ${ops.join(", ")}`);
+    assert.match(await page.locator(".info .title").first().textContent(), /Kiln API/);
+    await page.locator(".opblock-summary-path", { hasText: "/api/v1/echo" }).first().waitFor();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "api-docs.png"), fullPage: false });
+    assert.deepEqual(pageErrors, []);
+  });
+
   it("stops cleanly on SIGTERM", async () => {
     await browser.close();
     browser = null;
