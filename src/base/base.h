@@ -146,6 +146,9 @@ double time_wall_s(void);
 /* ---- ids and hashing ------------------------------------------------------ */
 int base_init(void); /* libsodium init; call once at start */
 void id_random_hex(char *out, size_t nbytes); /* out gets 2*nbytes hex + NUL */
+/* 32 hex chars, unique and unpredictable enough for correlation ids (not
+ * secrets): a per-thread generator seeded from the CSPRNG, no syscall. */
+void id_request_hex(char out[33]);
 void hex_encode(char *out, const uint8_t *in, size_t n);
 int hex_decode(uint8_t *out, size_t cap, const char *hex); /* bytes or -1 */
 struct sha256 {

@@ -66,3 +66,26 @@ bool sha256_hex_valid(const char *s) {
 }
 
 bool secret_eq(const void *a, const void *b, size_t n) { return sodium_memcmp(a, b, n) == 0; }
+
+/* splitmix64 over a per-thread seed: request ids need uniqueness, not
+ * secrecy, and a getrandom(2) per request would show in the serving path. */
+static _Thread_local uint64_t id_state[2];
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void id_request_hex(char out[33]) {
+  if (id_state[1] == 0) {
+    randombytes_buf(id_state, sizeof id_state);
+    id_state[1] |= 1;
+  }
+  uint8_t b[16];
+  uint64_t a = splitmix64(&id_state[0]), c = splitmix64(&id_state[0]) ^ id_state[1];
+  memcpy(b, &a, 8);
+  memcpy(b + 8, &c, 8);
+  hex_encode(out, b, 16);
+}

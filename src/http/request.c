@@ -50,7 +50,7 @@ int req_init(struct req *rq, struct app *app, struct router *r, const char *meth
   if (!rq->method || !rq->path) return -ERR_NO_MEMORY;
   const char *in = tp->header(tp_ctx, "X-Request-Id");
   if (request_id_ok(in)) str_copy(rq->id, sizeof rq->id, in);
-  else id_random_hex(rq->id, 16);
+  else id_request_hex(rq->id);
   router_match(r, rq->method, rq->path, &rq->m);
   rq->route_label = rq->m.route ? rq->m.route->path : "unmatched";
   if (m_inflight_s) metrics_add(m_inflight_s, 1);

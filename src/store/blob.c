@@ -410,17 +410,21 @@ static int blob_put_job_fn(struct db_conn *c, void *arg, struct err *e) {
   struct blob_put_job *j = arg;
   const struct blob_backend *ops = j->bs->ops;
   int64_t now = time_wall_ms();
-  struct db_stmt *s = db_prepare(c, "SELECT stored_size FROM blobs WHERE sha256 = ?", e);
+  struct db_stmt *s = db_prepare(c, "SELECT encrypted FROM blobs WHERE sha256 = ?", e);
   if (!s) return blob_errc(e);
   db_bind_text(s, 1, j->sha);
   int rc = db_step(s, e);
   if (rc < 0) return rc;
   bool row = rc == DB_ROW;
+  bool row_encrypted = row && db_col_i64(s, 0) != 0;
   db_stmt_done(s);
   int have = ops->exists(j->bs->be, j->sha);
   if (have < 0) return err_set(e, ERR_IO, "cannot check blob object %s", j->sha);
 
-  if (row && have) {
+  /* A store with a key never keeps plaintext it is asked to store again:
+   * the encrypted copy replaces it (rename is atomic; open readers keep the
+   * old file). */
+  if (row && have && (row_encrypted || !j->encrypted || !j->tmp)) {
     /* Identical content is already stored: keep that object, and restart
      * its GC grace period so the caller has time to reference it. */
     s = db_prepare(c, "UPDATE blobs SET last_put_at = ? WHERE sha256 = ?", e);
@@ -730,7 +734,8 @@ static ssize_t blob_r_step(struct blob_reader *r, uint8_t *p, size_t cap, struct
       if (r->pay_eof) return blob_r_finish(r, e);
       continue;
     }
-    if (avail == 0) return blob_r_corrupt(r, e, "truncated zstd frame");
+    /* With the payload exhausted zstd is still called: it may hold decoded
+     * output that did not fit the caller's buffer last time. */
     ZSTD_inBuffer in = {r->pay + r->pay_pos, avail, 0};
     ZSTD_outBuffer out = {p, cap, 0};
     size_t z = ZSTD_decompressStream(r->dctx, &out, &in);
@@ -745,6 +750,8 @@ static ssize_t blob_r_step(struct blob_reader *r, uint8_t *p, size_t cap, struct
       int rc = blob_r_account(r, p, out.pos, e);
       return rc ? rc : (ssize_t)out.pos;
     }
+    if (!r->frame_done && avail == 0 && r->pay_eof)
+      return blob_r_corrupt(r, e, "truncated zstd frame");
   }
 }
 

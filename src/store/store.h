@@ -115,7 +115,7 @@ struct blob_reader;
 struct blob_opts {
   const char *master_key_hex; /* 64 hex chars = 32-byte key, or NULL: no encryption */
   int zstd_level;             /* default 3 */
-  bool compress;              /* default true: zstd where it pays */
+  bool compress;              /* zstd where it pays; a NULL opts means true, a zeroed struct false */
 };
 
 /* url: "file:DIR" or a bare directory. db records the blobs (refcounts, GC). */
