@@ -34,8 +34,9 @@ json_t *json_parse(const char *text, size_t n, struct err *e) {
   }
   long deep = json_depth_fault(text, n);
   if (deep >= 0) {
+    /* 1-based, like jansson's positions in the other message */
     err_set(e, ERR_MALFORMED_JSON, "JSON nested deeper than %d levels at byte %ld", JSON_MAX_DEPTH,
-            deep);
+            deep + 1);
     return NULL;
   }
   json_error_t je;

@@ -21,6 +21,7 @@ struct reply {
   size_t len;
   bool persistent; /* body is static storage */
   bool set;
+  bool v2_errors;    /* /v2/ errors also carry the protocol's "error" key */
   enum err_code err; /* for the access log */
   int nheaders;
   struct {

@@ -47,6 +47,7 @@ int req_init(struct req *rq, struct app *app, struct router *r, const char *meth
   rq->path = arena_strdup(&rq->arena, path);
   buf_init(&rq->body);
   rq->rp.arena = &rq->arena;
+  rq->rp.v2_errors = str_has_prefix(path, "/v2/") || str_eq(path, "/v2");
   if (!rq->method || !rq->path) return -ERR_NO_MEMORY;
   const char *in = tp->header(tp_ctx, "X-Request-Id");
   if (request_id_ok(in)) str_copy(rq->id, sizeof rq->id, in);
@@ -177,6 +178,9 @@ int reply_err(struct reply *rp, const struct err *e) {
   if (!rc) rc = json_escape_buf(&b, err_code_str(c));
   if (!rc) rc = buf_puts(&b, ",\"message\":");
   if (!rc) rc = json_escape_buf(&b, msg);
+  /* Open Inference Protocol clients read {"error": "..."} */
+  if (!rc && rp->v2_errors) rc = buf_puts(&b, ",\"error\":");
+  if (!rc && rp->v2_errors) rc = json_escape_buf(&b, msg);
   if (!rc) rc = buf_putc(&b, '}');
   if (rc) {
     buf_fini(&b);
@@ -243,12 +247,21 @@ void http_handle(struct req *rq) {
   reply_header(rp, "X-Request-Id", rq->id);
 }
 
+/* Label values must come from a closed set, or a client could mint series. */
+static const char *method_label(const char *m) {
+  static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (str_eq(m, known[i])) return known[i];
+  return "other";
+}
+
 void http_observe(struct req *rq, bool access_log) {
   int64_t us = time_mono_us() - rq->t0_us;
   char status[8];
   snprintf(status, sizeof status, "%d", rq->rp.status);
-  const char *l3[] = {rq->method, rq->route_label, status};
-  const char *l2[] = {rq->method, rq->route_label};
+  const char *ml = method_label(rq->method);
+  const char *l3[] = {ml, rq->route_label, status};
+  const char *l2[] = {ml, rq->route_label};
   metrics_add(metrics_series(m_requests, l3), 1);
   metrics_observe(metrics_series(m_duration, l2), (double)us / 1e6);
   if (!access_log || (rq->m.route && (rq->m.route->flags & ROUTE_NO_ACCESS_LOG))) return;

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Most bytes of an oversized body read and dropped before answering 413. */
+#define HTTP_DISCARD_MAX (64u << 20)
+
 struct http_server {
   struct MHD_Daemon *d;
   struct router *router;
@@ -93,13 +96,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       return MHD_NO;
     }
     *con_cls = rq;
-    /* refuse an announced oversized body before reading any of it */
+    /* An announced oversized body is refused. Up to a bound we read and drop
+     * it first: answering mid-upload makes the kernel reset the connection
+     * and the client would see a reset, not the 413. Past the bound we
+     * answer at once rather than swallow gigabytes. */
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     uint64_t n;
     if (cl && str_to_u64(cl, &n) == 0 && n > s->o.max_body) {
       rq->too_large = true;
-      http_handle(rq);
-      return send_reply(conn, rq);
+      buf_fini(&rq->body);
+      /* a client that asked `Expect: 100-continue` waits for our answer and
+       * will not send the body: answer it at once */
+      const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+      if (n - s->o.max_body > HTTP_DISCARD_MAX || (expect && strcasecmp(expect, "100-continue") == 0)) {
+        http_handle(rq);
+        return send_reply(conn, rq);
+      }
     }
     return MHD_YES;
   }
