@@ -134,6 +134,12 @@ enum log_level log_level_parse(const char *s, enum log_level dflt);
 void log_msg(enum log_level lvl, const char *event, const char *fmt, ...) KILN_PRINTF(3, 4);
 /* Writes one pre-formatted JSON object line (no trailing newline needed). */
 void log_line(const char *json_obj, size_t n);
+/* The same for high-rate lines (the access log): collected per thread and
+ * written in batches at least every 100 ms, so a busy server makes one
+ * write(2) per batch instead of one per request. */
+void log_line_buffered(const char *json_obj, size_t n);
+/* Writes out every buffered line now (shutdown, tests). */
+void log_flush(void);
 #define log_info(ev, ...) log_msg(LOG_INFO, ev, __VA_ARGS__)
 #define log_warn(ev, ...) log_msg(LOG_WARN, ev, __VA_ARGS__)
 #define log_error(ev, ...) log_msg(LOG_ERROR, ev, __VA_ARGS__)

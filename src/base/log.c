@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static enum log_level log_min = LOG_INFO;
@@ -52,4 +54,90 @@ void log_msg(enum log_level lvl, const char *event, const char *fmt, ...) {
   if (json_emit(&b, o) == 0) log_line(b.data, b.len);
   buf_fini(&b);
   json_decref(o);
+}
+
+/* ---- batched lines ---------------------------------------------------------- */
+
+#define LOG_TBUF (32 * 1024)
+
+struct log_tbuf {
+  pthread_mutex_t mu; /* uncontended but for the flusher */
+  struct log_tbuf *next;
+  size_t len;
+  char data[LOG_TBUF];
+};
+
+static pthread_mutex_t tbuf_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct log_tbuf *tbuf_head;
+static _Thread_local struct log_tbuf *tbuf_mine;
+static pthread_once_t flusher_once = PTHREAD_ONCE_INIT;
+
+static void tbuf_flush_locked(struct log_tbuf *t) {
+  size_t off = 0;
+  while (off < t->len) {
+    ssize_t w = write(STDERR_FILENO, t->data + off, t->len - off);
+    if (w <= 0) break; /* a broken stderr must not wedge the server */
+    off += (size_t)w;
+  }
+  t->len = 0;
+}
+
+void log_flush(void) {
+  pthread_mutex_lock(&tbuf_mu);
+  for (struct log_tbuf *t = tbuf_head; t; t = t->next) {
+    pthread_mutex_lock(&t->mu);
+    tbuf_flush_locked(t);
+    pthread_mutex_unlock(&t->mu);
+  }
+  pthread_mutex_unlock(&tbuf_mu);
+}
+
+static void *flusher_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    usleep(100000);
+    log_flush();
+  }
+  return NULL;
+}
+
+static void flusher_start(void) {
+  pthread_t th;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&at, 64 * 1024);
+  /* created from a server thread, so it inherits the mask that keeps
+   * SIGINT/SIGTERM for the main thread */
+  (void)pthread_create(&th, &at, flusher_main, NULL);
+  pthread_attr_destroy(&at);
+}
+
+void log_line_buffered(const char *json_obj, size_t n) {
+  if (log_quiet) return;
+  if (!tbuf_mine) {
+    struct log_tbuf *t = calloc(1, sizeof *t);
+    if (!t) {
+      log_line(json_obj, n);
+      return;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_lock(&tbuf_mu);
+    t->next = tbuf_head;
+    tbuf_head = t;
+    pthread_mutex_unlock(&tbuf_mu);
+    tbuf_mine = t;
+    pthread_once(&flusher_once, flusher_start);
+  }
+  struct log_tbuf *t = tbuf_mine;
+  if (n + 1 > LOG_TBUF) {
+    log_line(json_obj, n);
+    return;
+  }
+  pthread_mutex_lock(&t->mu);
+  if (t->len + n + 1 > LOG_TBUF) tbuf_flush_locked(t);
+  memcpy(t->data + t->len, json_obj, n);
+  t->data[t->len + n] = '\n';
+  t->len += n + 1;
+  pthread_mutex_unlock(&t->mu);
 }

@@ -169,6 +169,7 @@ done:
   router_free(router);
   blob_close(app.blobs);
   db_close(app.db); /* drains the writer: every acknowledged write is committed */
+  log_flush();
   if (rc == 0) log_info("server.stopped", "clean shutdown");
   cfg_fini(&cfg);
   return rc;

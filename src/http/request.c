@@ -277,6 +277,6 @@ void http_observe(struct req *rq, bool access_log) {
              rq->rp.len, (long long)us, rq->id);
   if (rq->rp.status >= 400) buf_printf(&b, ",\"error_code\":\"%s\"", err_code_str(rq->rp.err));
   buf_putc(&b, '}');
-  if (b.data) log_line(b.data, b.len);
+  if (b.data) log_line_buffered(b.data, b.len);
   buf_fini(&b);
 }
