@@ -2,13 +2,15 @@
 # first (scripts/bootstrap); plain `make` only builds.
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
+# keep intermediate objects (the fuzz and asan chains) between runs
+.SECONDARY:
 
 CC      ?= cc
 PY      := /usr/bin/python3
 PKGS    := libmicrohttpd jansson sqlite3 libsodium libzstd
 COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow -Wno-unused-parameter \
-               -Wformat=2 -Wvla -fno-strict-aliasing \
+               -Wformat=2 -Wno-format-nonliteral -Wvla -fno-strict-aliasing \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
@@ -121,10 +123,23 @@ asan: build/asan/unit build/asan/kiln
 	  KILN_BIN=build/asan/kiln KILN_ASAN=1 $(PY) -m pytest -q tests/api
 
 # ---- fuzzing (libFuzzer, clang) ----------------------------------------------
-FUZZ_SRC := $(filter-out src/main.c,$(SRC)) $(GEN)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(GEN)
+# Sources are compiled once with coverage hooks; each harness links them.
+FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_OBJ   := $(LIB_SRC:%.c=build/fuzz/obj/%.o) $(GEN:build/gen/%.c=build/fuzz/obj/gen/%.o)
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/obj/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_BASE) -O0 -c $< -o $@
+
+-include $(FUZZ_OBJ:.o=.d)
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p build/fuzz
-	clang $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRC) $(LIBS)
+	clang $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LIBS)
 
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: $(FUZZERS)

@@ -91,7 +91,8 @@ size_t str_copy(char *dst, size_t cap, const char *src) {
 }
 
 int str_to_i64(const char *s, int64_t *out) {
-  if (!s || !*s) return -ERR_INVALID_PARAMETER_VALUE;
+  /* strtoll skips leading whitespace ("\t5", "\n5"); a strict parse must not */
+  if (!s || !(*s == '-' || (*s >= '0' && *s <= '9'))) return -ERR_INVALID_PARAMETER_VALUE;
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);

@@ -2,6 +2,7 @@
  * optional `key = value` file, then defaults — and remembers which won. */
 #include "base.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,12 @@ static char *trim(char *s) {
 static int cfg_load_file(struct cfg *c, const char *path, struct err *e) {
   FILE *f = fopen(path, "r");
   if (!f) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "cannot open config file %s", path);
-  char line[4096];
+  /* Whole lines, however long: with a fixed buffer the tail of a long line
+   * (a comment, say) was read as a line of its own. */
+  char *line = NULL;
+  size_t cap = 0;
   int lineno = 0, rc = 0;
-  while (fgets(line, sizeof line, f)) {
+  while (getline(&line, &cap, f) >= 0) {
     lineno++;
     char *s = trim(line);
     if (!*s || *s == '#') continue;
@@ -73,6 +77,7 @@ static int cfg_load_file(struct cfg *c, const char *path, struct err *e) {
       o->source = "file";
     }
   }
+  free(line);
   fclose(f);
   return rc;
 }
@@ -154,7 +159,9 @@ bool cfg_bool(const struct cfg *c, const char *name) {
 int cfg_parse_size(const char *s, uint64_t *out) {
   if (!s || s[0] < '0' || s[0] > '9') return -ERR_INVALID_PARAMETER_VALUE;
   char *end;
+  errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
+  if (errno == ERANGE) return -ERR_INVALID_PARAMETER_VALUE; /* not silently UINT64_MAX */
   uint64_t mult = 1;
   if (*end) {
     switch (*end | 0x20) {
@@ -164,7 +171,7 @@ int cfg_parse_size(const char *s, uint64_t *out) {
     default: return -ERR_INVALID_PARAMETER_VALUE;
     }
     end++;
-    if ((*end | 0x20) == 'b' || (*end | 0x20) == 'i') end++;
+    if ((*end | 0x20) == 'i') end++; /* 10k, 10kb, 10Ki, 10KiB; not 10kbb */
     if ((*end | 0x20) == 'b') end++;
     if (*end) return -ERR_INVALID_PARAMETER_VALUE;
   }

@@ -117,10 +117,34 @@ int json_get_i64(const json_t *obj, const char *key, bool required, int64_t *out
   return err_set(e, ERR_INVALID_PARAMETER_VALUE, "Invalid value for parameter '%s': expected an integer", key);
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. The string's NUL stops it. */
+static size_t utf8_seq_len(const unsigned char *p) {
+  unsigned char c = p[0];
+  if (c >= 0xc2 && c <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+  }
+  return 0;
+}
+
+/* Bytes that are not UTF-8 (a raw path, a message cut at its buffer's end)
+ * become U+FFFD: JSON text must be UTF-8, and parsers refuse it otherwise. */
 int json_escape_buf(struct buf *b, const char *s) {
   int rc = buf_putc(b, '"');
   for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
     unsigned char c = *p;
+    if (c >= 0x80) {
+      size_t n = utf8_seq_len(p);
+      rc = n ? buf_append(b, p, n) : buf_puts(b, "\\ufffd");
+      if (n) p += n - 1;
+      continue;
+    }
     if (c == '"') rc = buf_puts(b, "\\\"");
     else if (c == '\\') rc = buf_puts(b, "\\\\");
     else if (c == '\n') rc = buf_puts(b, "\\n");

@@ -84,7 +84,11 @@ static int precedence(const struct compiled *a, const struct compiled *b) {
   int n = a->nsegs < b->nsegs ? a->nsegs : b->nsegs;
   for (int i = 0; i < n; i++)
     if (a->segs[i].kind != b->segs[i].kind) return (int)a->segs[i].kind - (int)b->segs[i].kind;
-  return 0;
+  /* Equal kinds as far as the shorter goes: the length decides, so this is a
+   * total order and the sorted insertion in router_add stays sorted. (With 0
+   * here, a route tying with its neighbour could stop the insertion early:
+   * /{a}/{b}, then /{a}, then /{a}/lit left /{a}/lit behind /{a}/{b}.) */
+  return a->nsegs - b->nsegs;
 }
 
 int router_add(struct router *r, const struct route *rt, struct err *e) {

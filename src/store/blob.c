@@ -850,54 +850,65 @@ struct blob_gc_job {
   struct blob_store *bs;
   int64_t cutoff_ms;
   int selected, removed;
+  char (*shas)[65];
 };
 
-/* Runs on the writer thread, so no put can slip between the check and the
- * delete. Each object is removed before its row: if the removal fails the
- * row stays for a later sweep, and no other blob of the batch is affected. */
-static int blob_gc_job_fn(struct db_conn *c, void *arg, struct err *e) {
+/* GC runs in two writer jobs per batch (rows, then objects), both on the
+ * writer thread, so no put can slip between a check and a removal. An object
+ * whose removal fails stays without a row; the next put of that content
+ * adopts it. */
+/* Phase 1: forget the rows. Committed before any object is touched, so a
+ * crash can leave an object without a row (which a later put adopts), never
+ * a row without its object. */
+static int blob_gc_rows_fn(struct db_conn *c, void *arg, struct err *e) {
   struct blob_gc_job *j = arg;
-  j->selected = j->removed = 0;
-  char(*shas)[65] = malloc(BLOB_GC_BATCH * sizeof *shas);
-  if (!shas) return err_set(e, ERR_NO_MEMORY, NULL);
-  int rc = 0;
+  j->selected = 0;
   struct db_stmt *s = db_prepare(c,
                                  "SELECT sha256 FROM blobs WHERE refcount = 0 AND last_put_at < ? "
                                  "ORDER BY last_put_at LIMIT ?",
                                  e);
-  if (!s) {
-    rc = blob_errc(e);
-    goto out;
-  }
+  if (!s) return blob_errc(e);
   db_bind_i64(s, 1, j->cutoff_ms);
   db_bind_i64(s, 2, BLOB_GC_BATCH);
+  int rc;
   while ((rc = db_step(s, e)) == DB_ROW) {
     const char *sha = db_col_text(s, 0);
-    if (j->selected < BLOB_GC_BATCH && sha256_hex_valid(sha)) memcpy(shas[j->selected++], sha, 65);
+    if (j->selected < BLOB_GC_BATCH && sha256_hex_valid(sha)) memcpy(j->shas[j->selected++], sha, 65);
   }
   db_stmt_done(s);
-  if (rc < 0) goto out;
-  rc = 0;
+  if (rc < 0) return rc;
   for (int i = 0; i < j->selected; i++) {
+    s = db_prepare(c, "DELETE FROM blobs WHERE sha256 = ? AND refcount = 0", e);
+    if (!s) return blob_errc(e);
+    db_bind_text(s, 1, j->shas[i]);
+    if ((rc = db_step(s, e)) < 0) return rc;
+  }
+  return 0;
+}
+
+/* Phase 2: remove the objects whose rows are still gone. A put of the same
+ * content in between re-created the row and keeps its object; running on
+ * the writer makes that check and the removal atomic against puts. */
+static int blob_gc_objects_fn(struct db_conn *c, void *arg, struct err *e) {
+  struct blob_gc_job *j = arg;
+  j->removed = 0;
+  for (int i = 0; i < j->selected; i++) {
+    struct db_stmt *s = db_prepare(c, "SELECT 1 FROM blobs WHERE sha256 = ?", e);
+    if (!s) return blob_errc(e);
+    db_bind_text(s, 1, j->shas[i]);
+    int rc = db_step(s, e);
+    db_stmt_done(s);
+    if (rc < 0) return rc;
+    if (rc == DB_ROW) continue;
     struct err re;
     err_clear(&re);
-    if (j->bs->ops->remove(j->bs->be, shas[i], &re) != 0) {
-      log_warn("blob_gc_remove_failed", "blob %s: %s", shas[i], re.msg);
+    if (j->bs->ops->remove(j->bs->be, j->shas[i], &re) != 0) {
+      log_warn("blob_gc_remove_failed", "blob %s: %s", j->shas[i], re.msg);
       continue;
     }
-    s = db_prepare(c, "DELETE FROM blobs WHERE sha256 = ?", e);
-    if (!s) {
-      rc = blob_errc(e);
-      goto out;
-    }
-    db_bind_text(s, 1, shas[i]);
-    if ((rc = db_step(s, e)) < 0) goto out;
-    rc = 0;
     j->removed++;
   }
-out:
-  free(shas);
-  return rc;
+  return 0;
 }
 
 int blob_gc(struct blob_store *bs, int64_t grace_s, int *removed, struct err *e) {
@@ -909,15 +920,19 @@ int blob_gc(struct blob_store *bs, int64_t grace_s, int *removed, struct err *e)
   int64_t now = time_wall_ms();
   if (grace_s > now / 1000) return 0; /* nothing is that old; also avoids overflow */
   struct blob_gc_job job = {.bs = bs, .cutoff_ms = now - grace_s * 1000};
+  job.shas = malloc(BLOB_GC_BATCH * sizeof *job.shas);
+  if (!job.shas) return err_set(e, ERR_NO_MEMORY, NULL);
   int total = 0;
   for (;;) {
-    rc = db_write(bs->db, blob_gc_job_fn, &job, e);
+    rc = db_write(bs->db, blob_gc_rows_fn, &job, e);
+    if (rc < 0) break;
+    if (job.selected == 0) break;
+    rc = db_write(bs->db, blob_gc_objects_fn, &job, e);
     if (rc < 0) break;
     total += job.removed;
-    /* Stop on a short batch, or when some removals failed (they would be
-     * selected again forever). */
-    if (job.selected < BLOB_GC_BATCH || job.removed < job.selected) break;
+    if (job.selected < BLOB_GC_BATCH) break;
   }
+  free(job.shas);
   if (removed) *removed = total;
   if (total > 0) log_info("blob_gc", "removed %d unreferenced blobs", total);
   return rc < 0 ? rc : 0;

@@ -16,7 +16,7 @@
 
 /* Temp files this old were left by a crash (an active upload touches its
  * file on every write); younger ones may belong to another process. */
-#define BLOB_FILE_STALE_TMP_S (24 * 3600)
+#define BLOB_FILE_STALE_TMP_S 3600
 
 /* The directory leaves room for "/ab/cd/" and a 200-character name (or the
  * temp names) within PATH_MAX. */

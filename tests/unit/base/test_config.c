@@ -113,3 +113,34 @@ Test(config, sizes) {
   cr_assert_lt(cfg_parse_size("99999999999999999999g", &v), 0);
   cr_assert_lt(cfg_parse_size("1kx", &v), 0);
 }
+
+/* Regressions (found by fuzz_config). */
+Test(config, a_long_comment_line_sets_nothing) {
+  struct cfg_opt o[4];
+  fresh(o);
+  unsetenv("KILN_CONFIG");
+  static char text[6000];
+  memset(text, '#', 4100);
+  str_copy(text + 4100, sizeof text - 4100, "threads = 9\n");
+  const char *file = write_file(text);
+  char cf[64];
+  snprintf(cf, sizeof cf, "--config=%s", file);
+  char *argv[] = {cf};
+  struct cfg c;
+  struct err e;
+  cr_assert_eq(cfg_load(&c, o, 4, 1, argv, &e), 0, "%s", e.msg);
+  cr_assert_eq(cfg_int(&c, "threads"), 0, "the tail of a comment is not a setting");
+  cfg_fini(&c);
+  remove(file);
+}
+
+Test(config, lax_numbers_are_refused) {
+  uint64_t v;
+  int64_t i;
+  cr_assert_lt(cfg_parse_size("18446744073709551616", &v), 0);
+  cr_assert_lt(cfg_parse_size("1kbb", &v), 0);
+  cr_assert_eq(cfg_parse_size("1KiB", &v), 0);
+  cr_assert_eq(v, 1024);
+  cr_assert_lt(str_to_i64("\n1", &i), 0);
+  cr_assert_lt(str_to_i64("\t5", &i), 0);
+}

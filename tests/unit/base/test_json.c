@@ -104,3 +104,17 @@ Test(json, escape_and_typed_getters) {
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE);
   json_decref(o);
 }
+
+/* Regression (found by fuzz_http): raw bytes from a path made error bodies
+ * that no JSON parser accepts. */
+Test(json, escape_always_produces_valid_utf8_json) {
+  struct buf b;
+  buf_init(&b);
+  json_escape_buf(&b, "a\x86z \xc3\xa9 \xe2\x82");
+  struct err e;
+  json_t *v = json_parse(b.data, b.len, &e);
+  cr_assert_not_null(v, "%s: %s", b.data, e.msg);
+  cr_assert_str_eq(json_string_value(v), "a\xef\xbf\xbdz \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd");
+  json_decref(v);
+  buf_fini(&b);
+}

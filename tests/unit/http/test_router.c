@@ -153,3 +153,22 @@ Test(router, a_bad_schema_fails_the_build) {
   cr_assert(strstr(e.msg, "invalid schema") != NULL, "%s", e.msg);
   router_free(r);
 }
+
+/* Regression (found by fuzz_router_json): precedence was not a total order,
+ * so a route tying with its neighbour stopped the sorted insertion early. */
+Test(router, precedence_is_total_whatever_the_registration_order) {
+  static const struct route t[] = {
+      {"GET", "/{a}/{b}", PERM_READ, "ab", "t", NULL, NULL, NULL, h, 0},
+      {"GET", "/{a}", PERM_READ, "a", "t", NULL, NULL, NULL, h, 0},
+      {"GET", "/{a}/lit", PERM_READ, "lit", "t", NULL, NULL, NULL, h, 0},
+  };
+  struct router *r = router_new();
+  struct err e;
+  cr_assert_eq(router_add_table(r, t, 3, &e), 0);
+  struct router_match m;
+  router_match(r, "GET", "/x/lit", &m);
+  cr_assert_str_eq(m.route->summary, "lit");
+  router_match(r, "GET", "/x/y", &m);
+  cr_assert_str_eq(m.route->summary, "ab");
+  router_free(r);
+}
