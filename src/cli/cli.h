@@ -16,5 +16,6 @@ const struct cli_verb *cli_find(const char *name);
 int cli_server(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_help(int argc, char **argv);
+int cli_admin(int argc, char **argv);
 
 #endif

@@ -28,6 +28,8 @@ static struct cfg_opt server_opts[] = {
     {"blob-compress", "KILN_BLOB_COMPRESS", CFG_BOOL, "true", "zstd-compress blobs where it pays", NULL, NULL},
     {"log-level", "KILN_LOG_LEVEL", CFG_STR, "info", "debug, info, warn or error", NULL, NULL},
     {"access-log", "KILN_ACCESS_LOG", CFG_BOOL, "true", "one JSON line per request on stderr", NULL, NULL},
+    {"access-token-ttl", "KILN_ACCESS_TOKEN_TTL", CFG_INT, "900", "lifetime of JWT access tokens, seconds", NULL, NULL},
+    {"refresh-token-ttl", "KILN_REFRESH_TOKEN_TTL", CFG_INT, "2592000", "lifetime of refresh tokens, seconds", NULL, NULL},
 };
 #define NOPTS (sizeof server_opts / sizeof server_opts[0])
 
@@ -97,6 +99,7 @@ int cli_server(int argc, char **argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
+  umask(077); /* the database, blobs and key files are for this user only */
 
   int rc = 1;
   struct app app = {.cfg = &cfg, .started_at_ms = time_wall_ms(), .data_dir = cfg_str(&cfg, "data")};
@@ -123,6 +126,22 @@ int cli_server(int argc, char **argv) {
   if (blob_open(&app.blobs, blob_url, app.db, &bo, &e)) goto fail;
   memset(key, 0, sizeof key);
 
+  struct auth_opts ao = {.access_ttl_s = cfg_int(&cfg, "access-token-ttl"),
+                         .refresh_ttl_s = cfg_int(&cfg, "refresh-token-ttl")};
+  if (auth_open(&app.auth, app.db, &ao, &e)) goto fail;
+  bool admin_created = false;
+  char admin_pw[65];
+  /* the password is never logged: stderr once, and a 0600 file */
+  if (auth_bootstrap_admin(app.auth, getenv("KILN_ADMIN_PASSWORD"), app.data_dir, &admin_created,
+                           admin_pw, &e))
+    goto fail;
+  if (admin_created && admin_pw[0])
+    fprintf(stderr, "kiln: created user 'admin' with password %s (also in %s/initial-admin-password)\n",
+            admin_pw, app.data_dir);
+  else if (admin_created)
+    log_info("auth.admin_created", "created user 'admin' with the password from KILN_ADMIN_PASSWORD");
+  memset(admin_pw, 0, sizeof admin_pw);
+
   metrics_process_register();
   http_metrics_init();
   router = router_new();
@@ -148,6 +167,12 @@ int cli_server(int argc, char **argv) {
   snprintf(url, sizeof url, "http://%.*s:%d", hl, host, http_server_port(srv));
   printf("kiln: listening on %s\n", url);
   printf("kiln: dashboard %s/  api docs %s/api/docs  data %s\n", url, url, app.data_dir);
+  {
+    char pwfile[4200];
+    snprintf(pwfile, sizeof pwfile, "%s/initial-admin-password", app.data_dir);
+    if (access(pwfile, F_OK) == 0)
+      printf("kiln: sign in as 'admin' with the password in %s\n", pwfile);
+  }
   fflush(stdout);
   log_info("server.started", "kiln %s listening on %s (db %s, migrations applied now %d)", KILN_VERSION,
            url, db_driver_name(app.db), applied);
@@ -167,6 +192,7 @@ done:
   if (srv) http_server_stop(srv, 0);
   sys_fini();
   router_free(router);
+  auth_close(app.auth);
   blob_close(app.blobs);
   db_close(app.db); /* drains the writer: every acknowledged write is committed */
   log_flush();

@@ -22,6 +22,23 @@ const struct cli_verb cli_verbs[] = {
      "\n"
      "options:\n",
      cli_server},
+    {"admin", "operator tasks on a store (audit-verify)",
+     "usage: kiln admin audit-verify [--data DIR] [--db URL]\n"
+     "\n"
+     "audit-verify  walks the hash-chained audit log and checks every entry.\n"
+     "              Prints `audit log intact: N entries` and the last entry's\n"
+     "              seq and hash (exit 0), or `audit log BROKEN at entry N:\n"
+     "              REASON` for the first edited or deleted entry (exit 1).\n"
+     "              Entries cut from the end leave a shorter intact chain:\n"
+     "              compare the last seq and hash with a copy kept elsewhere.\n"
+     "\n"
+     "options:\n"
+     "  --data DIR   data directory (default ./data; env KILN_DATA); the store\n"
+     "               is DIR/kiln.db\n"
+     "  --db URL     metadata store URL, e.g. sqlite:PATH (env KILN_DB)\n"
+     "\n"
+     "Exit codes: 0 intact, 1 broken or the store cannot be opened, 2 usage.\n",
+     cli_admin},
     {"version", "print the version and build commit", "usage: kiln version\n", cli_version},
     {"help", "show help for a command", "usage: kiln help [COMMAND]\n", cli_help},
 };

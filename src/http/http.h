@@ -4,6 +4,7 @@
 #ifndef KILN_HTTP_H
 #define KILN_HTTP_H
 
+#include "auth/auth.h"
 #include "base/base.h"
 #include "store/store.h"
 
@@ -11,6 +12,7 @@
 struct app {
   struct db *db;
   struct blob_store *blobs;
+  struct auth *auth; /* NULL: only PERM_PUBLIC routes answer */
   const struct cfg *cfg;
   int64_t started_at_ms;
   const char *data_dir;
@@ -43,6 +45,11 @@ struct route {
   const char *resp_type;   /* content type when not JSON, e.g. "text/plain" */
   route_fn fn;
   unsigned flags;
+  /* The project the resource belongs to (arena string), or NULL for routes
+   * not tied to one; the central check authorizes against it. A locator
+   * that cannot find the resource returns NULL and sets *missing, which
+   * answers 404 before the handler runs. */
+  const char *(*project_of)(struct req *rq, bool *missing);
 };
 
 /* ---- request accessors ---------------------------------------------------- */
@@ -59,6 +66,12 @@ const char *req_body(const struct req *rq, size_t *len);
 json_t *req_json(struct req *rq, struct err *e);
 struct arena *req_arena(struct req *rq);
 struct app *req_app(struct req *rq);
+/* Who is calling (AUTH_ANON on public routes without credentials). */
+const struct auth_principal *req_principal(const struct req *rq);
+/* The peer's address as text ("127.0.0.1"), or "" when unknown. */
+const char *req_client_addr(struct req *rq);
+/* The id audit entries use for the caller: user id, or "key:<id>". */
+const char *req_actor(struct req *rq);
 const struct route *req_route(const struct req *rq);
 
 /* ---- replies ------------------------------------------------------------- */
@@ -148,6 +161,8 @@ int http_dispatch_test(struct router *r, struct app *app, const char *method, co
 /* ---- route tables of the rooms ---------------------------------------- */
 extern const struct route sys_routes[];
 extern const size_t sys_routes_count;
+extern const struct route auth_routes[];
+extern const size_t auth_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

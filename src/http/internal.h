@@ -10,6 +10,7 @@ struct req_transport {
   const char *(*header)(void *ctx, const char *name);
   const char *(*query)(void *ctx, const char *key);
   int (*query_all)(void *ctx, const char *key, const char **vals, int max);
+  void (*client_addr)(void *ctx, char *out, size_t cap);
 };
 
 #define REPLY_MAX_HEADERS 16
@@ -48,6 +49,8 @@ struct req {
   void *tp_ctx;
   struct reply rp;
   const char *route_label; /* pattern, "static" or "unmatched" */
+  struct auth_principal principal;
+  char addr[64];
 };
 
 /* Sets method, path, id (from X-Request-Id when well formed) and matches the

@@ -85,6 +85,18 @@ const char *req_id(const struct req *rq) { return rq->id; }
 struct arena *req_arena(struct req *rq) { return &rq->arena; }
 struct app *req_app(struct req *rq) { return rq->app; }
 const struct route *req_route(const struct req *rq) { return rq->m.route; }
+const struct auth_principal *req_principal(const struct req *rq) { return &rq->principal; }
+
+const char *req_client_addr(struct req *rq) {
+  if (!rq->addr[0] && rq->tp->client_addr) rq->tp->client_addr(rq->tp_ctx, rq->addr, sizeof rq->addr);
+  return rq->addr;
+}
+
+const char *req_actor(struct req *rq) {
+  const struct auth_principal *p = &rq->principal;
+  if (p->kind == AUTH_API_KEY) return arena_printf(&rq->arena, "key:%s", p->key_id);
+  return p->user_id[0] ? p->user_id : NULL;
+}
 
 const char *req_param(const struct req *rq, const char *name) {
   size_t n = strlen(name);
@@ -226,14 +238,62 @@ static bool is_api_path(const char *p) {
          str_eq(p, "/healthz") || str_eq(p, "/readyz");
 }
 
+static unsigned perm_scope(enum perm p) {
+  switch (p) {
+  case PERM_READ: return AUTH_SCOPE_READ;
+  case PERM_WRITE: return AUTH_SCOPE_WRITE;
+  case PERM_PREDICT: return AUTH_SCOPE_PREDICT;
+  case PERM_ADMIN: return AUTH_SCOPE_ADMIN;
+  default: return 0; /* deny by default: auth_authorize refuses 0 */
+  }
+}
+
+/* Authentication, then the one central authorization check, before any
+ * handler runs. Public routes still read credentials when they are sent
+ * (whoami-style answers), but never refuse for them. Returns 0 to run the
+ * handler, or <0 with the reply already set. */
+static int http_check_access(struct req *rq, struct reply *rp) {
+  const struct route *rt = rq->m.route;
+  struct app *app = rq->app;
+  struct err e = {0};
+  memset(&rq->principal, 0, sizeof rq->principal);
+  if (rt->perm == PERM_PUBLIC) return 0;
+  if (!app || !app->auth) {
+    reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
+    return -1;
+  }
+  int rc = auth_authenticate(app->auth, req_header(rq, "Authorization"), req_header(rq, "X-API-Key"),
+                             req_client_addr(rq), &rq->principal, &e);
+  if (rc == 0) {
+    bool missing = false;
+    const char *project = rt->project_of ? rt->project_of(rq, &missing) : NULL;
+    if (missing && rq->principal.kind != AUTH_ANON)
+      rc = err_set(&e, ERR_RESOURCE_DOES_NOT_EXIST, "resource does not exist");
+    else
+      rc = auth_authorize(app->auth, &rq->principal, perm_scope(rt->perm), project, &e);
+  }
+  if (rc == 0) return 0;
+  reply_err(rp, &e);
+  if (e.code == ERR_UNAUTHENTICATED)
+    reply_header(rp, "WWW-Authenticate", "Bearer realm=\"kiln\", charset=\"UTF-8\"");
+  if (e.code == ERR_RATE_LIMITED) {
+    char s[24];
+    snprintf(s, sizeof s, "%lld", (long long)(rq->principal.retry_after_s > 0 ? rq->principal.retry_after_s : 1));
+    reply_header(rp, "Retry-After", s);
+  }
+  return -1;
+}
+
 void http_handle(struct req *rq) {
   struct reply *rp = &rq->rp;
   if (rq->too_large) {
     reply_errf(rp, ERR_PAYLOAD_TOO_LARGE, "request body exceeds the limit of %llu bytes",
                (unsigned long long)rq->max_body);
   } else if (rq->m.route) {
-    rq->m.route->fn(rq, rp);
-    if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
+    if (http_check_access(rq, rp) == 0) {
+      rq->m.route->fn(rq, rp);
+      if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
+    }
   } else if (rq->m.path_matched) {
     reply_errf(rp, ERR_METHOD_NOT_ALLOWED, "method %s is not allowed on %s; allowed: %s",
                rq->method, rq->path, rq->m.allow);

@@ -58,7 +58,19 @@ static int mhd_query_all(void *ctx, const char *key, const char **vals, int max)
   return c.n;
 }
 
-static const struct req_transport mhd_transport = {mhd_header, mhd_query, mhd_query_all};
+static void mhd_client_addr(void *ctx, char *out, size_t cap) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(ctx, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  out[0] = 0;
+  if (!ci || !ci->client_addr) return;
+  const struct sockaddr *sa = ci->client_addr;
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+static const struct req_transport mhd_transport = {mhd_header, mhd_query, mhd_query_all,
+                                                   mhd_client_addr};
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct req *rq) {
   struct reply *rp = &rq->rp;
@@ -289,7 +301,11 @@ static int t_query_all(void *ctx, const char *key, const char **vals, int max) {
     }
   return n;
 }
-static const struct req_transport test_transport = {t_header, t_query, t_query_all};
+static void t_client_addr(void *ctx, char *out, size_t cap) {
+  (void)ctx;
+  str_copy(out, cap, "127.0.0.1");
+}
+static const struct req_transport test_transport = {t_header, t_query, t_query_all, t_client_addr};
 
 int http_dispatch_test(struct router *r, struct app *app, const char *method, const char *url,
                        const char *const *headers, const char *body, size_t body_len,

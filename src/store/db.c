@@ -13,7 +13,6 @@ struct db_stmt {
   struct db_stmt *next;
   struct db_conn *conn;
   void *h;
-  const char *sql_ptr; /* fast path: callers pass string literals */
   char *sql;
   bool busy;
 };
@@ -94,7 +93,8 @@ static unsigned sql_hash(const char *s) {
 struct db_stmt *db_prepare(struct db_conn *c, const char *sql, struct err *e) {
   unsigned h = sql_hash(sql) % STMT_CACHE;
   for (struct db_stmt *s = c->cache[h]; s; s = s->next) {
-    if (s->sql_ptr == sql || strcmp(s->sql, sql) == 0) {
+    /* compare the text: a caller may build SQL in a reused buffer */
+    if (strcmp(s->sql, sql) == 0) {
       c->drv->reset(s->h);
       return s;
     }
@@ -110,7 +110,6 @@ struct db_stmt *db_prepare(struct db_conn *c, const char *sql, struct err *e) {
   }
   s->conn = c;
   s->h = st;
-  s->sql_ptr = sql;
   s->next = c->cache[h];
   c->cache[h] = s;
   return s;

@@ -4,6 +4,9 @@ harness itself (servers, the checking client, route coverage).
 Fixtures: ``server`` (one `kiln server` for the session), ``client`` (a
 checking requests.Session on it), ``make_server`` (a factory for servers with
 their own flags, environment or data directory), ``openapi`` (the document).
+Identity: ``admin_token`` (a JWT for `admin` on the shared server),
+``admin_client`` (a checking client sending it), ``make_user`` (a factory: a
+new user made through POST /api/v1/users, signed in).
 When the whole suite ran, an operation in /api/openapi.json that no checking
 client exercised fails the run; the report goes to build/api-coverage.json
 (``KILN_API_COVERAGE=0`` turns the check off).
@@ -18,8 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
-from kiln_harness import (API_DIR, COVERAGE, COVERAGE_FILE, CheckedSession, KilnServer,
-                          check_alive, finish_server, kiln_bin)
+from kiln_harness import (ADMIN_PASSWORD, API_DIR, COVERAGE, COVERAGE_FILE, CheckedSession,
+                          KilnServer, KilnUser, check_alive, create_user, finish_server, kiln_bin)
 
 # ---- fixtures -------------------------------------------------------------------------
 
@@ -62,19 +65,50 @@ def client(server) -> CheckedSession:
     c.close()
 
 
+@pytest.fixture(scope="session")
+def admin_token(server) -> str:
+    """A JWT for `admin` on the shared server (one password grant per session)."""
+    return server.admin_token()
+
+
+@pytest.fixture
+def admin_client(server, admin_token) -> CheckedSession:
+    """A checking client on the shared server sending `Authorization: Bearer`
+    with the admin's JWT."""
+    c = server.client(token=admin_token)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make_user(server, admin_token):
+    """Factory: make_user(username=None, password=None, email=None, is_admin=False,
+    login=True) -> KilnUser, created on the shared server by the admin and (with
+    login) signed in: .id, .username, .password, .tokens, .client()."""
+    admin = server.client(token=admin_token)
+
+    def factory(**kwargs) -> KilnUser:
+        return create_user(admin, server, **kwargs)
+
+    yield factory
+    admin.close()
+
+
 @pytest.fixture
 def make_server(kiln_binary, tmp_path):
-    """Factory: make_server(args=(), env=None, data_dir=None, start=True, wait_healthy=True).
+    """Factory: make_server(args=(), env=None, data_dir=None, start=True, wait_healthy=True,
+    admin_password=ADMIN_PASSWORD).
 
+    admin_password=None starts without KILN_ADMIN_PASSWORD (the generated path).
     Servers still running at teardown get SIGTERM and must exit 0.
     """
     servers: List[KilnServer] = []
 
     def factory(args: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
                 data_dir: Optional[Path] = None, start: bool = True, wait_healthy: bool = True,
-                name: str = "kiln") -> KilnServer:
+                name: str = "kiln", admin_password: Optional[str] = ADMIN_PASSWORD) -> KilnServer:
         srv = KilnServer(tmp_path / f"srv{len(servers)}", args=args, env=env, data_dir=data_dir,
-                         name=name)
+                         name=name, admin_password=admin_password)
         servers.append(srv)
         if start:
             srv.start(wait_healthy=wait_healthy)

@@ -21,14 +21,24 @@ Every suite under tests/api inherits three things from here:
 
 ``KILN_ASAN=1`` says the binary is a sanitizer build: timeouts are scaled up
 and a sanitizer report in a server's stderr fails the test that owned it.
+
+Identity: every server is started with ``KILN_ADMIN_PASSWORD=ADMIN_PASSWORD``
+(``server.admin_password``) unless a test asks for the generated-password
+path (``admin_password=None``). ``server.login()``, ``server.admin_token()``,
+``server.client(token=...)`` and ``create_user()`` sign in; every password,
+token and key they see is remembered in ``SECRETS`` so a test can assert that
+none of them ever shows up in a log or the audit trail.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import itertools
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import sqlite3
@@ -59,6 +69,44 @@ API_EXACT = ("/api", "/v2", "/healthz", "/readyz", "/metrics")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+# The admin password servers start with (KILN_ADMIN_PASSWORD) unless a test asks
+# for the generated one. Strong enough for the policy: >= 10 characters, 4 classes.
+ADMIN_PASSWORD = "Kiln-Suite-Admin-7q2X"
+ADMIN_PASSWORD_FILE = "initial-admin-password"
+
+# Every secret the harness (or a test, via register_secret) has seen: passwords,
+# access and refresh tokens, API keys. Tests assert none of them leaks.
+SECRETS: "set[str]" = set()
+_SECRETS_LOCK = threading.Lock()
+_NAMES = itertools.count(1)
+
+
+def register_secret(*values: Optional[str]) -> None:
+    with _SECRETS_LOCK:
+        for v in values:
+            if v:
+                SECRETS.add(v)
+
+
+def strong_password() -> str:
+    """A fresh password that passes the policy (upper, lower, digit, other)."""
+    return "Pw-" + secrets.token_hex(6) + "-Zq9"
+
+
+def unique_name(prefix: str = "user") -> str:
+    """A username no other test uses: [a-z0-9._-], starting with a letter."""
+    return f"{prefix}{next(_NAMES)}-{secrets.token_hex(3)}"
+
+
+def parallel(*calls: Callable[[], Any]) -> List[Any]:
+    """Runs the calls on threads and returns their results in order (the first
+    exception is re-raised). Password hashing (argon2, ~0.5 s each) runs on the
+    server's I/O threads, so independent logins overlap instead of queueing."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(calls)) as ex:
+        futures = [ex.submit(c) for c in calls]
+        return [f.result() for f in futures]
 
 
 def scaled(seconds: float) -> float:
@@ -392,7 +440,11 @@ class KilnServer:
 
     def __init__(self, workdir: Path, args: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
                  data_dir: Optional[Path] = None, listen: str = "127.0.0.1:0",
-                 binary: Optional[str] = None, name: str = "kiln") -> None:
+                 binary: Optional[str] = None, name: str = "kiln",
+                 admin_password: Optional[str] = ADMIN_PASSWORD) -> None:
+        """admin_password: KILN_ADMIN_PASSWORD for the first start; None starts
+        without it (the server generates one; see admin_password below). A
+        KILN_ADMIN_PASSWORD in env wins over both."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or kiln_bin()
@@ -416,10 +468,18 @@ class KilnServer:
         self._spec: Optional[Spec] = None
         self.expected_exit = False  # set once a test stops or waits for it
         self._clients: List[CheckedSession] = []
+        if "KILN_ADMIN_PASSWORD" in self.extra_env:
+            admin_password = self.extra_env["KILN_ADMIN_PASSWORD"]
+        self._admin_password = admin_password
+        self._admin_token: Optional[str] = None
+        self._admin_lock = threading.Lock()
+        register_secret(admin_password)
 
     # -- lifecycle
     def child_env(self) -> Dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
+        if self._admin_password is not None:
+            env["KILN_ADMIN_PASSWORD"] = self._admin_password
         env.update(self.extra_env)
         return env
 
@@ -567,10 +627,47 @@ class KilnServer:
             self._spec = load_spec(self.url, self.binary)
         return self._spec
 
-    def client(self, **kwargs) -> CheckedSession:
+    def client(self, token: Optional[str] = None, **kwargs) -> CheckedSession:
+        """A checking client; with token, every request sends
+        `Authorization: Bearer <token>` (a JWT or an API key)."""
         c = CheckedSession(self.url, self.spec(), **kwargs)
+        if token:
+            c.headers["Authorization"] = f"Bearer {token}"
         self._clients.append(c)
         return c
+
+    # -- identity
+    @property
+    def admin_password(self) -> str:
+        """The `admin` user's password: KILN_ADMIN_PASSWORD as started, or the
+        generated one from DATA/initial-admin-password."""
+        if self._admin_password is not None:
+            return self._admin_password
+        pw = (self.data_dir / ADMIN_PASSWORD_FILE).read_text("utf-8")
+        register_secret(pw)
+        return pw
+
+    def login(self, username: str, password: str) -> Dict[str, Any]:
+        """A password grant that must succeed; the token response."""
+        c = self.client()
+        try:
+            r = c.post("/api/v1/auth/token", json={"username": username, "password": password})
+        finally:
+            c.close()
+        assert r.status_code == 200, f"login as {username!r} answered {r.status_code}: {r.text[:300]}"
+        body = r.json()
+        register_secret(body.get("access_token"), body.get("refresh_token"))
+        return body
+
+    def admin_token(self) -> str:
+        """A JWT for `admin` (one password grant per server, then cached)."""
+        with self._admin_lock:
+            if self._admin_token is None:
+                self._admin_token = self.login("admin", self.admin_password)["access_token"]
+            return self._admin_token
+
+    def admin_client(self) -> CheckedSession:
+        return self.client(token=self.admin_token())
 
     def __repr__(self) -> str:
         return f"<KilnServer {self.url or '(not started)'} pid={self.proc.pid if self.proc else None}>"
@@ -700,3 +797,63 @@ def check_raw_error(spec: Optional[Spec], path: str, resp: RawResponse) -> None:
     if problems:
         raise ApiCheckError(f"raw response to {path} -> {resp.status}:\n  - " + "\n  - ".join(problems)
                             + f"\n  body: {resp.body[:600]!r}")
+
+
+# ---- users -------------------------------------------------------------------------
+
+
+class KilnUser:
+    """A user made through POST /api/v1/users, with its password and, when it
+    signed in, its token response."""
+
+    def __init__(self, server: KilnServer, user: Dict[str, Any], password: str,
+                 tokens: Optional[Dict[str, Any]]) -> None:
+        self.server = server
+        self.user = user
+        self.id: str = user["id"]
+        self.username: str = user["username"]
+        self.email: Optional[str] = user.get("email")
+        self.password = password
+        self.tokens = tokens
+
+    @property
+    def access_token(self) -> str:
+        assert self.tokens, f"{self.username} has not signed in"
+        return self.tokens["access_token"]
+
+    @property
+    def refresh_token(self) -> str:
+        assert self.tokens, f"{self.username} has not signed in"
+        return self.tokens["refresh_token"]
+
+    def login(self, password: Optional[str] = None) -> Dict[str, Any]:
+        self.tokens = self.server.login(self.username, password or self.password)
+        return self.tokens
+
+    def client(self) -> CheckedSession:
+        """A checking client sending this user's access token."""
+        return self.server.client(token=self.access_token)
+
+    def __repr__(self) -> str:
+        return f"<KilnUser {self.username} {self.id}>"
+
+
+def create_user(admin: CheckedSession, server: KilnServer, username: Optional[str] = None,
+                password: Optional[str] = None, email: Optional[str] = None,
+                is_admin: bool = False, login: bool = True) -> KilnUser:
+    """POST /api/v1/users as an administrator (admin: a client sending an admin
+    credential), then, with login, a password grant as the new user."""
+    username = username or unique_name()
+    password = password or strong_password()
+    register_secret(password)
+    body: Dict[str, Any] = {"username": username, "password": password}
+    if email is not None:
+        body["email"] = email
+    if is_admin:
+        body["is_admin"] = True
+    r = admin.post("/api/v1/users", json=body)
+    assert r.status_code == 200, f"creating user {username!r} answered {r.status_code}: {r.text[:300]}"
+    u = KilnUser(server, r.json()["user"], password, None)
+    if login:
+        u.login()
+    return u

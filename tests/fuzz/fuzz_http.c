@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ static const char *esc(const char *s) {
 static void cleanup(void) {
   if (g_router) router_free(g_router);
   sys_fini();
+  auth_close(g_app.auth);
   if (g_app.db) db_close(g_app.db);
   const char *suffixes[] = {"/kiln.db", "/kiln.db-wal", "/kiln.db-shm", "/kiln.db-journal"};
   char p[128];
@@ -75,6 +77,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   err_clear(&e);
   if (db_open(&g_app.db, url, NULL, &e) || db_migrate(g_app.db, &e) < 0) {
     fprintf(stderr, "fuzz_http: store setup failed: %s\n", e.msg);
+    abort();
+  }
+  /* identity with the cheapest argon2 cost, so credential parsing and the
+   * token grants are fuzzed too */
+  struct auth_opts ao = {.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN,
+                         .pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN};
+  if (auth_open(&g_app.auth, g_app.db, &ao, &e)) {
+    fprintf(stderr, "fuzz_http: auth setup failed: %s\n", e.msg);
     abort();
   }
   g_router = router_new();
