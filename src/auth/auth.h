@@ -206,6 +206,15 @@ int auth_project_member_remove(struct auth *a, const char *project_id, const cha
 /* The effective role: the project membership, or admin for the org's
  * owners/admins, or viewer for plain org members; NONE otherwise. */
 enum project_role auth_project_role(struct auth *a, const char *project_id, const char *user_id);
+/* Listings as JSON arrays (newest first, at most 1000 entries):
+ * orgs: [{id, name, display_name?, role, created_at}] of the user's orgs;
+ * projects: [{id, org_id, org_name, name, description?, role, created_at}]
+ * the user can see (every project when all is true: server admins);
+ * members: [{user_id, username, email?, role}]. */
+json_t *auth_orgs_of_user(struct auth *a, const char *user_id, struct err *e);
+json_t *auth_projects_of_user(struct auth *a, const char *user_id, bool all, struct err *e);
+json_t *auth_org_members(struct auth *a, const char *org_id, struct err *e);
+json_t *auth_project_members(struct auth *a, const char *project_id, struct err *e);
 /* Invitations: a single-use token (returned once) valid for ttl_s. */
 int auth_invite_create(struct auth *a, const char *org_id, const char *project_id,
                        const char *email, const char *role, const char *invited_by,
