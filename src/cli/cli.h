@@ -17,5 +17,10 @@ int cli_server(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_help(int argc, char **argv);
 int cli_admin(int argc, char **argv);
+int cli_login(int argc, char **argv);
+int cli_logout(int argc, char **argv);
+int cli_whoami(int argc, char **argv);
+int cli_keys(int argc, char **argv);
+int cli_projects(int argc, char **argv);
 
 #endif

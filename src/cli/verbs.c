@@ -39,6 +39,31 @@ const struct cli_verb cli_verbs[] = {
      "\n"
      "Exit codes: 0 intact, 1 broken or the store cannot be opened, 2 usage.\n",
      cli_admin},
+    {"login", "sign in to a server and keep the credentials",
+     "usage: kiln login [--url URL] [--username NAME] [--password-stdin] | --api-key KEY\n"
+     "\n"
+     "Signs in with a password (asked for without echo, or read from stdin with\n"
+     "--password-stdin) or stores an API key. Credentials go to\n"
+     "~/.config/kiln/credentials (mode 0600; KILN_CONFIG_DIR or XDG_CONFIG_HOME\n"
+     "move it): the server URL and a refresh token (rotated on each use) or the\n"
+     "key. KILN_URL and KILN_API_KEY override the file.\n",
+     cli_login},
+    {"logout", "revoke the stored login and forget it", "usage: kiln logout\n", cli_logout},
+    {"whoami", "show the signed-in user and credential", "usage: kiln whoami\n", cli_whoami},
+    {"keys", "manage your API keys",
+     "usage: kiln keys list\n"
+     "       kiln keys create --name NAME [--scopes read,write,predict,admin] [--project ID]\n"
+     "       kiln keys revoke KEY_ID\n"
+     "       kiln keys rotate KEY_ID [--grace SECONDS]\n"
+     "\n"
+     "create and rotate print the new key once; store it now.\n",
+     cli_keys},
+    {"projects", "list and create projects, manage members",
+     "usage: kiln projects list\n"
+     "       kiln projects create --org ORG_ID --name NAME [--description TEXT]\n"
+     "       kiln projects members PROJECT_ID [--user USER_ID --role viewer|editor|admin]\n"
+     "       kiln projects members PROJECT_ID --user USER_ID --remove\n",
+     cli_projects},
     {"version", "print the version and build commit", "usage: kiln version\n", cli_version},
     {"help", "show help for a command", "usage: kiln help [COMMAND]\n", cli_help},
 };

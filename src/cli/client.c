@@ -1,0 +1,403 @@
+/* cli/client: the client verbs — login, logout, whoami, keys, projects —
+ * talking to a server over HTTP (libcurl). Credentials live in
+ * ~/.config/kiln/credentials (mode 0600): the server URL, and either the
+ * refresh token of a login or an API key. */
+#include "cli.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+#define BODY_MAX (8u << 20)
+
+struct creds {
+  char url[1024];
+  char refresh[128];
+  char api_key[128];
+  char access[2048];
+};
+
+static int creds_path(char *out, size_t cap) {
+  const char *cfg = getenv("KILN_CONFIG_DIR");
+  if (cfg && *cfg) return snprintf(out, cap, "%s/credentials", cfg) < (int)cap ? 0 : -1;
+  const char *xdg = getenv("XDG_CONFIG_HOME");
+  const char *home = getenv("HOME");
+  if (xdg && *xdg) return snprintf(out, cap, "%s/kiln/credentials", xdg) < (int)cap ? 0 : -1;
+  if (!home || !*home) return -1;
+  return snprintf(out, cap, "%s/.config/kiln/credentials", home) < (int)cap ? 0 : -1;
+}
+
+static void creds_load(struct creds *c) {
+  memset(c, 0, sizeof *c);
+  char path[2048];
+  if (creds_path(path, sizeof path) == 0) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+      char line[1400];
+      while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *eq = strchr(line, '=');
+        if (!eq) continue;
+        *eq = 0;
+        if (str_eq(line, "url")) str_copy(c->url, sizeof c->url, eq + 1);
+        else if (str_eq(line, "refresh_token")) str_copy(c->refresh, sizeof c->refresh, eq + 1);
+        else if (str_eq(line, "api_key")) str_copy(c->api_key, sizeof c->api_key, eq + 1);
+      }
+      fclose(f);
+    }
+  }
+  /* the environment wins over the file */
+  const char *v;
+  if ((v = getenv("KILN_URL")) && *v) str_copy(c->url, sizeof c->url, v);
+  if ((v = getenv("KILN_API_KEY")) && *v) {
+    str_copy(c->api_key, sizeof c->api_key, v);
+    c->refresh[0] = 0;
+  }
+  if (!c->url[0]) str_copy(c->url, sizeof c->url, "http://127.0.0.1:8080");
+  size_t n = strlen(c->url);
+  while (n && c->url[n - 1] == '/') c->url[--n] = 0;
+}
+
+static int mkdirs_for(const char *file) {
+  char d[2048];
+  str_copy(d, sizeof d, file);
+  for (char *p = d + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(d, 0700) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return 0;
+}
+
+static int creds_save(const struct creds *c) {
+  char path[2048], tmp[2100];
+  if (creds_path(path, sizeof path)) return -1;
+  if (mkdirs_for(path)) return -1;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  unlink(tmp);
+  mode_t old = umask(077);
+  FILE *f = fopen(tmp, "w");
+  umask(old);
+  if (!f) return -1;
+  fchmod(fileno(f), 0600);
+  fprintf(f, "url=%s\n", c->url);
+  if (c->refresh[0]) fprintf(f, "refresh_token=%s\n", c->refresh);
+  if (c->api_key[0]) fprintf(f, "api_key=%s\n", c->api_key);
+  if (fflush(f) || fsync(fileno(f))) {
+    fclose(f);
+    return -1;
+  }
+  fclose(f);
+  return rename(tmp, path);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg) {
+  struct buf *b = arg;
+  if (b->len + sz * n > BODY_MAX || buf_append(b, p, sz * n)) return 0;
+  return sz * n;
+}
+
+/* Returns the HTTP status (0 on a transport failure, with a message printed)
+ * and the parsed JSON body in *out (may be NULL). */
+static long http_call(const struct creds *c, const char *method, const char *path, json_t *body,
+                      const char *bearer, json_t **out) {
+  *out = NULL;
+  CURL *h = curl_easy_init();
+  if (!h) return 0;
+  char url[2048];
+  snprintf(url, sizeof url, "%s%s", c->url, path);
+  struct buf resp;
+  buf_init(&resp);
+  struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+  char auth[2200];
+  if (bearer && *bearer) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+    hdrs = curl_slist_append(hdrs, auth);
+  }
+  char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  if (payload) curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (resp.len) *out = json_loadb(resp.data, resp.len, 0, NULL);
+  } else {
+    fprintf(stderr, "kiln: cannot reach %s: %s\n", c->url, curl_easy_strerror(rc));
+  }
+  free(payload);
+  curl_slist_free_all(hdrs);
+  memset(auth, 0, sizeof auth);
+  curl_easy_cleanup(h);
+  buf_fini(&resp);
+  return status;
+}
+
+static int report_error(long status, json_t *body) {
+  const char *code = json_string_value(json_object_get(body, "error_code"));
+  const char *msg = json_string_value(json_object_get(body, "message"));
+  if (status) fprintf(stderr, "kiln: %s (%ld): %s\n", code ? code : "HTTP_ERROR", status, msg ? msg : "");
+  return 1;
+}
+
+/* A bearer for this invocation: the API key, or an access token from the
+ * stored refresh token (which rotates, so it is saved again). */
+static int authenticate(struct creds *c) {
+  if (c->api_key[0]) {
+    str_copy(c->access, sizeof c->access, c->api_key);
+    return 0;
+  }
+  if (!c->refresh[0]) {
+    fprintf(stderr, "kiln: not signed in; run `kiln login`\n");
+    return 1;
+  }
+  json_t *out, *req = json_pack("{s:s}", "refresh_token", c->refresh);
+  long st = http_call(c, "POST", "/api/v1/auth/token", req, NULL, &out);
+  json_decref(req);
+  if (st != 200) {
+    if (st == 401) fprintf(stderr, "kiln: your login has expired or was revoked; run `kiln login`\n");
+    else report_error(st, out);
+    json_decref(out);
+    return 1;
+  }
+  str_copy(c->access, sizeof c->access, json_string_value(json_object_get(out, "access_token")));
+  str_copy(c->refresh, sizeof c->refresh, json_string_value(json_object_get(out, "refresh_token")));
+  json_decref(out);
+  if (creds_save(c)) {
+    fprintf(stderr, "kiln: cannot save credentials\n");
+    return 1;
+  }
+  return 0;
+}
+
+static void print_json(json_t *v) {
+  char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  if (s) puts(s);
+  free(s);
+}
+
+static const char *opt(int argc, char **argv, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < argc; i++) {
+    if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=') return argv[i] + n + 1;
+    if (str_eq(argv[i], name) && i + 1 < argc) return argv[i + 1];
+  }
+  return NULL;
+}
+
+static bool flag(int argc, char **argv, const char *name) {
+  for (int i = 0; i < argc; i++)
+    if (str_eq(argv[i], name)) return true;
+  return false;
+}
+
+static int read_secret(const char *prompt, char *out, size_t cap, bool from_stdin) {
+  struct termios old, quiet;
+  bool tty = !from_stdin && isatty(STDIN_FILENO);
+  if (tty) {
+    fprintf(stderr, "%s", prompt);
+    tcgetattr(STDIN_FILENO, &old);
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  char *r = fgets(out, (int)cap, stdin);
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    fprintf(stderr, "\n");
+  }
+  if (!r) return -1;
+  out[strcspn(out, "\r\n")] = 0;
+  return 0;
+}
+
+/* ---- verbs --------------------------------------------------------------- */
+
+int cli_login(int argc, char **argv) {
+  struct creds c;
+  creds_load(&c);
+  const char *url = opt(argc, argv, "--url");
+  if (url) str_copy(c.url, sizeof c.url, url);
+  const char *key = opt(argc, argv, "--api-key");
+  if (key) {
+    memset(c.refresh, 0, sizeof c.refresh);
+    str_copy(c.api_key, sizeof c.api_key, key);
+    str_copy(c.access, sizeof c.access, key);
+  } else {
+    const char *user = opt(argc, argv, "--username");
+    char ubuf[256], pw[512];
+    if (!user) {
+      fprintf(stderr, "username: ");
+      if (!fgets(ubuf, sizeof ubuf, stdin)) return 2;
+      ubuf[strcspn(ubuf, "\r\n")] = 0;
+      user = ubuf;
+    }
+    if (read_secret("password: ", pw, sizeof pw, flag(argc, argv, "--password-stdin"))) return 2;
+    json_t *out, *req = json_pack("{s:s, s:s}", "username", user, "password", pw);
+    long st = http_call(&c, "POST", "/api/v1/auth/token", req, NULL, &out);
+    json_decref(req);
+    memset(pw, 0, sizeof pw);
+    if (st != 200) {
+      report_error(st, out);
+      json_decref(out);
+      return 1;
+    }
+    c.api_key[0] = 0;
+    str_copy(c.refresh, sizeof c.refresh, json_string_value(json_object_get(out, "refresh_token")));
+    str_copy(c.access, sizeof c.access, json_string_value(json_object_get(out, "access_token")));
+    json_decref(out);
+  }
+  json_t *me;
+  long st = http_call(&c, "GET", "/api/v1/auth/whoami", NULL, c.access, &me);
+  if (st != 200) {
+    report_error(st, me);
+    json_decref(me);
+    return 1;
+  }
+  if (creds_save(&c)) {
+    fprintf(stderr, "kiln: cannot save credentials\n");
+    json_decref(me);
+    return 1;
+  }
+  printf("signed in to %s as %s\n", c.url,
+         json_string_value(json_object_get(json_object_get(me, "user"), "username")));
+  json_decref(me);
+  return 0;
+}
+
+int cli_logout(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  struct creds c;
+  creds_load(&c);
+  if (c.refresh[0]) {
+    json_t *out, *req = json_pack("{s:s}", "refresh_token", c.refresh);
+    http_call(&c, "POST", "/api/v1/auth/logout", req, NULL, &out);
+    json_decref(req);
+    json_decref(out);
+  }
+  c.refresh[0] = c.api_key[0] = 0;
+  if (creds_save(&c)) return 1;
+  printf("signed out of %s\n", c.url);
+  return 0;
+}
+
+/* GET/POST/DELETE one path with the stored credentials; prints JSON. */
+static int call_print(const char *method, const char *path, json_t *body) {
+  struct creds c;
+  creds_load(&c);
+  if (authenticate(&c)) {
+    json_decref(body);
+    return 1;
+  }
+  json_t *out;
+  long st = http_call(&c, method, path, body, c.access, &out);
+  json_decref(body);
+  int rc = 0;
+  if (st != 200) rc = report_error(st, out);
+  else print_json(out);
+  json_decref(out);
+  return rc;
+}
+
+int cli_whoami(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  return call_print("GET", "/api/v1/auth/whoami", NULL);
+}
+
+static json_t *scopes_arg(const char *csv) {
+  json_t *a = json_array();
+  char tmp[128];
+  str_copy(tmp, sizeof tmp, csv);
+  for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save))
+    json_array_append_new(a, json_string(t));
+  return a;
+}
+
+int cli_keys(int argc, char **argv) {
+  const char *sub = argc > 0 ? argv[0] : "";
+  char path[256];
+  if (str_eq(sub, "list")) return call_print("GET", "/api/v1/api-keys", NULL);
+  if (str_eq(sub, "create")) {
+    const char *name = opt(argc - 1, argv + 1, "--name");
+    if (!name) {
+      fprintf(stderr, "usage: kiln keys create --name NAME [--scopes read,write] [--project ID]\n");
+      return 2;
+    }
+    json_t *b = json_pack("{s:s}", "name", name);
+    const char *scopes = opt(argc - 1, argv + 1, "--scopes");
+    const char *project = opt(argc - 1, argv + 1, "--project");
+    if (scopes) json_object_set_new(b, "scopes", scopes_arg(scopes));
+    if (project) json_object_set_new(b, "project_id", json_string(project));
+    return call_print("POST", "/api/v1/api-keys", b);
+  }
+  if ((str_eq(sub, "revoke") || str_eq(sub, "rotate")) && argc >= 2) {
+    snprintf(path, sizeof path, "/api/v1/api-keys/%s%s", argv[1], str_eq(sub, "rotate") ? "/rotate" : "");
+    if (str_eq(sub, "revoke")) return call_print("DELETE", path, NULL);
+    json_t *b = json_object();
+    const char *grace = opt(argc - 2, argv + 2, "--grace");
+    int64_t g;
+    if (grace) {
+      if (str_to_i64(grace, &g)) {
+        fprintf(stderr, "kiln: --grace takes seconds\n");
+        json_decref(b);
+        return 2;
+      }
+      json_object_set_new(b, "grace_seconds", json_integer(g));
+    }
+    return call_print("POST", path, b);
+  }
+  fprintf(stderr, "usage: kiln keys list | create --name N [--scopes S] [--project ID] | revoke ID | rotate ID [--grace S]\n");
+  return 2;
+}
+
+int cli_projects(int argc, char **argv) {
+  const char *sub = argc > 0 ? argv[0] : "";
+  if (str_eq(sub, "list")) return call_print("GET", "/api/v1/projects", NULL);
+  if (str_eq(sub, "create")) {
+    const char *org = opt(argc - 1, argv + 1, "--org");
+    const char *name = opt(argc - 1, argv + 1, "--name");
+    if (!org || !name) {
+      fprintf(stderr, "usage: kiln projects create --org ORG_ID --name NAME [--description TEXT]\n");
+      return 2;
+    }
+    json_t *b = json_pack("{s:s, s:s}", "org_id", org, "name", name);
+    const char *d = opt(argc - 1, argv + 1, "--description");
+    if (d) json_object_set_new(b, "description", json_string(d));
+    return call_print("POST", "/api/v1/projects", b);
+  }
+  if (str_eq(sub, "members") && argc >= 2) {
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/projects/%s/members", argv[1]);
+    if (argc == 2) return call_print("GET", path, NULL);
+    const char *user = opt(argc - 2, argv + 2, "--user");
+    const char *role = opt(argc - 2, argv + 2, "--role");
+    if (user && flag(argc - 2, argv + 2, "--remove")) {
+      snprintf(path, sizeof path, "/api/v1/projects/%s/members/%s", argv[1], user);
+      return call_print("DELETE", path, NULL);
+    }
+    if (user && role) {
+      snprintf(path, sizeof path, "/api/v1/projects/%s/members/%s", argv[1], user);
+      return call_print("PUT", path, json_pack("{s:s}", "role", role));
+    }
+  }
+  fprintf(stderr, "usage: kiln projects list | create --org ID --name N | members PROJECT_ID [--user ID --role R | --user ID --remove]\n");
+  return 2;
+}
