@@ -57,7 +57,8 @@ def test_login_whoami_keys_projects_logout(server, kiln):
     assert server.client(token=rotated["key"]).get("/api/v1/auth/whoami").status_code == 401
 
     projects = json.loads(kiln("projects", "list").stdout)["projects"]
-    org = projects[0]["org_id"]
+    # the admin's own org (a server admin lists every project)
+    org = [p for p in projects if p["id"] == me["user"]["default_project_id"]][0]["org_id"]
     made = json.loads(kiln("projects", "create", "--org", org, "--name", "cli-made").stdout)["project"]
     assert made["name"] == "cli-made"
     members = json.loads(kiln("projects", "members", made["id"]).stdout)["members"]
