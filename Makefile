@@ -100,7 +100,7 @@ unit: build/tests/unit
 api: build/kiln
 	KILN_BIN=build/kiln $(PY) -m pytest -q tests/api
 
-sdk:
+sdk: build/kiln
 	$(PY) -m pytest -q tests/sdk
 
 e2e: build/kiln

@@ -125,7 +125,7 @@ def _handler_for(stub: Stub) -> type:
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests start without KILN_* settings and without proxies."""
     for name in list(os.environ):
-        if name.upper() in ("KILN_URL", "KILN_TOKEN") or name.lower().endswith("_proxy"):
+        if name.upper() in ("KILN_URL", "KILN_TOKEN", "KILN_API_KEY") or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name, raising=False)
 
 

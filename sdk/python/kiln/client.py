@@ -7,18 +7,21 @@ later endpoint wrappers stay one-liners.
 
 from __future__ import annotations
 
+import datetime as _dt
 import http.client
 import json as _jsonlib
 import os
 import platform
 import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._version import __version__
-from .errors import ConnectionFailed, KilnError, error_from_response
+from .errors import ConnectionFailed, KilnError, Unauthenticated, error_from_response
 
 __all__ = ["Client", "DEFAULT_URL"]
 
@@ -66,6 +69,40 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Secret:
+    """Holds a credential so that it never shows up in a repr, a traceback's
+    locals or a debugger's view of the client."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+def _epoch_ms(value: Union[int, float, _dt.datetime, None], name: str) -> Optional[int]:
+    """Epoch milliseconds from an int/float (already ms) or a datetime (naive = UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be epoch milliseconds or a datetime")
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, (int, float)):
+        return int(value)
+    raise TypeError(f"{name} must be epoch milliseconds or a datetime")
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(str(segment), safe="")
+
+
 class Client:
     """A connection-less client for one Kiln server.
 
@@ -76,36 +113,75 @@ class Client:
         token: Bearer token (JWT or API key) sent as ``Authorization: Bearer
             <token>``. Defaults to the ``KILN_TOKEN`` environment variable;
             pass ``""`` to send no credentials even when it is set.
+        username, password: Sign in with the password grant of
+            ``POST /api/v1/auth/token`` on first use. The client keeps the
+            access and refresh tokens in memory and renews them by itself.
+        api_key: An API key (``kiln_...``), sent as ``Authorization: Bearer
+            <key>``. Defaults to the ``KILN_API_KEY`` environment variable.
         timeout: Socket timeout in seconds for connecting and for each read.
 
-    Each call opens a fresh connection (no keep-alive), so a ``Client`` is
-    safe to share between threads.
+    Pass at most one kind of credential (``token``, ``api_key`` or
+    ``username``/``password``); explicit arguments win over the environment.
+
+    Each call opens a fresh connection (no keep-alive), and token renewal is
+    serialized by a lock, so a ``Client`` is safe to share between threads.
 
     Example::
 
         import kiln
-        client = kiln.Client("http://127.0.0.1:8080", token="...")
-        print(client.server_info()["version"])
+        client = kiln.Client("http://127.0.0.1:8080", username="alice", password="...")
+        print(client.whoami()["user"]["username"])
     """
+
+    #: Renew the access token this many seconds before it expires (at most a
+    #: tenth of its lifetime, so very short-lived tokens are still used).
+    REFRESH_MARGIN_S = 30.0
 
     def __init__(
         self,
         url: Optional[str] = None,
         token: Optional[str] = None,
+        *,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        api_key: Optional[str] = None,
         timeout: float = 30.0,
     ) -> None:
         if url is None:
             url = os.environ.get("KILN_URL") or DEFAULT_URL
-        if token is None:
-            token = os.environ.get("KILN_TOKEN") or None
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"Kiln URL must look like http://host:port, got {url!r}")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive")
+        if (username is None) != (password is None):
+            raise ValueError("username and password go together")
+        explicit = [name for name, v in (("token", token), ("api_key", api_key), ("username", username)) if v]
+        if len(explicit) > 1:
+            raise ValueError("pass only one of token, api_key or username/password, not " + " and ".join(explicit))
+        if not explicit and token != "" and api_key != "":
+            # Nothing explicit: the environment decides ("" means "none").
+            if token is None:
+                token = os.environ.get("KILN_TOKEN") or None
+            if not token and api_key is None:
+                api_key = os.environ.get("KILN_API_KEY") or None
+
         self.url: str = url.rstrip("/")
         self.token: Optional[str] = token or None
         self.timeout: float = timeout
+        self._api_key: Optional[_Secret] = _Secret(api_key) if api_key else None
+        # Password sign-in state, guarded by _auth_lock. _generation counts
+        # token changes, so a thread that got a 401 can tell whether another
+        # thread has renewed the token meanwhile.
+        self._auth_lock = threading.Lock()
+        self._username: Optional[str] = username or None
+        self._password: Optional[_Secret] = _Secret(password) if username and password else None
+        self._session: bool = self._password is not None
+        self._access: Optional[_Secret] = None
+        self._refresh: Optional[_Secret] = None
+        self._access_renew_at: float = 0.0
+        self._generation: int = 0
+        self._clock: Callable[[], float] = time.monotonic
         # Proxies from *_proxy / no_proxy are honoured like other HTTP tools.
         # Redirects are not followed: urllib would resend the Authorization
         # header to whatever host a redirect names, and Kiln's API never
@@ -113,7 +189,12 @@ class Client:
         self._opener = urllib.request.build_opener(_NoRedirect())
 
     def __repr__(self) -> str:
-        auth = "token=***" if self.token else "token=None"
+        if self._session:
+            auth = f"username={self._username!r}, password=***"
+        elif self._api_key is not None:
+            auth = "api_key=***"
+        else:
+            auth = "token=***" if self.token else "token=None"
         return f"Client(url={self.url!r}, {auth}, timeout={self.timeout!r})"
 
     # ------------------------------------------------------------------
@@ -136,6 +217,286 @@ class Client:
         """``GET /api/v1/server-info``: name, version, commit, start time,
         uptime and store description of the server."""
         return self._request_dict("GET", "/api/v1/server-info")
+
+    # ------------------------------------------------------------------
+    # Signing in
+    # ------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> None:
+        """Sign in now with the password grant and use the session from here on.
+
+        The tokens (and the password, to sign in again when the refresh token
+        is refused) are kept in memory only. Replaces any ``token`` or
+        ``api_key`` the client was built with.
+
+        Raises:
+            Unauthenticated: wrong username or password.
+            RateLimited: too many failed attempts (see ``retry_after``).
+        """
+        if not username or not password:
+            raise ValueError("username and password are required")
+        with self._auth_lock:
+            self._grant({"username": username, "password": password})
+            self._username = username
+            self._password = _Secret(password)
+            self._session = True
+            self.token = None
+            self._api_key = None
+
+    def logout(self) -> None:
+        """Revoke the refresh token's family on the server
+        (``POST /api/v1/auth/logout``) and forget every credential of the
+        session, the password included. Later calls go unauthenticated until
+        :meth:`login`. Does nothing on the server when not signed in."""
+        with self._auth_lock:
+            refresh = self._refresh
+            self._forget_session()
+            if refresh is not None:
+                self._request("POST", "/api/v1/auth/logout", json={"refresh_token": refresh.value}, _auth=False)
+
+    def whoami(self) -> Dict[str, Any]:
+        """``GET /api/v1/auth/whoami``: ``{"user": {...}, "auth": {"kind",
+        "scopes", "project_id"?, "key_id"?}}``."""
+        return self._request_dict("GET", "/api/v1/auth/whoami")
+
+    def change_password(self, old_password: str, new_password: str) -> None:
+        """``POST /api/v1/auth/password``: change your own password.
+
+        The server revokes every refresh token of the user; a password-signed-in
+        client remembers the new password and signs in again with it when its
+        access token runs out. A wrong ``old_password`` raises
+        :class:`Unauthenticated` (without retrying) and a weak ``new_password``
+        :class:`BadRequest` naming the rule.
+        """
+        self._request(
+            "POST",
+            "/api/v1/auth/password",
+            json={"old_password": old_password, "new_password": new_password},
+            _retry_auth=False,
+        )
+        with self._auth_lock:
+            if self._session:
+                self._password = _Secret(new_password)
+                self._refresh = None  # revoked by the server
+
+    # ------------------------------------------------------------------
+    # API keys
+    # ------------------------------------------------------------------
+
+    def api_keys(self) -> List[Dict[str, Any]]:
+        """``GET /api/v1/api-keys``: your keys (id, name, prefix, scopes,
+        project_id, created_at, expires_at, last_used_at, revoked_at,
+        grace_until; never the key itself)."""
+        keys = self._request_dict("GET", "/api/v1/api-keys").get("api_keys")
+        return list(keys) if isinstance(keys, list) else []
+
+    def create_api_key(
+        self,
+        name: str,
+        scopes: Optional[Sequence[str]] = None,
+        project_id: Optional[str] = None,
+        expires_at: Union[int, _dt.datetime, None] = None,
+    ) -> Dict[str, Any]:
+        """``POST /api/v1/api-keys``: create a key.
+
+        Args:
+            name: A label for the key.
+            scopes: Some of ``"read"``, ``"write"``, ``"predict"``, ``"admin"``;
+                the server's default is read, write and predict.
+            project_id: Restrict the key to one project.
+            expires_at: Epoch milliseconds or a ``datetime`` (naive = UTC).
+
+        Returns:
+            ``{"key": "kiln_...", "api_key": {...}}``. The key is shown only
+            this once; store it.
+        """
+        body: Dict[str, Any] = {"name": name}
+        if scopes is not None:
+            if isinstance(scopes, str):
+                scopes = [scopes]
+            body["scopes"] = list(scopes)
+        if project_id is not None:
+            body["project_id"] = project_id
+        ms = _epoch_ms(expires_at, "expires_at")
+        if ms is not None:
+            body["expires_at"] = ms
+        return self._request_dict("POST", "/api/v1/api-keys", json=body)
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """``DELETE /api/v1/api-keys/{key_id}``: revoke a key at once."""
+        self._request("DELETE", f"/api/v1/api-keys/{_quote(key_id)}")
+
+    def rotate_api_key(self, key_id: str, grace_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """``POST /api/v1/api-keys/{key_id}/rotate``: issue a new key; the old
+        one stays valid for ``grace_seconds`` (server default 3600).
+
+        Returns ``{"key": "kiln_...", "api_key": {...}}`` for the new key.
+        """
+        body: Dict[str, Any] = {}
+        if grace_seconds is not None:
+            body["grace_seconds"] = int(grace_seconds)
+        return self._request_dict("POST", f"/api/v1/api-keys/{_quote(key_id)}/rotate", json=body)
+
+    # ------------------------------------------------------------------
+    # Users (server administrators)
+    # ------------------------------------------------------------------
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        email: Optional[str] = None,
+        is_admin: bool = False,
+    ) -> Dict[str, Any]:
+        """``POST /api/v1/users`` (administrators): create a user; returns the
+        user object (``id``, ``username``, ``is_admin``, ...)."""
+        body: Dict[str, Any] = {"username": username, "password": password, "is_admin": bool(is_admin)}
+        if email is not None:
+            body["email"] = email
+        answer = self._request_dict("POST", "/api/v1/users", json=body)
+        user = answer.get("user")
+        return user if isinstance(user, dict) else answer
+
+    def reset_password(self, user_id: str, new_password: str) -> None:
+        """``POST /api/v1/users/{user_id}/password`` (administrators): set a
+        user's password; the user must change it at the next sign-in."""
+        self._request("POST", f"/api/v1/users/{_quote(user_id)}/password", json={"new_password": new_password})
+
+    # ------------------------------------------------------------------
+    # Audit log (server administrators)
+    # ------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: Optional[str] = None,
+        action: Optional[str] = None,
+        since: Union[int, _dt.datetime, None] = None,
+        until: Union[int, _dt.datetime, None] = None,
+        max_results: Optional[int] = None,
+        page_token: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """``GET /api/v1/audit``: one page of the audit log, newest first.
+
+        ``since``/``until`` are epoch milliseconds or datetimes; ``max_results``
+        is 1 to 1000 (server default 100). Returns ``{"entries": [...],
+        "next_page_token": "..."}`` (the token only when more entries follow).
+        """
+        params = {
+            "actor": actor,
+            "action": action,
+            "since": _epoch_ms(since, "since"),
+            "until": _epoch_ms(until, "until"),
+            "max_results": max_results,
+            "page_token": page_token,
+        }
+        return self._request_dict("GET", "/api/v1/audit", params=params)
+
+    def iter_audit(
+        self,
+        actor: Optional[str] = None,
+        action: Optional[str] = None,
+        since: Union[int, _dt.datetime, None] = None,
+        until: Union[int, _dt.datetime, None] = None,
+        max_results: Optional[int] = None,
+        page_token: Optional[str] = None,
+    ) -> Iterator[Dict[str, Any]]:
+        """Every audit entry matching the filters, newest first, fetching page
+        after page (``max_results`` is the page size) by ``next_page_token``."""
+        token = page_token
+        seen = set()
+        while True:
+            page = self.audit(actor, action, since, until, max_results, token)
+            entries = page.get("entries")
+            for entry in entries if isinstance(entries, list) else []:
+                yield entry
+            token = page.get("next_page_token")
+            if not token or token in seen:
+                return
+            seen.add(token)
+
+    # ------------------------------------------------------------------
+    # Credentials
+    # ------------------------------------------------------------------
+
+    def _forget_session(self) -> None:
+        # caller holds _auth_lock
+        self._session = False
+        self._password = None
+        self._access = None
+        self._refresh = None
+        self._access_renew_at = 0.0
+        self._generation += 1
+
+    def _grant(self, body: Dict[str, str]) -> None:
+        """POST /api/v1/auth/token and keep the answer. Caller holds _auth_lock."""
+        sent_at = self._clock()
+        try:
+            answer = self._request("POST", "/api/v1/auth/token", json=body, _auth=False)
+        except KilnError as err:
+            if err.error_code == "INVALID_RESPONSE":
+                # its message quotes the body, which may hold tokens
+                raise KilnError("INVALID_RESPONSE", "the token endpoint answered a non-JSON body", err.status,
+                                err.request_id) from None
+            raise
+        access = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(access, str) or not access:
+            raise KilnError("INVALID_RESPONSE", "the token endpoint answered no access_token")
+        refresh = answer.get("refresh_token")
+        expires_in = answer.get("expires_in")
+        self._access = _Secret(access)
+        self._refresh = _Secret(refresh) if isinstance(refresh, str) and refresh else None
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) and expires_in > 0:
+            margin = min(self.REFRESH_MARGIN_S, expires_in / 10.0)
+            self._access_renew_at = sent_at + expires_in - margin
+        else:
+            self._access_renew_at = float("inf")
+        self._generation += 1
+
+    def _renew(self) -> None:
+        """Get a new access token: the refresh grant, else (refresh refused
+        with 401 or no refresh token) the password grant. Caller holds _auth_lock."""
+        if self._refresh is not None:
+            refresh, self._refresh = self._refresh, None  # spent whatever happens
+            try:
+                self._grant({"refresh_token": refresh.value})
+                return
+            except Unauthenticated:
+                self._access = None
+                if self._password is None:
+                    raise Unauthenticated(
+                        "UNAUTHENTICATED", "the session expired and no password is kept; call login() again", 401
+                    ) from None
+        if self._password is None or not self._username:
+            raise Unauthenticated("UNAUTHENTICATED", "not signed in; call login()", 401)
+        self._grant({"username": self._username, "password": self._password.value})
+
+    def _credential(self) -> Tuple[Optional[str], int]:
+        """The bearer to send and the token generation it belongs to."""
+        if self._api_key is not None:
+            return self._api_key.value, -1
+        if self.token:
+            return self.token, -1
+        if not self._session:
+            return None, -1
+        with self._auth_lock:
+            if not self._session:
+                return None, -1
+            if self._access is None or self._clock() >= self._access_renew_at:
+                self._renew()
+            assert self._access is not None
+            return self._access.value, self._generation
+
+    def _after_401(self, generation: int) -> bool:
+        """Renew the session's access token after a 401 unless another thread
+        already did; returns whether a retry makes sense."""
+        if generation < 0 or not self._session:
+            return False
+        with self._auth_lock:
+            if not self._session:
+                return False
+            if self._generation == generation:
+                self._renew()
+            return True
 
     # ------------------------------------------------------------------
     # Transport
@@ -169,6 +530,8 @@ class Client:
         data: Optional[bytes] = None,
         headers: Optional[Mapping[str, str]] = None,
         raw: bool = False,
+        _auth: bool = True,
+        _retry_auth: bool = True,
     ) -> Any:
         """Send one request and return its decoded answer.
 
@@ -184,6 +547,11 @@ class Client:
                 ``Content-Type`` through ``headers``.
             headers: Extra request headers.
             raw: Return the body as ``bytes`` instead of decoding JSON.
+
+        With a password sign-in, the access token is fetched or renewed before
+        the request when needed, and after a 401 answer it is renewed once and
+        the request sent once more (``_retry_auth=False`` turns that off for
+        calls whose 401 means something else, like a wrong old password).
 
         Returns:
             The decoded JSON value, ``None`` for an empty body, or ``bytes``
@@ -204,12 +572,37 @@ class Client:
         if json is not None:
             body = _jsonlib.dumps(json, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
             send_headers["Content-Type"] = "application/json"
-        if self.token:
-            send_headers["Authorization"] = f"Bearer {self.token}"
         if headers:
             send_headers.update(headers)
-
         url = self._url_for(path, params)
+        caller_auth = any(k.lower() == "authorization" for k in send_headers)
+        if not _auth or caller_auth:
+            return self._send(method, path, url, body, send_headers, raw)
+
+        bearer, generation = self._credential()
+        if bearer:
+            send_headers["Authorization"] = f"Bearer {bearer}"
+        try:
+            return self._send(method, path, url, body, send_headers, raw)
+        except Unauthenticated:
+            if not _retry_auth or not self._after_401(generation):
+                raise
+        bearer, _ = self._credential()
+        if bearer:
+            send_headers["Authorization"] = f"Bearer {bearer}"
+        else:
+            send_headers.pop("Authorization", None)
+        return self._send(method, path, url, body, send_headers, raw)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        url: str,
+        body: Optional[bytes],
+        send_headers: Dict[str, str],
+        raw: bool,
+    ) -> Any:
         req = urllib.request.Request(url, data=body, headers=send_headers, method=method.upper())
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:
