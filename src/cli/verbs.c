@@ -22,8 +22,9 @@ const struct cli_verb cli_verbs[] = {
      "\n"
      "options:\n",
      cli_server},
-    {"admin", "operator tasks on a store (audit-verify)",
+    {"admin", "operator tasks on a store (audit-verify, rotate-signing-key)",
      "usage: kiln admin audit-verify [--data DIR] [--db URL]\n"
+     "       kiln admin rotate-signing-key [--data DIR] [--db URL]\n"
      "\n"
      "audit-verify  walks the hash-chained audit log and checks every entry.\n"
      "              Prints `audit log intact: N entries` and the last entry's\n"
@@ -31,6 +32,9 @@ const struct cli_verb cli_verbs[] = {
      "              REASON` for the first edited or deleted entry (exit 1).\n"
      "              Entries cut from the end leave a shorter intact chain:\n"
      "              compare the last seq and hash with a copy kept elsewhere.\n"
+     "rotate-signing-key  adds a new JWT signing key and retires the old one;\n"
+     "              tokens it signed stay valid until they expire (no one is\n"
+     "              logged out). Safe while the server runs.\n"
      "\n"
      "options:\n"
      "  --data DIR   data directory (default ./data; env KILN_DATA); the store\n"

@@ -96,3 +96,19 @@ def test_unreachable_server_is_a_clear_error(kiln):
     kiln.env["KILN_URL"] = "http://127.0.0.1:9"
     p = kiln("login", "--username", "admin", "--password-stdin", stdin="x\n", ok=False)
     assert p.returncode == 1 and "cannot reach http://127.0.0.1:9" in p.stderr
+
+
+def test_signing_key_rotation_logs_nobody_out(server, kiln_binary, admin_token):
+    import base64
+
+    def kid(tok):
+        head = tok.split(".")[0]
+        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
+
+    before = kid(admin_token)
+    p = subprocess.run([kiln_binary, "admin", "rotate-signing-key", "--data", str(server.data_dir)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert server.client(token=admin_token).get("/api/v1/auth/whoami").status_code == 200
+    fresh = server.login("admin", server.admin_password)["access_token"]
+    assert kid(fresh) != before and kid(fresh) in p.stdout
