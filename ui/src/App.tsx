@@ -1,13 +1,25 @@
-// The app shell: header, left navigation built from the page registry, and the
-// content area showing the page for the current path.
+// The app shell: header (with the signed-in user), left navigation built from
+// the page registry, and the content area showing the page for the current path.
+import { useEffect } from "preact/hooks";
+import { signOut, useAuth } from "./auth";
 import { findPage, pages } from "./pages";
 import { NotFound } from "./pages/NotFound";
-import { linkClick, usePath } from "./router";
+import { linkClick, navigate, usePath } from "./router";
 
 export function App() {
   const path = usePath();
+  const { session, user } = useAuth();
   const page = findPage(path);
-  const Page = page?.component;
+  const needsLogin = page !== undefined && page.access !== "public" && !session;
+
+  useEffect(() => {
+    if (needsLogin) navigate(`/login?next=${encodeURIComponent(path)}`);
+  }, [needsLogin, path]);
+
+  const Page = needsLogin ? null : page?.component;
+  const nav = pages.filter(
+    (d) => !d.hidden && (d.access === "public" || (d.access === "user" ? true : user?.is_admin === true)),
+  );
 
   return (
     <div class="shell" data-testid="app-shell">
@@ -22,10 +34,29 @@ export function App() {
           <span data-testid="app-title">Kiln</span>
         </a>
         <span class="topbar-tag">MLOps platform</span>
+        <div class="topbar-user">
+          {session ? (
+            <>
+              <span class="topbar-name" data-testid="user-name" title={user?.email}>
+                {user ? user.username : "…"}
+                {user?.is_admin && <span class="topbar-role">admin</span>}
+              </span>
+              <button type="button" class="btn btn-small btn-ghost" data-testid="sign-out" onClick={() => void signOut()}>
+                Sign out
+              </button>
+            </>
+          ) : (
+            path !== "/login" && (
+              <a class="topbar-link" href="/login" data-testid="sign-in-link" onClick={(e) => linkClick(e, "/login")}>
+                Sign in
+              </a>
+            )
+          )}
+        </div>
       </header>
       <nav class="sidenav" aria-label="Main">
         <ul>
-          {pages.map((d) => (
+          {nav.map((d) => (
             <li key={d.id}>
               <a
                 href={d.path}
@@ -40,7 +71,7 @@ export function App() {
           ))}
         </ul>
       </nav>
-      <main class="content">{Page ? <Page /> : <NotFound path={path} />}</main>
+      <main class="content">{Page ? <Page /> : needsLogin ? null : <NotFound path={path} />}</main>
     </div>
   );
 }

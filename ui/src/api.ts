@@ -55,14 +55,16 @@ function isErrorBody(v: unknown): v is ErrorBody {
   );
 }
 
-interface RawResponse {
+export interface RawResponse {
   status: number;
   ok: boolean;
   body: unknown;
+  headers: Headers;
 }
 
 /** Performs the request and parses a JSON body; throws only when no usable response arrived. */
-async function request(path: string, init: RequestInit = {}): Promise<RawResponse> {
+export async function request(path: string, init: RequestInit = {}): Promise<RawResponse> {
+  const method = init.method ?? "GET";
   let res: Response;
   try {
     res = await fetch(path, {
@@ -73,7 +75,7 @@ async function request(path: string, init: RequestInit = {}): Promise<RawRespons
   } catch (e) {
     if (e instanceof DOMException && e.name === "AbortError") throw e;
     const why = e instanceof Error && e.message ? ` (${e.message})` : "";
-    throw new ApiError(0, "network_error", `No response to GET ${path}${why}.`, path);
+    throw new ApiError(0, "network_error", `No response to ${method} ${path}${why}.`, path);
   }
   const text = await res.text();
   let body: unknown = undefined;
@@ -89,10 +91,10 @@ async function request(path: string, init: RequestInit = {}): Promise<RawRespons
       );
     }
   }
-  return { status: res.status, ok: res.ok, body };
+  return { status: res.status, ok: res.ok, body, headers: res.headers };
 }
 
-function toApiError(path: string, r: RawResponse): ApiError {
+export function toApiError(path: string, r: RawResponse): ApiError {
   if (isErrorBody(r.body)) return new ApiError(r.status, r.body.error_code, r.body.message, path);
   return new ApiError(r.status, "http_error", `HTTP ${r.status} from ${path}.`, path);
 }

@@ -26,3 +26,12 @@ export function formatClock(d: Date): string {
 export function shortCommit(commit: string): string {
   return /^[0-9a-f]{13,40}$/i.test(commit) ? commit.slice(0, 12) : commit;
 }
+
+/** Compact local date and time for tables: "2026-05-04 13:07" (with seconds: "…:07:42"). */
+export function formatShort(ms: number, seconds = false): string {
+  if (!Number.isFinite(ms) || ms <= 0) return "—";
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  const t = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return seconds ? `${t}:${p(d.getSeconds())}` : t;
+}

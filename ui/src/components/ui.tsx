@@ -1,5 +1,6 @@
 // Small presentational pieces shared by pages: cards, badges, the error panel.
 import type { ComponentChildren } from "preact";
+import { useEffect } from "preact/hooks";
 import { ApiError } from "../api";
 
 export type Tone = "ok" | "warn" | "bad" | "neutral";
@@ -58,5 +59,35 @@ export function ErrorPanel(props: { error: unknown; onRetry?: () => void; stale?
         </p>
       )}
     </div>
+  );
+}
+
+/** A modal dialog over a dimmed page; Escape and the backdrop close it. */
+export function Modal(props: { title: string; testid?: string; onClose: () => void; children: ComponentChildren }) {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && props.onClose();
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [props.onClose]);
+  return (
+    <div class="modal-backdrop" onClick={(e) => e.target === e.currentTarget && props.onClose()}>
+      <div class="modal" role="dialog" aria-modal="true" aria-label={props.title} data-testid={props.testid}>
+        <h2 class="modal-title">{props.title}</h2>
+        {props.children}
+      </div>
+    </div>
+  );
+}
+
+/** Shows a server error's message (and code) inline, e.g. under a form. */
+export function InlineError(props: { error: unknown; testid?: string }) {
+  const e = props.error;
+  if (!e) return null;
+  const msg = e instanceof Error ? e.message : String(e);
+  return (
+    <p class="inline-error" role="alert" data-testid={props.testid ?? "inline-error"}>
+      {msg}
+      {e instanceof ApiError && e.status > 0 && <code> {e.errorCode}</code>}
+    </p>
   );
 }

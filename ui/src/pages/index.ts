@@ -1,6 +1,9 @@
 // The page registry: one entry per dashboard page. The nav and the router both
 // read this list, so adding a page is adding an entry here.
 import type { FunctionComponent } from "preact";
+import { ApiKeys } from "./ApiKeys";
+import { Audit } from "./Audit";
+import { Login } from "./Login";
 import { Overview } from "./Overview";
 
 export interface PageDef {
@@ -10,10 +13,23 @@ export interface PageDef {
   path: string;
   /** Other paths that show the same page. */
   aliases?: string[];
+  /**
+   * Who sees it: "public" (anyone), "user" (signed in; others go to the login
+   * page), "admin" (signed in; listed in the nav only for server admins, and
+   * the server answers 403 to everyone else).
+   */
+  access: "public" | "user" | "admin";
+  /** Left out of the navigation. */
+  hidden?: boolean;
   component: FunctionComponent;
 }
 
-export const pages: PageDef[] = [{ id: "overview", title: "Overview", path: "/", aliases: ["/overview"], component: Overview }];
+export const pages: PageDef[] = [
+  { id: "overview", title: "Overview", path: "/", aliases: ["/overview"], access: "public", component: Overview },
+  { id: "api-keys", title: "API keys", path: "/api-keys", access: "user", component: ApiKeys },
+  { id: "audit", title: "Audit log", path: "/audit", access: "admin", component: Audit },
+  { id: "login", title: "Sign in", path: "/login", access: "public", hidden: true, component: Login },
+];
 
 export function findPage(path: string): PageDef | undefined {
   const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
