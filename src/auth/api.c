@@ -19,20 +19,6 @@ static void audit(struct req *rq, const char *actor, const char *action, const c
   if (auth_audit_record(req_app(rq)->db, &en, &e)) log_warn("audit.failed", "%s: %s", action, e.msg);
 }
 
-static json_t *body_object(struct req *rq, struct reply *rp) {
-  struct err e;
-  json_t *v = req_json(rq, &e);
-  if (!v) {
-    reply_err(rp, &e);
-    return NULL;
-  }
-  if (!json_is_object(v)) {
-    reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "the request body must be a JSON object");
-    return NULL;
-  }
-  return v;
-}
-
 static json_t *scopes_json(unsigned scopes) {
   char csv[64];
   auth_scopes_format(scopes, csv, sizeof csv);
@@ -73,7 +59,7 @@ static int reply_tokens(struct reply *rp, const struct auth_tokens *t) {
 /* POST /api/v1/auth/token: the OAuth2 token-response shape for three grants. */
 static int h_token(struct req *rq, struct reply *rp) {
   if (!A(rq)) return reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   const char *user = json_string_value(json_object_get(b, "username"));
   const char *pw = json_string_value(json_object_get(b, "password"));
@@ -133,7 +119,7 @@ static int h_token(struct req *rq, struct reply *rp) {
 
 static int h_logout(struct req *rq, struct reply *rp) {
   if (!A(rq)) return reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   const char *refresh = json_string_value(json_object_get(b, "refresh_token"));
   if (!refresh) return reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "Missing value for required parameter 'refresh_token'.");
@@ -168,7 +154,7 @@ static int h_password(struct req *rq, struct reply *rp) {
   const struct auth_principal *p = req_principal(rq);
   if (p->kind == AUTH_API_KEY)
     return reply_errf(rp, ERR_PERMISSION_DENIED, "an API key cannot change its owner's password; sign in with the password");
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *old_pw, *new_pw;
@@ -215,7 +201,7 @@ static int parse_scopes(json_t *v, unsigned *out, struct err *e) {
 
 static int h_keys_create(struct req *rq, struct reply *rp) {
   const struct auth_principal *p = req_principal(rq);
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *name, *project;
@@ -276,7 +262,7 @@ static int h_keys_rotate(struct req *rq, struct reply *rp) {
   size_t n;
   req_body(rq, &n);
   if (n) {
-    json_t *b = body_object(rq, rp);
+    json_t *b = req_json_object(rq, rp);
     if (!b) return 0;
     if (json_get_i64(b, "grace_seconds", false, &grace, &e)) return reply_err(rp, &e);
   }
@@ -292,7 +278,7 @@ static int h_keys_rotate(struct req *rq, struct reply *rp) {
 /* ---- users (server admins) ------------------------------------------------- */
 
 static int h_users_create(struct req *rq, struct reply *rp) {
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *username, *email, *password;
@@ -308,7 +294,7 @@ static int h_users_create(struct req *rq, struct reply *rp) {
 }
 
 static int h_users_reset(struct req *rq, struct reply *rp) {
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *pw;

@@ -17,20 +17,6 @@ static void audit(struct req *rq, const char *action, const char *target, const 
   if (auth_audit_record(req_app(rq)->db, &en, &e)) log_warn("audit.failed", "%s: %s", action, e.msg);
 }
 
-static json_t *body_object(struct req *rq, struct reply *rp) {
-  struct err e;
-  json_t *v = req_json(rq, &e);
-  if (!v) {
-    reply_err(rp, &e);
-    return NULL;
-  }
-  if (!json_is_object(v)) {
-    reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "the request body must be a JSON object");
-    return NULL;
-  }
-  return v;
-}
-
 static const char *project_param(struct req *rq, bool *missing) {
   const char *id = req_param(rq, "project_id");
   if (!id || !*id) *missing = true;
@@ -78,7 +64,7 @@ static int h_orgs_list(struct req *rq, struct reply *rp) {
 }
 
 static int h_orgs_create(struct req *rq, struct reply *rp) {
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *name, *display;
@@ -101,7 +87,7 @@ static int h_org_members(struct req *rq, struct reply *rp) {
 static int h_org_member_set(struct req *rq, struct reply *rp) {
   const char *org = req_param(rq, "org_id"), *user = req_param(rq, "user_id");
   if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *role_s;
@@ -130,7 +116,7 @@ static int h_org_member_remove(struct req *rq, struct reply *rp) {
 static int h_invite(struct req *rq, struct reply *rp) {
   const char *org = req_param(rq, "org_id");
   if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *email, *role, *project;
@@ -154,7 +140,7 @@ static int h_invite(struct req *rq, struct reply *rp) {
 }
 
 static int h_invite_accept(struct req *rq, struct reply *rp) {
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *token;
@@ -179,7 +165,7 @@ static int h_projects_list(struct req *rq, struct reply *rp) {
 }
 
 static int h_projects_create(struct req *rq, struct reply *rp) {
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *org, *name, *desc;
@@ -214,7 +200,7 @@ static int h_project_members(struct req *rq, struct reply *rp) {
 }
 
 static int h_project_member_set(struct req *rq, struct reply *rp) {
-  json_t *b = body_object(rq, rp);
+  json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
   const char *role_s;

@@ -64,6 +64,8 @@ const char *req_body(const struct req *rq, size_t *len);
 /* Parses the body as JSON once; NULL with e filled on malformed input. The
  * value is owned by the request. */
 json_t *req_json(struct req *rq, struct err *e);
+/* The body as a JSON object, or NULL with the 400 reply already set. */
+json_t *req_json_object(struct req *rq, struct reply *rp);
 struct arena *req_arena(struct req *rq);
 struct app *req_app(struct req *rq);
 /* Who is calling (AUTH_ANON on public routes without credentials). */

@@ -127,6 +127,20 @@ json_t *req_json(struct req *rq, struct err *e) {
   return rq->json;
 }
 
+json_t *req_json_object(struct req *rq, struct reply *rp) {
+  struct err e;
+  json_t *v = req_json(rq, &e);
+  if (!v) {
+    reply_err(rp, &e);
+    return NULL;
+  }
+  if (!json_is_object(v)) {
+    reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "the request body must be a JSON object");
+    return NULL;
+  }
+  return v;
+}
+
 /* ---- replies ------------------------------------------------------------------ */
 
 static void reply_clear_body(struct reply *rp) {
