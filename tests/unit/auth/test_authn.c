@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "fixture.h"
 
 static char dir[64];
 static struct db *db;
@@ -12,27 +13,12 @@ static struct auth *au;
 static struct auth_user alice;
 
 static void setup(void) {
-  log_set_quiet(true);
-  cr_assert_eq(base_init(), 0);
-  str_copy(dir, sizeof dir, "/tmp/kiln-authn-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  char url[128];
-  snprintf(url, sizeof url, "sqlite:%s/kiln.db", dir);
+  auth_fixture_open("kiln-authn", dir, &db, &au);
   struct err e;
-  cr_assert_eq(db_open(&db, url, NULL, &e), 0, "%s", e.msg);
-  cr_assert_geq(db_migrate(db, &e), 0, "%s", e.msg);
-  struct auth_opts o = {.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN};
-  cr_assert_eq(auth_open(&au, db, &o, &e), 0);
   cr_assert_eq(auth_user_create(au, "alice", "alice@example.com", "Correct-Horse-9", false, &alice, &e), 0, "%s", e.msg);
 }
 
-static void teardown(void) {
-  auth_close(au);
-  db_close(db);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { auth_fixture_close(dir, db, au); }
 
 TestSuite(authn, .init = setup, .fini = teardown);
 

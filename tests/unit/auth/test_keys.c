@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "fixture.h"
 
 static char dir[64];
-static char url[128];
 static struct db *db;
 static struct auth *au;
 
@@ -49,17 +49,7 @@ static int64_t sql_i64(const char *q, const char *arg) {
 }
 
 static void setup(void) {
-  log_set_quiet(true);
-  cr_assert_eq(base_init(), 0);
-  str_copy(dir, sizeof dir, "/tmp/kiln-keys-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  snprintf(url, sizeof url, "sqlite:%s/kiln.db", dir);
-  struct err e;
-  cr_assert_eq(db_open(&db, url, NULL, &e), 0, "%s", e.msg);
-  cr_assert_geq(db_migrate(db, &e), 0, "%s", e.msg);
-  struct auth_opts o = {.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN,
-                        .pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN};
-  cr_assert_eq(auth_open(&au, db, &o, &e), 0, "%s", e.msg);
+  auth_fixture_open("kiln-keys", dir, &db, &au);
   sql("INSERT INTO users (id, username, email, is_admin, disabled, created_at, updated_at) "
       "VALUES ('" ALICE "', 'alice', 'alice@example.com', 1, 0, 1, 1)");
   sql("INSERT INTO users (id, username, email, is_admin, disabled, created_at, updated_at) "
@@ -69,13 +59,7 @@ static void setup(void) {
       "', 'fraud', 1, 1)");
 }
 
-static void teardown(void) {
-  auth_close(au);
-  db_close(db);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { auth_fixture_close(dir, db, au); }
 
 TestSuite(keys, .init = setup, .fini = teardown);
 

@@ -11,33 +11,17 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "fixture.h"
 
 static char dir[64];
 static struct db *db;
 static struct auth *au;
 
 static void setup(void) {
-  log_set_quiet(true);
-  cr_assert_eq(base_init(), 0);
-  str_copy(dir, sizeof dir, "/tmp/kiln-users-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  char url[128];
-  snprintf(url, sizeof url, "sqlite:%s/kiln.db", dir);
-  struct err e;
-  cr_assert_eq(db_open(&db, url, NULL, &e), 0, "%s", e.msg);
-  cr_assert_geq(db_migrate(db, &e), 0, "%s", e.msg);
-  struct auth_opts o = {.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN,
-                        .pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN};
-  cr_assert_eq(auth_open(&au, db, &o, &e), 0, "%s", e.msg);
+  auth_fixture_open("kiln-users", dir, &db, &au);
 }
 
-static void teardown(void) {
-  auth_close(au);
-  db_close(db);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { auth_fixture_close(dir, db, au); }
 
 TestSuite(users, .init = setup, .fini = teardown);
 TestSuite(passwords, .init = setup, .fini = teardown);
