@@ -21,48 +21,16 @@
  * every authenticated call on the write path. */
 #define KEY_TOUCH_EVERY_MS 60000
 
-static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/* Big-endian bytes -> KEY_DIGITS base62 digits, most significant first,
- * zero padded: repeated division of the byte string by 62. */
-static void base62_encode(const uint8_t in[KEY_BYTES], char out[KEY_DIGITS + 1]) {
-  uint8_t num[KEY_BYTES];
-  memcpy(num, in, sizeof num);
-  for (int i = KEY_DIGITS - 1; i >= 0; i--) {
-    unsigned rem = 0;
-    for (int j = 0; j < KEY_BYTES; j++) {
-      unsigned cur = (rem << 8) | num[j];
-      num[j] = (uint8_t)(cur / 62);
-      rem = cur % 62;
-    }
-    out[i] = b62[rem];
-  }
-  out[KEY_DIGITS] = 0;
-  memset(num, 0, sizeof num);
-}
-
-static bool is_b62(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
 /* Shape only; says nothing about whether such a key exists. */
 static bool key_well_formed(const char *key) {
   if (!key || strnlen(key, KEY_LEN + 1) != KEY_LEN || !str_has_prefix(key, KEY_PREFIX))
     return false;
-  for (int i = KEY_PREFIX_LEN; i < KEY_LEN; i++)
-    if (!is_b62(key[i])) return false;
-  return true;
+  return base62_valid(key + KEY_PREFIX_LEN, KEY_DIGITS);
 }
 
 static void key_generate(char key[AUTH_KEY_MAX], char hash[65]) {
-  uint8_t raw[KEY_BYTES];
-  char digits[KEY_DIGITS + 1];
-  randombytes_buf(raw, sizeof raw);
-  base62_encode(raw, digits);
-  snprintf(key, AUTH_KEY_MAX, KEY_PREFIX "%s", digits);
-  sha256_hex(key, strlen(key), hash);
-  memset(raw, 0, sizeof raw);
-  memset(digits, 0, sizeof digits);
+  _Static_assert(KEY_DIGITS == SECRET_TOKEN_DIGITS && KEY_LEN < AUTH_KEY_MAX, "key shape");
+  secret_token_new(KEY_PREFIX, key, AUTH_KEY_MAX, hash);
 }
 
 /* ---- rows ------------------------------------------------------------------ */

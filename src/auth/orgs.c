@@ -555,24 +555,6 @@ static int invite_email_check(const char *email, struct err *e) {
   return 0;
 }
 
-/* Big-number base conversion: exactly `digits` base62 characters. */
-static void base62_encode(const uint8_t *in, size_t n, char *out, size_t digits) {
-  static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  uint8_t num[INVITE_RANDOM_BYTES];
-  memcpy(num, in, n);
-  for (size_t i = digits; i-- > 0;) {
-    unsigned rem = 0;
-    for (size_t k = 0; k < n; k++) {
-      unsigned cur = rem * 256u + num[k];
-      num[k] = (uint8_t)(cur / 62u);
-      rem = cur % 62u;
-    }
-    out[i] = alphabet[rem];
-  }
-  out[digits] = 0;
-  sodium_memzero(num, sizeof num);
-}
-
 static void invite_token_new(char out[AUTH_KEY_MAX]) {
   _Static_assert(sizeof INVITE_PREFIX - 1 + INVITE_DIGITS < AUTH_KEY_MAX, "token too long");
   uint8_t raw[INVITE_RANDOM_BYTES];

@@ -44,36 +44,9 @@ static bool is_id(const char *s) {
   return i == AUTH_ID_LEN;
 }
 
-/* Fixed-width base62 of 32 bytes (a big-endian number): 43 digits, since
- * 62^43 > 2^256. Fixed width keeps every token the same length. */
-#define BASE62_32_LEN 43
-static void base62_32(char out[BASE62_32_LEN + 1], const uint8_t in[32]) {
-  static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  uint8_t num[32];
-  memcpy(num, in, sizeof num);
-  for (int i = BASE62_32_LEN - 1; i >= 0; i--) {
-    unsigned rem = 0;
-    for (size_t k = 0; k < sizeof num; k++) {
-      unsigned cur = rem * 256u + num[k];
-      num[k] = (uint8_t)(cur / 62u);
-      rem = cur % 62u;
-    }
-    out[i] = digits[rem];
-  }
-  out[BASE62_32_LEN] = 0;
-  sodium_memzero(num, sizeof num);
-}
-
 /* A fresh refresh token and the hash we store for it. */
 static void refresh_new(char token[96], char hash[65]) {
-  uint8_t raw[32];
-  char b62[BASE62_32_LEN + 1];
-  randombytes_buf(raw, sizeof raw);
-  base62_32(b62, raw);
-  snprintf(token, 96, "%s%s", REFRESH_PREFIX, b62);
-  sha256_hex(token, strlen(token), hash);
-  sodium_memzero(raw, sizeof raw);
-  sodium_memzero(b62, sizeof b62);
+  secret_token_new(REFRESH_PREFIX, token, 96, hash);
 }
 
 /* ---- signing keys ------------------------------------------------------ */

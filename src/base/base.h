@@ -166,6 +166,16 @@ void sha256_final(struct sha256 *h, uint8_t out[32]);
 void sha256_hex(const void *p, size_t n, char out[65]);
 bool sha256_hex_valid(const char *s); /* 64 lowercase hex */
 bool secret_eq(const void *a, const void *b, size_t n); /* constant time */
+/* Big-endian bytes as exactly `digits` base62 digits (0-9A-Za-z), most
+ * significant first, zero padded; out gets digits + NUL. digits must be
+ * enough for n bytes (43 for 32). */
+void base62_encode(const uint8_t *in, size_t n, char *out, size_t digits);
+bool base62_valid(const char *s, size_t n); /* n chars, all base62 */
+/* A bearer secret: prefix + 32 CSPRNG bytes in base62 (43 digits), and the
+ * SHA-256 hex that is all the store keeps. Returns the length, or 0 when
+ * cap is too small. */
+#define SECRET_TOKEN_DIGITS 43
+size_t secret_token_new(const char *prefix, char *out, size_t cap, char hash[65]);
 
 /* ---- configuration: flags > KILN_* environment > config file > default ----
  * A table of options; the config file holds `key = value` lines with the

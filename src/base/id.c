@@ -67,6 +67,46 @@ bool sha256_hex_valid(const char *s) {
 
 bool secret_eq(const void *a, const void *b, size_t n) { return sodium_memcmp(a, b, n) == 0; }
 
+static const char b62_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* Repeated division of the byte string by 62. */
+void base62_encode(const uint8_t *in, size_t n, char *out, size_t digits) {
+  uint8_t num[128];
+  if (n > sizeof num) n = sizeof num;
+  memcpy(num, in, n);
+  for (size_t i = digits; i-- > 0;) {
+    unsigned rem = 0;
+    for (size_t k = 0; k < n; k++) {
+      unsigned cur = rem * 256u + num[k];
+      num[k] = (uint8_t)(cur / 62u);
+      rem = cur % 62u;
+    }
+    out[i] = b62_digits[rem];
+  }
+  out[digits] = 0;
+  sodium_memzero(num, sizeof num);
+}
+
+bool base62_valid(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return false;
+  }
+  return true;
+}
+
+size_t secret_token_new(const char *prefix, char *out, size_t cap, char hash[65]) {
+  size_t pl = strlen(prefix), len = pl + SECRET_TOKEN_DIGITS;
+  if (cap <= len) return 0;
+  uint8_t raw[32];
+  randombytes_buf(raw, sizeof raw);
+  memcpy(out, prefix, pl);
+  base62_encode(raw, sizeof raw, out + pl, SECRET_TOKEN_DIGITS);
+  sodium_memzero(raw, sizeof raw);
+  if (hash) sha256_hex(out, len, hash);
+  return len;
+}
+
 /* splitmix64 over a per-thread seed: request ids need uniqueness, not
  * secrecy, and a getrandom(2) per request would show in the serving path. */
 static _Thread_local uint64_t id_state[2];
