@@ -2,23 +2,37 @@
 // the page registry, and the content area showing the page for the current path.
 import { useEffect } from "preact/hooks";
 import { signOut, useAuth } from "./auth";
+import { ProjectSwitcher } from "./components/ProjectSwitcher";
 import { findPage, pages } from "./pages";
 import { NotFound } from "./pages/NotFound";
+import { clearProjects, loadProjects, useProject } from "./project";
 import { linkClick, navigate, usePath } from "./router";
 
 export function App() {
   const path = usePath();
   const { session, user } = useAuth();
   const page = findPage(path);
+  const pv = useProject();
   const needsLogin = page !== undefined && page.access !== "public" && !session;
 
   useEffect(() => {
-    if (needsLogin) navigate(`/login?next=${encodeURIComponent(path)}`);
+    // The query goes along: an invitation link carries its token there.
+    if (needsLogin) navigate(`/login?next=${encodeURIComponent(path + window.location.search)}`);
   }, [needsLogin, path]);
+
+  // The project lists follow the signed-in user, not each token refresh.
+  const signedIn = !!session;
+  useEffect(() => {
+    if (signedIn && user) void loadProjects(user);
+    else if (!signedIn) clearProjects();
+  }, [signedIn, user?.id]);
 
   const Page = needsLogin ? null : page?.component;
   const nav = pages.filter(
-    (d) => !d.hidden && (d.access === "public" || (d.access === "user" ? true : user?.is_admin === true)),
+    (d) =>
+      !d.hidden &&
+      (d.access === "public" || (d.access === "user" ? true : user?.is_admin === true)) &&
+      (!d.navIf || (!!session && d.navIf(pv))),
   );
 
   return (
@@ -37,6 +51,7 @@ export function App() {
         <div class="topbar-user">
           {session ? (
             <>
+              {user && <ProjectSwitcher />}
               <span class="topbar-name" data-testid="user-name" title={user?.email}>
                 {user ? user.username : "…"}
                 {user?.is_admin && <span class="topbar-role">admin</span>}

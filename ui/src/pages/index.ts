@@ -1,9 +1,13 @@
 // The page registry: one entry per dashboard page. The nav and the router both
 // read this list, so adding a page is adding an entry here.
 import type { FunctionComponent } from "preact";
+import type { ProjectView } from "../project";
+import { AcceptInvitation } from "./AcceptInvitation";
 import { ApiKeys } from "./ApiKeys";
 import { Audit } from "./Audit";
+import { Invitations } from "./Invitations";
 import { Login } from "./Login";
+import { Members } from "./Members";
 import { Overview } from "./Overview";
 
 export interface PageDef {
@@ -21,11 +25,30 @@ export interface PageDef {
   access: "public" | "user" | "admin";
   /** Left out of the navigation. */
   hidden?: boolean;
+  /** Listed in the navigation only when this holds for the current project (the page still opens). */
+  navIf?: (pv: ProjectView) => boolean;
   component: FunctionComponent;
 }
 
 export const pages: PageDef[] = [
   { id: "overview", title: "Overview", path: "/", aliases: ["/overview"], access: "public", component: Overview },
+  { id: "members", title: "Members", path: "/members", access: "user", component: Members },
+  {
+    id: "invitations",
+    title: "Invitations",
+    path: "/invitations",
+    access: "user",
+    navIf: (pv) => pv.canAdminOrg,
+    component: Invitations,
+  },
+  {
+    id: "accept-invitation",
+    title: "Accept invitation",
+    path: "/invitations/accept",
+    access: "user",
+    hidden: true,
+    component: AcceptInvitation,
+  },
   { id: "api-keys", title: "API keys", path: "/api-keys", access: "user", component: ApiKeys },
   { id: "audit", title: "Audit log", path: "/audit", access: "admin", component: Audit },
   { id: "login", title: "Sign in", path: "/login", access: "public", hidden: true, component: Login },
