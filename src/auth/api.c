@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static struct auth *A(struct req *rq) { return req_app(rq)->auth; }
 
@@ -56,6 +57,31 @@ static int reply_tokens(struct reply *rp, const struct auth_tokens *t) {
                                        "refresh_token", t->refresh_token));
 }
 
+/* The password check shared by the token grant and the browser sign-in:
+ * throttled, audited; on failure the reply is set and -1 returned. */
+static int password_login(struct req *rq, struct reply *rp, const char *user, const char *pw,
+                          struct auth_user *u) {
+  struct err e;
+  int64_t retry = 0;
+  if (auth_login(A(rq), user, pw, req_client_addr(rq), u, &retry, &e) == 0) {
+    audit(rq, u->id, "auth.login", u->id, "success");
+    return 0;
+  }
+  /* name the account only when it exists: a password typed into the
+   * username field must never land in the audit log */
+  struct auth_user known;
+  struct err ignore;
+  bool exists = auth_user_find(A(rq), user, &known, &ignore) == 0;
+  audit(rq, NULL, "auth.login", exists ? known.id : NULL, e.code == ERR_RATE_LIMITED ? "throttled" : "failure");
+  reply_err(rp, &e);
+  if (e.code == ERR_RATE_LIMITED) {
+    char sec[24];
+    snprintf(sec, sizeof sec, "%lld", (long long)(retry > 0 ? retry : 1));
+    reply_header(rp, "Retry-After", sec);
+  }
+  return -1;
+}
+
 /* POST /api/v1/auth/token: the OAuth2 token-response shape for three grants. */
 static int h_token(struct req *rq, struct reply *rp) {
   if (!A(rq)) return reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
@@ -74,24 +100,8 @@ static int h_token(struct req *rq, struct reply *rp) {
   if (user || pw) {
     if (!user || !pw) return reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "username and password go together");
     struct auth_user u;
-    int64_t retry = 0;
-    if (auth_login(A(rq), user, pw, req_client_addr(rq), &u, &retry, &e)) {
-      /* name the account only when it exists: a password typed into the
-       * username field must never land in the audit log */
-      struct auth_user known;
-      struct err ignore;
-      bool exists = auth_user_find(A(rq), user, &known, &ignore) == 0;
-      audit(rq, NULL, "auth.login", exists ? known.id : NULL, e.code == ERR_RATE_LIMITED ? "throttled" : "failure");
-      reply_err(rp, &e);
-      if (e.code == ERR_RATE_LIMITED) {
-        char s[24];
-        snprintf(s, sizeof s, "%lld", (long long)(retry > 0 ? retry : 1));
-        reply_header(rp, "Retry-After", s);
-      }
-      return 0;
-    }
+    if (password_login(rq, rp, user, pw, &u)) return 0;
     if (auth_tokens_issue(A(rq), &u, &t, &e)) return reply_err(rp, &e);
-    audit(rq, u.id, "auth.login", u.id, "success");
     return reply_tokens(rp, &t);
   }
   if (refresh) {
@@ -126,6 +136,71 @@ static int h_logout(struct req *rq, struct reply *rp) {
   struct err e;
   if (auth_tokens_revoke(A(rq), refresh, &e)) return reply_err(rp, &e);
   audit(rq, NULL, "auth.logout", NULL, "success");
+  return reply_json(rp, 200, json_object());
+}
+
+
+/* ---- browser sessions ---------------------------------------------------- */
+
+static void set_cookies(struct req *rq, struct reply *rp, const char *token, const char *csrf,
+                        int64_t max_age_s) {
+  /* SameSite=Strict: the browser never attaches them to cross-site
+   * requests; the session cookie is invisible to scripts (HttpOnly), the
+   * CSRF cookie is read by the dashboard to echo in X-CSRF-Token. */
+  const char *secure = req_app(rq)->tls ? "; Secure" : "";
+  char c[256];
+  snprintf(c, sizeof c, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s", AUTH_SESSION_COOKIE,
+           token, (long long)max_age_s, secure);
+  reply_header_add(rp, "Set-Cookie", c);
+  snprintf(c, sizeof c, "%s=%s; Path=/; Max-Age=%lld; SameSite=Strict%s", AUTH_CSRF_COOKIE, csrf,
+           (long long)max_age_s, secure);
+  reply_header_add(rp, "Set-Cookie", c);
+  sodium_memzero(c, sizeof c);
+}
+
+static bool is_json_type(const char *ct) {
+  if (!ct) return false;
+  while (*ct == ' ') ct++;
+  size_t n = strlen("application/json");
+  return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* POST /api/v1/auth/session: the dashboard's sign-in. */
+static int h_session_create(struct req *rq, struct reply *rp) {
+  if (!A(rq)) return reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
+  /* A cross-site form can post urlencoded or text bodies without a CORS
+   * preflight, but not application/json: requiring it stops login CSRF
+   * (signing a victim's browser into the attacker's account). */
+  if (!is_json_type(req_header(rq, "Content-Type")))
+    return reply_errf(rp, ERR_UNSUPPORTED_MEDIA_TYPE, "sign-in takes Content-Type: application/json");
+  json_t *b = req_json_object(rq, rp);
+  if (!b) return 0;
+  struct err e;
+  const char *user, *pw;
+  if (json_get_str(b, "username", true, &user, &e) || json_get_str(b, "password", true, &pw, &e))
+    return reply_err(rp, &e);
+  struct auth_user u;
+  if (password_login(rq, rp, user, pw, &u)) return 0;
+  struct auth_session s;
+  if (auth_session_create(A(rq), &u, req_client_addr(rq), &s, &e)) return reply_err(rp, &e);
+  set_cookies(rq, rp, s.token, s.csrf, auth_options(A(rq))->session_ttl_s);
+  reply_header(rp, "Cache-Control", "no-store");
+  reply_json(rp, 200, json_pack("{s:o, s:s, s:I}", "user", user_json(&u), "csrf_token", s.csrf,
+                                "expires_at", (json_int_t)s.expires_at));
+  sodium_memzero(&s, sizeof s);
+  return 0;
+}
+
+/* DELETE /api/v1/auth/session: sign out of the browser session. */
+static int h_session_delete(struct req *rq, struct reply *rp) {
+  char token[AUTH_KEY_MAX];
+  struct err e;
+  if (req_principal(rq)->kind == AUTH_SESSION && req_cookie(rq, AUTH_SESSION_COOKIE, token, sizeof token)) {
+    int rc = auth_session_revoke(A(rq), token, req_client_addr(rq), &e);
+    sodium_memzero(token, sizeof token);
+    if (rc) return reply_err(rp, &e);
+  }
+  set_cookies(rq, rp, "", "", 0);
   return reply_json(rp, 200, json_object());
 }
 
@@ -293,6 +368,33 @@ static int h_users_create(struct req *rq, struct reply *rp) {
   return reply_json(rp, 200, json_pack("{s:o}", "user", user_json(&u)));
 }
 
+/* POST /api/v1/auth/signup: public, when the server allows it. */
+static int h_signup(struct req *rq, struct reply *rp) {
+  if (!A(rq)) return reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
+  json_t *b = req_json_object(rq, rp);
+  if (!b) return 0;
+  struct err e;
+  const char *username, *email, *password;
+  /* email is required, but by the domain, so that a missing one counts
+   * towards the address's sign-up throttle like any other attempt */
+  if (json_get_str(b, "username", true, &username, &e) || json_get_str(b, "email", false, &email, &e) ||
+      json_get_str(b, "password", true, &password, &e))
+    return reply_err(rp, &e);
+  struct auth_user u;
+  int64_t retry = 0;
+  if (auth_signup(A(rq), username, email, password, req_client_addr(rq), &u, &retry, &e)) {
+    reply_err(rp, &e);
+    if (e.code == ERR_RATE_LIMITED) {
+      char sec[24];
+      snprintf(sec, sizeof sec, "%lld", (long long)(retry > 0 ? retry : 1));
+      reply_header(rp, "Retry-After", sec);
+    }
+    return 0;
+  }
+  audit(rq, u.id, "user.signup", u.id, "success");
+  return reply_json(rp, 200, json_pack("{s:o}", "user", user_json(&u)));
+}
+
 static int h_users_reset(struct req *rq, struct reply *rp) {
   json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
@@ -346,6 +448,13 @@ static int h_audit(struct req *rq, struct reply *rp) {
   "\"access_token\":{\"type\":\"string\"},\"token_type\":{\"const\":\"Bearer\"},\"expires_in\":" \
   "{\"type\":\"integer\"},\"refresh_token\":{\"type\":\"string\"}}}"
 #define S_EMPTY "{\"type\":\"object\",\"maxProperties\":0}"
+#define S_LOGIN_REQ                                                                                \
+  "{\"type\":\"object\",\"required\":[\"username\",\"password\"],\"properties\":{\"username\":{"  \
+  "\"type\":\"string\"},\"password\":{\"type\":\"string\"}}}"
+#define S_SESSION                                                                                  \
+  "{\"type\":\"object\",\"required\":[\"user\",\"csrf_token\",\"expires_at\"],\"properties\":{" \
+  "\"user\":{\"type\":\"object\"},\"csrf_token\":{\"type\":\"string\"},\"expires_at\":{"      \
+  "\"type\":\"integer\"}}}"
 #define S_USER                                                                                     \
   "{\"type\":\"object\",\"required\":[\"id\",\"username\",\"is_admin\",\"created_at\"],"          \
   "\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[0-9a-f]{32}$\"},\"username\":{"   \
@@ -369,6 +478,16 @@ const struct route auth_routes[] = {
     {"POST", "/api/v1/auth/token", PERM_PUBLIC,
      "Get tokens: password, refresh-token or API-key grant (OAuth2 token response)", "auth",
      S_TOKEN_REQ, S_TOKEN, NULL, h_token, 0},
+    {"POST", "/api/v1/auth/session", PERM_PUBLIC,
+     "Browser sign-in: sets the HttpOnly session cookie and the CSRF cookie", "auth", S_LOGIN_REQ,
+     S_SESSION, NULL, h_session_create, 0},
+    {"DELETE", "/api/v1/auth/session", PERM_READ, "Sign out of the browser session (clears its cookies)",
+     "auth", NULL, S_EMPTY, NULL, h_session_delete, 0},
+    {"POST", "/api/v1/auth/signup", PERM_PUBLIC,
+     "Create your own account (only when the server runs with --allow-signup)", "auth",
+     "{\"type\":\"object\",\"required\":[\"username\",\"email\",\"password\"]}",
+     "{\"type\":\"object\",\"required\":[\"user\"],\"properties\":{\"user\":" S_USER "}}", NULL,
+     h_signup, 0},
     {"POST", "/api/v1/auth/logout", PERM_PUBLIC, "Revoke a refresh token and its family", "auth",
      "{\"type\":\"object\",\"required\":[\"refresh_token\"]}", S_EMPTY, NULL, h_logout, 0},
     {"GET", "/api/v1/auth/whoami", PERM_READ, "The calling user and credential", "auth", NULL,

@@ -99,6 +99,12 @@ int auth_password_change(struct auth *a, const char *user_id, const char *old_pa
  * tells whether it happened; generated gets the password when generated. */
 int auth_bootstrap_admin(struct auth *a, const char *env_password, const char *data_dir,
                          bool *created, char generated[65], struct err *e);
+/* Self-signup (auth_opts.allow_signup): an ordinary user with an email;
+ * PERMISSION_DENIED when turned off, RATE_LIMITED (*retry_after_s) when one
+ * address signs up too often. */
+int auth_signup(struct auth *a, const char *username, const char *email, const char *password,
+                const char *client_addr, struct auth_user *out, int64_t *retry_after_s,
+                struct err *e);
 /* The seam for external identity providers (OIDC/SAML/LDAP later). */
 int auth_identity_link(struct auth *a, const char *user_id, const char *provider,
                        const char *subject, struct err *e);
@@ -221,6 +227,28 @@ int auth_invite_create(struct auth *a, const char *org_id, const char *project_i
                        int64_t ttl_s, char token_out[AUTH_KEY_MAX], char id_out[AUTH_ID_LEN + 1],
                        struct err *e);
 int auth_invite_accept(struct auth *a, const char *token, const char *user_id, struct err *e);
+
+/* ---- browser sessions (sessions.c) ------------------------------------------ *
+ * The dashboard's sign-in: an opaque session token for an HttpOnly cookie
+ * and a CSRF token (its own cookie, readable by the page) that must come
+ * back in X-CSRF-Token on state-changing requests. Both stored as SHA-256;
+ * sessions expire session_ttl_s after sign-in; a password change or
+ * reset revokes them all. */
+#define AUTH_SESSION_COOKIE "kiln_session"
+#define AUTH_CSRF_COOKIE "kiln_csrf"
+struct auth_session {
+  char token[AUTH_KEY_MAX];
+  char csrf[AUTH_KEY_MAX];
+  int64_t expires_at; /* epoch ms */
+};
+int auth_session_create(struct auth *a, const struct auth_user *u, const char *client_addr,
+                        struct auth_session *out, struct err *e);
+/* need_csrf: the request changes state, so csrf must match the session's.
+ * Bad/expired/revoked session: UNAUTHENTICATED; CSRF mismatch:
+ * PERMISSION_DENIED. */
+int auth_session_verify(struct auth *a, const char *token, const char *csrf, bool need_csrf,
+                        struct auth_principal *p, struct err *e);
+int auth_session_revoke(struct auth *a, const char *token, const char *client_addr, struct err *e);
 
 /* ---- authentication (authn.c) ---------------------------------------------- *
  * From the raw header values (NULL when absent): `Authorization: Bearer`

@@ -855,3 +855,33 @@ int auth_identity_find(struct auth *a, const char *provider, const char *subject
   if (rc == DB_DONE) return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "no user has this identity");
   return 0;
 }
+
+/* ---- self-signup --------------------------------------------------------------- */
+
+/* Each client address may create 5 accounts freely, then waits 1, 2, 4, ...
+ * seconds between sign-ups (the login throttle's curve, on its own key). */
+int auth_signup(struct auth *a, const char *username, const char *email, const char *password,
+                const char *client_addr, struct auth_user *out, int64_t *retry_after_s,
+                struct err *e) {
+  *retry_after_s = 0;
+  if (!auth_options(a)->allow_signup)
+    return err_set(e, ERR_PERMISSION_DENIED,
+                   "self-signup is turned off on this server; ask an administrator for an "
+                   "account (or start the server with --allow-signup)");
+  char key[80];
+  snprintf(key, sizeof key, "signup\x01%s", client_addr ? client_addr : "");
+  int64_t now = time_wall_ms();
+  struct auth_throttle *t = auth_throttle_of(a);
+  int64_t wait = auth_throttle_wait(t, key, NULL, now);
+  if (wait > 0) {
+    *retry_after_s = wait;
+    return err_set(e, ERR_RATE_LIMITED, "too many sign-ups from this address; retry in %lld s", (long long)wait);
+  }
+  /* Every attempt counts, from when it ends: the argon2 hash inside takes
+   * a good part of a second and must not eat into the wait. */
+  int rc = (!email || !*email)
+               ? err_set(e, ERR_INVALID_PARAMETER_VALUE, "an email is required to sign up")
+               : auth_user_create(a, username, email, password, false, out, e);
+  auth_throttle_failed(t, key, NULL, time_wall_ms());
+  return rc;
+}

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "http/http.h"
 
 static struct cfg_opt server_opts[] = {
@@ -30,6 +32,10 @@ static struct cfg_opt server_opts[] = {
     {"access-log", "KILN_ACCESS_LOG", CFG_BOOL, "true", "one JSON line per request on stderr", NULL, NULL},
     {"access-token-ttl", "KILN_ACCESS_TOKEN_TTL", CFG_INT, "900", "lifetime of JWT access tokens, seconds", NULL, NULL},
     {"refresh-token-ttl", "KILN_REFRESH_TOKEN_TTL", CFG_INT, "2592000", "lifetime of refresh tokens, seconds", NULL, NULL},
+    {"session-ttl", "KILN_SESSION_TTL", CFG_INT, "604800", "lifetime of dashboard sign-in sessions, seconds", NULL, NULL},
+    {"allow-signup", "KILN_ALLOW_SIGNUP", CFG_BOOL, "false", "let anyone create an account (POST /api/v1/auth/signup)", NULL, NULL},
+    {"tls-cert", "KILN_TLS_CERT", CFG_STR, "", "PEM certificate chain: serve HTTPS (with --tls-key)", NULL, NULL},
+    {"tls-key", "KILN_TLS_KEY", CFG_STR, "", "PEM private key file for --tls-cert", NULL, NULL},
 };
 #define NOPTS (sizeof server_opts / sizeof server_opts[0])
 
@@ -46,6 +52,26 @@ static int mkdir_p(const char *dir, struct err *e) {
   }
   if (mkdir(tmp, 0700) && errno != EEXIST) return err_set(e, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
   return 0;
+}
+
+/* A small file (certificates, keys) read whole; NULL with e filled. */
+static char *read_small_file(const char *path, struct err *e) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "cannot read %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  enum { CAP = 1 << 20 };
+  char *b = malloc(CAP + 1);
+  size_t n = b ? fread(b, 1, CAP + 1, f) : 0;
+  fclose(f);
+  if (!b || n > CAP) {
+    free(b);
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s is larger than 1 MiB", path);
+    return NULL;
+  }
+  b[n] = 0;
+  return b;
 }
 
 /* The key comes from KILN_MASTER_KEY or a file; never from a flag, so it does
@@ -104,6 +130,7 @@ int cli_server(int argc, char **argv) {
   int rc = 1;
   struct app app = {.cfg = &cfg, .started_at_ms = time_wall_ms(), .data_dir = cfg_str(&cfg, "data")};
   struct router *router = NULL;
+  char *tls_cert = NULL, *tls_key = NULL;
   struct http_server *srv = NULL;
   char url[4200];
 
@@ -127,7 +154,9 @@ int cli_server(int argc, char **argv) {
   memset(key, 0, sizeof key);
 
   struct auth_opts ao = {.access_ttl_s = cfg_int(&cfg, "access-token-ttl"),
-                         .refresh_ttl_s = cfg_int(&cfg, "refresh-token-ttl")};
+                         .refresh_ttl_s = cfg_int(&cfg, "refresh-token-ttl"),
+                         .session_ttl_s = cfg_int(&cfg, "session-ttl"),
+                         .allow_signup = cfg_bool(&cfg, "allow-signup")};
   if (auth_open(&app.auth, app.db, &ao, &e)) goto fail;
   bool admin_created = false;
   char admin_pw[65];
@@ -155,6 +184,17 @@ int cli_server(int argc, char **argv) {
       .max_conns = (int)cfg_int(&cfg, "max-conns"),
       .access_log = cfg_bool(&cfg, "access-log"),
   };
+  const char *cert_file = cfg_str(&cfg, "tls-cert"), *key_file = cfg_str(&cfg, "tls-key");
+  if (*cert_file || *key_file) {
+    if (!*cert_file || !*key_file) {
+      err_set(&e, ERR_INVALID_PARAMETER_VALUE, "--tls-cert and --tls-key go together");
+      goto fail;
+    }
+    if (!(tls_cert = read_small_file(cert_file, &e)) || !(tls_key = read_small_file(key_file, &e))) goto fail;
+    ho.tls_cert_pem = tls_cert;
+    ho.tls_key_pem = tls_key;
+    app.tls = true;
+  }
   if (http_server_start(&srv, &ho, router, &app, &e)) goto fail;
 
   const char *host = ho.listen;
@@ -164,7 +204,7 @@ int cli_server(int argc, char **argv) {
     host = "127.0.0.1";
     hl = 9;
   }
-  snprintf(url, sizeof url, "http://%.*s:%d", hl, host, http_server_port(srv));
+  snprintf(url, sizeof url, "%s://%.*s:%d", app.tls ? "https" : "http", hl, host, http_server_port(srv));
   printf("kiln: listening on %s\n", url);
   printf("kiln: dashboard %s/  api docs %s/api/docs  data %s\n", url, url, app.data_dir);
   {
@@ -197,6 +237,11 @@ done:
   db_close(app.db); /* drains the writer: every acknowledged write is committed */
   log_flush();
   if (rc == 0) log_info("server.stopped", "clean shutdown");
+  if (tls_key) {
+    sodium_memzero(tls_key, strlen(tls_key));
+    free(tls_key);
+  }
+  free(tls_cert);
   cfg_fini(&cfg);
   return rc;
 }

@@ -16,6 +16,7 @@ struct app {
   const struct cfg *cfg;
   int64_t started_at_ms;
   const char *data_dir;
+  bool tls; /* served over HTTPS: cookies get the Secure attribute */
 };
 
 struct req;   /* one request; lives until its reply is sent */
@@ -60,6 +61,10 @@ const char *req_param(const struct req *rq, const char *name); /* path parameter
 const char *req_query(const struct req *rq, const char *key);  /* first value */
 int req_query_all(const struct req *rq, const char *key, const char **vals, int max);
 const char *req_header(const struct req *rq, const char *name);
+/* The value of cookie `name` from the Cookie header (RFC 6265 syntax,
+ * optional double quotes removed) copied into out; false when absent,
+ * malformed or longer than cap - 1. */
+bool req_cookie(const struct req *rq, const char *name, char *out, size_t cap);
 const char *req_body(const struct req *rq, size_t *len);
 /* Parses the body as JSON once; NULL with e filled on malformed input. The
  * value is owned by the request. */
@@ -88,6 +93,8 @@ int reply_bytes(struct reply *rp, int status, const char *content_type, const vo
 /* Takes a malloc'd buffer (freed after sending). */
 int reply_take(struct reply *rp, int status, const char *content_type, char *data, size_t len);
 int reply_header(struct reply *rp, const char *name, const char *value); /* copies both */
+/* Adds another header of the same name (Set-Cookie) instead of replacing. */
+int reply_header_add(struct reply *rp, const char *name, const char *value);
 
 /* ---- router (unit-testable, no sockets) ---------------------------------- */
 struct router;
@@ -142,6 +149,9 @@ struct http_opts {
   int conn_timeout_s;   /* idle connection timeout */
   int max_conns;
   bool access_log;
+  /* HTTPS: PEM text of the certificate chain and the private key (both or
+   * neither); NULL serves plain HTTP. */
+  const char *tls_cert_pem, *tls_key_pem;
 };
 int http_server_start(struct http_server **out, const struct http_opts *o, struct router *r,
                       struct app *app, struct err *e);

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,43 @@ int req_query_all(const struct req *rq, const char *key, const char **vals, int 
   return rq->tp->query_all(rq->tp_ctx, key, vals, max);
 }
 const char *req_header(const struct req *rq, const char *name) { return rq->tp->header(rq->tp_ctx, name); }
+
+/* cookie-octet per RFC 6265 4.1.1: visible ASCII without DQUOTE, comma,
+ * semicolon and backslash. */
+static bool cookie_octet(unsigned char c) {
+  return c == 0x21 || (c >= 0x23 && c <= 0x2B) || (c >= 0x2D && c <= 0x3A) ||
+         (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
+}
+
+bool req_cookie(const struct req *rq, const char *name, char *out, size_t cap) {
+  const char *h = req_header(rq, "Cookie");
+  size_t nl = strlen(name);
+  if (!h || cap == 0) return false;
+  while (*h) {
+    while (*h == ' ' || *h == '\t' || *h == ';') h++;
+    const char *k = h;
+    while (*h && *h != '=' && *h != ';') h++;
+    size_t kl = (size_t)(h - k);
+    while (kl && (k[kl - 1] == ' ' || k[kl - 1] == '\t')) kl--;
+    if (*h != '=') continue; /* a pair without '=' is ignored */
+    const char *v = ++h;
+    while (*h && *h != ';') h++;
+    size_t vl = (size_t)(h - v);
+    while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+    if (kl != nl || memcmp(k, name, nl) != 0) continue;
+    if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+      v++;
+      vl -= 2;
+    }
+    if (vl >= cap) return false;
+    for (size_t i = 0; i < vl; i++)
+      if (!cookie_octet((unsigned char)v[i])) return false;
+    memcpy(out, v, vl);
+    out[vl] = 0;
+    return true;
+  }
+  return false;
+}
 
 const char *req_body(const struct req *rq, size_t *len) {
   if (len) *len = rq->body.len;
@@ -244,6 +282,14 @@ int reply_header(struct reply *rp, const char *name, const char *value) {
   return 0;
 }
 
+int reply_header_add(struct reply *rp, const char *name, const char *value) {
+  if (rp->nheaders == REPLY_MAX_HEADERS) return -ERR_INTERNAL;
+  rp->headers[rp->nheaders].name = arena_strdup(rp->arena, name);
+  rp->headers[rp->nheaders].value = arena_strdup(rp->arena, value);
+  rp->nheaders++;
+  return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 static bool is_api_path(const char *p) {
@@ -276,8 +322,21 @@ static int http_check_access(struct req *rq, struct reply *rp) {
     reply_errf(rp, ERR_NOT_READY, "identity is not configured on this server");
     return -1;
   }
-  int rc = auth_authenticate(app->auth, req_header(rq, "Authorization"), req_header(rq, "X-API-Key"),
-                             req_client_addr(rq), &rq->principal, &e);
+  const char *authz = req_header(rq, "Authorization"), *xkey = req_header(rq, "X-API-Key");
+  char session[AUTH_KEY_MAX];
+  int rc;
+  /* Explicit credentials win; the dashboard's cookie is used only without
+   * them, and then every state-changing request must carry the CSRF token
+   * (a cross-site page can make the browser send the cookie, but it cannot
+   * read the kiln_csrf cookie to echo it). */
+  if ((!authz || !*authz) && (!xkey || !*xkey) &&
+      req_cookie(rq, AUTH_SESSION_COOKIE, session, sizeof session)) {
+    bool safe = str_eq(rq->method, "GET") || str_eq(rq->method, "HEAD") || str_eq(rq->method, "OPTIONS");
+    rc = auth_session_verify(app->auth, session, req_header(rq, "X-CSRF-Token"), !safe, &rq->principal, &e);
+    sodium_memzero(session, sizeof session);
+  } else {
+    rc = auth_authenticate(app->auth, authz, xkey, req_client_addr(rq), &rq->principal, &e);
+  }
   if (rc == 0) {
     bool missing = false;
     const char *project = rt->project_of ? rt->project_of(rq, &missing) : NULL;

@@ -233,17 +233,38 @@ int http_server_start(struct http_server **out, const struct http_opts *o, struc
   }
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_TURBO;
+  /* TLS options go in an array so that plain HTTP passes none of them. */
+  struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
+                                  {MHD_OPTION_END, 0, NULL}};
+  if (o->tls_cert_pem || o->tls_key_pem) {
+    if (!o->tls_cert_pem || !o->tls_key_pem) {
+      close(s->listen_fd);
+      free(s);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "HTTPS needs both a certificate and a key");
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      close(s->listen_fd);
+      free(s);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this libmicrohttpd was built without TLS");
+    }
+    flags |= MHD_USE_TLS;
+    tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem};
+    tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem};
+  }
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
       MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)(o->conn_timeout_s > 0 ? o->conn_timeout_s : 60), MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)(o->max_conns > 0 ? o->max_conns : 4096), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+      (unsigned)(o->max_conns > 0 ? o->max_conns : 4096), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
   if (!s->d) {
     close(s->listen_fd);
     free(s);
-    return err_set(e, ERR_INTERNAL, "cannot start the HTTP server on %s", o->listen);
+    return err_set(e, o->tls_cert_pem ? ERR_INVALID_PARAMETER_VALUE : ERR_INTERNAL,
+                   "cannot start the HTTP%s server on %s%s", o->tls_cert_pem ? "S" : "", o->listen,
+                   o->tls_cert_pem ? " (is the certificate/key pair valid PEM and matching?)" : "");
   }
   *out = s;
   return 0;

@@ -337,12 +337,12 @@ _SPECS: Dict[str, Spec] = {}
 _SPECS_LOCK = threading.Lock()
 
 
-def load_spec(base_url: str, binary: str) -> Spec:
+def load_spec(base_url: str, binary: str, verify: Any = True) -> Spec:
     """The spec of a binary (identical for every server it starts), cached."""
     with _SPECS_LOCK:
         spec = _SPECS.get(binary)
         if spec is None:
-            r = requests.get(base_url + "/api/openapi.json", timeout=REQUEST_TIMEOUT_S)
+            r = requests.get(base_url + "/api/openapi.json", timeout=REQUEST_TIMEOUT_S, verify=verify)
             assert r.status_code == 200, f"/api/openapi.json answered {r.status_code}: {r.text[:300]}"
             spec = Spec(r.json())
             _SPECS[binary] = spec
@@ -380,6 +380,9 @@ class CheckedSession(requests.Session):
         if isinstance(url, str) and url.startswith("/"):
             url = self.base_url + url
         kwargs.setdefault("timeout", self.default_timeout)
+        if self.verify is not True:
+            # per request: REQUESTS_CA_BUNDLE in the environment would win over self.verify
+            kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
     def _hook(self, resp: requests.Response, *args, **kwargs) -> requests.Response:
@@ -459,6 +462,8 @@ class KilnServer:
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
         self.port = 0
+        # requests' verify for an HTTPS server: the test's CA certificate file
+        self.verify: Any = True
         self.stdout_lines: List[str] = []
         self.returncode: Optional[int] = None
         self.started_wall_s = 0.0  # just before the process was started
@@ -526,7 +531,7 @@ class KilnServer:
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.stdout_lines.append(line)
-            m = re.match(r"kiln: listening on (http://\S+)", line)
+            m = re.match(r"kiln: listening on (https?://\S+)", line)
             if m and not self.url:
                 self.url = m.group(1).rstrip("/")
                 self.port = int(urlsplit(self.url).port or 0)
@@ -537,7 +542,8 @@ class KilnServer:
             raise AssertionError(f"kiln server exited with {self.proc.returncode}:\n"
                                  f"{self.log_text()[-3000:]}")
         try:
-            return requests.get(self.url + "/healthz", timeout=2 * SCALE).status_code == 200
+            return requests.get(self.url + "/healthz", timeout=2 * SCALE,
+                                verify=self.verify).status_code == 200
         except requests.RequestException:
             return False
 
@@ -624,13 +630,14 @@ class KilnServer:
     # -- clients
     def spec(self) -> Spec:
         if self._spec is None:
-            self._spec = load_spec(self.url, self.binary)
+            self._spec = load_spec(self.url, self.binary, self.verify)
         return self._spec
 
     def client(self, token: Optional[str] = None, **kwargs) -> CheckedSession:
         """A checking client; with token, every request sends
         `Authorization: Bearer <token>` (a JWT or an API key)."""
         c = CheckedSession(self.url, self.spec(), **kwargs)
+        c.verify = self.verify
         if token:
             c.headers["Authorization"] = f"Bearer {token}"
         self._clients.append(c)
