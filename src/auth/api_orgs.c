@@ -44,6 +44,19 @@ static int org_access(struct req *rq, struct reply *rp, const char *org_id, enum
   return 0;
 }
 
+/* {user_id} in member routes takes a user id, a username or an email: the
+ * id it names, or the text unchanged (the domain then answers "not found").
+ * Runs after the access check, so only those who may manage members can
+ * learn whether a name exists. */
+static const char *user_param(struct req *rq) {
+  const char *v = req_param(rq, "user_id");
+  struct auth_user u;
+  struct err e;
+  if (!v || !*v || auth_user_get(A(rq), v, &u, &e) == 0) return v;
+  if (auth_user_find(A(rq), v, &u, &e) == 0) return arena_strdup(req_arena(rq), u.id);
+  return v;
+}
+
 static json_t *org_json(const struct auth_org *o) {
   json_t *j = json_pack("{s:s, s:s, s:I}", "id", o->id, "name", o->name, "created_at", (json_int_t)o->created_at);
   if (o->display_name[0]) json_object_set_new(j, "display_name", json_string(o->display_name));
@@ -85,8 +98,9 @@ static int h_org_members(struct req *rq, struct reply *rp) {
 }
 
 static int h_org_member_set(struct req *rq, struct reply *rp) {
-  const char *org = req_param(rq, "org_id"), *user = req_param(rq, "user_id");
+  const char *org = req_param(rq, "org_id");
   if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
+  const char *user = user_param(rq);
   json_t *b = req_json_object(rq, rp);
   if (!b) return 0;
   struct err e;
@@ -105,14 +119,34 @@ static int h_org_member_set(struct req *rq, struct reply *rp) {
 }
 
 static int h_org_member_remove(struct req *rq, struct reply *rp) {
-  const char *org = req_param(rq, "org_id"), *user = req_param(rq, "user_id");
+  const char *org = req_param(rq, "org_id");
   if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
+  const char *user = user_param(rq);
   struct err e;
   if (auth_org_member_remove(A(rq), org, user, &e)) return reply_err(rp, &e);
   audit(rq, "org.member_remove", user, NULL);
   return reply_json(rp, 200, json_object());
 }
 
+/* The base of links sent to people: --public-url, else the request's own
+ * host. A Host header that is not a plain host[:port] is not echoed into a
+ * link anyone will click. */
+static const char *link_base(struct req *rq) {
+  const char *pub = auth_public_url(A(rq));
+  if (*pub) return pub;
+  const char *host = req_header(rq, "Host");
+  bool ok = host && *host && strlen(host) <= 255;
+  for (const char *p = host; ok && *p; p++)
+    ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+         strchr(".-:[]_", *p) != NULL;
+  return arena_printf(req_arena(rq), "http://%s", ok ? host : "localhost");
+}
+
+/* Creates the invitation, then delivers it: by mail when SMTP is set up
+ * (the answer then holds neither link nor token), else — or when the mail
+ * could not be sent — by answering the link for the inviter to pass on.
+ * The invitation is committed before any delivery, so a failed send loses
+ * nothing. */
 static int h_invite(struct req *rq, struct reply *rp) {
   const char *org = req_param(rq, "org_id");
   if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
@@ -124,19 +158,73 @@ static int h_invite(struct req *rq, struct reply *rp) {
   if (json_get_str(b, "email", true, &email, &e) || json_get_str(b, "role", true, &role, &e) ||
       json_get_str(b, "project_id", false, &project, &e) || json_get_i64(b, "ttl_seconds", false, &ttl, &e))
     return reply_err(rp, &e);
+  /* the address goes into a mail header: no line breaks or controls */
+  if (auth_mail_header_check("email", email, &e)) return reply_err(rp, &e);
   char token[AUTH_KEY_MAX], id[AUTH_ID_LEN + 1];
   if (auth_invite_create(A(rq), org, project, email, role, req_principal(rq)->user_id, ttl, token, id, &e))
     return reply_err(rp, &e);
-  audit(rq, "invitation.create", id, NULL);
-  /* No SMTP configured yet: the inviter passes the link on. */
-  const char *host = req_header(rq, "Host");
-  char link[512];
-  snprintf(link, sizeof link, "http://%s/invitations/accept?token=%s", host ? host : "localhost", token);
-  reply_header(rp, "Cache-Control", "no-store");
-  int rc = reply_json(rp, 200, json_pack("{s:s, s:s, s:s, s:b}", "id", id, "token", token, "accept_url", link,
-                                         "emailed", 0));
+  char *link = arena_printf(req_arena(rq), "%s/invitations/accept?token=%s", link_base(rq), token);
   sodium_memzero(token, sizeof token);
-  return rc;
+  bool mailed = false;
+  char delivery_error[sizeof e.msg] = "";
+  if (auth_mail_enabled(A(rq))) {
+    struct err me;
+    mailed = auth_invite_deliver(A(rq), id, link, &me) == 0;
+    if (!mailed) {
+      str_copy(delivery_error, sizeof delivery_error, me.msg);
+      log_warn("invitation.mail_failed", "invitation %s: %s", id, me.msg);
+    }
+  }
+  json_t *inv = auth_invite_get(A(rq), org, id, &e);
+  if (!inv) return reply_err(rp, &e);
+  json_t *detail = json_pack("{s:O, s:O, s:s}", "email", json_object_get(inv, "email"), "role",
+                             json_object_get(inv, "role"), "delivery", mailed ? "email" : "link");
+  if (project && *project) json_object_set_new(detail, "project_id", json_string(project));
+  if (delivery_error[0]) json_object_set_new(detail, "delivery_error", json_string(delivery_error));
+  char *detail_s = json_emit_arena(req_arena(rq), detail, NULL);
+  json_decref(detail);
+  audit(rq, "invitation.create", id, detail_s);
+  json_t *out = json_pack("{s:s, s:o, s:s}", "id", id, "invitation", inv, "delivery", mailed ? "email" : "link");
+  if (!mailed) {
+    json_object_set_new(out, "link", json_string(link));
+    json_object_set_new(out, "token", json_string(strstr(link, "token=") + 6));
+    if (delivery_error[0]) json_object_set_new(out, "delivery_error", json_string(delivery_error));
+  }
+  else
+    log_info("invitation.mailed", "invitation %s mailed to the invitee", id);
+  sodium_memzero(link, strlen(link));
+  reply_header(rp, "Cache-Control", "no-store");
+  return reply_json(rp, 200, out);
+}
+
+static int h_invitations_list(struct req *rq, struct reply *rp) {
+  const char *org = req_param(rq, "org_id");
+  if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
+  struct auth_invite_filter f = {.status = req_query(rq, "status"),
+                                 .page_token = req_query(rq, "page_token"), .max_results = 100};
+  const char *v = req_query(rq, "max_results");
+  int64_t n;
+  if (v) {
+    if (str_to_i64(v, &n) || n < 1 || n > 1000)
+      return reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "max_results must be between 1 and 1000");
+    f.max_results = (int)n;
+  }
+  struct err e;
+  char next[AUTH_PAGE_TOKEN_MAX];
+  json_t *arr = auth_invite_list(A(rq), org, &f, next, &e);
+  if (!arr) return reply_err(rp, &e);
+  json_t *o = json_pack("{s:o}", "invitations", arr);
+  if (next[0]) json_object_set_new(o, "next_page_token", json_string(next));
+  return reply_json(rp, 200, o);
+}
+
+static int h_invitation_revoke(struct req *rq, struct reply *rp) {
+  const char *org = req_param(rq, "org_id"), *id = req_param(rq, "invitation_id");
+  if (org_access(rq, rp, org, ORG_ROLE_ADMIN)) return 0;
+  struct err e;
+  if (auth_invite_revoke(A(rq), org, id, &e)) return reply_err(rp, &e);
+  audit(rq, "invitation.revoke", id, NULL);
+  return reply_json(rp, 200, json_object());
 }
 
 static int h_invite_accept(struct req *rq, struct reply *rp) {
@@ -146,8 +234,13 @@ static int h_invite_accept(struct req *rq, struct reply *rp) {
   const char *token;
   if (json_get_str(b, "token", true, &token, &e)) return reply_err(rp, &e);
   if (auth_invite_accept(A(rq), token, req_principal(rq)->user_id, &e)) return reply_err(rp, &e);
-  audit(rq, "invitation.accept", req_principal(rq)->user_id, NULL);
-  return reply_json(rp, 200, json_object());
+  json_t *inv = auth_invite_by_token(A(rq), token, &e);
+  const char *inv_id = json_string_value(json_object_get(inv, "id"));
+  char detail[80] = "";
+  if (inv_id) snprintf(detail, sizeof detail, "{\"invitation_id\":\"%s\"}", inv_id);
+  audit(rq, "invitation.accept", req_principal(rq)->user_id, detail[0] ? detail : NULL);
+  /* what the invitation opened, so a client can switch to it */
+  return reply_json(rp, 200, inv ? json_pack("{s:o}", "invitation", inv) : json_object());
 }
 
 static int h_projects_list(struct req *rq, struct reply *rp) {
@@ -207,7 +300,7 @@ static int h_project_member_set(struct req *rq, struct reply *rp) {
   if (json_get_str(b, "role", true, &role_s, &e)) return reply_err(rp, &e);
   enum project_role role = project_role_parse(role_s);
   if (role == PROJECT_ROLE_NONE) return reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "role must be viewer, editor or admin");
-  const char *user = req_param(rq, "user_id");
+  const char *user = user_param(rq);
   if (auth_project_member_set(A(rq), req_param(rq, "project_id"), user, role, &e)) return reply_err(rp, &e);
   char detail[64];
   snprintf(detail, sizeof detail, "{\"role\":\"%s\"}", project_role_name(role));
@@ -217,7 +310,7 @@ static int h_project_member_set(struct req *rq, struct reply *rp) {
 
 static int h_project_member_remove(struct req *rq, struct reply *rp) {
   struct err e;
-  const char *user = req_param(rq, "user_id");
+  const char *user = user_param(rq);
   if (auth_project_member_remove(A(rq), req_param(rq, "project_id"), user, &e)) return reply_err(rp, &e);
   audit(rq, "project.member_remove", user, NULL);
   return reply_json(rp, 200, json_object());
@@ -238,6 +331,24 @@ static int h_project_member_remove(struct req *rq, struct reply *rp) {
   "{\"type\":\"object\",\"required\":[\"members\"],\"properties\":{\"members\":{\"type\":"        \
   "\"array\",\"items\":{\"type\":\"object\",\"required\":[\"user_id\",\"username\",\"role\"]}}}}"
 
+#define S_INVITATION                                                                               \
+  "{\"type\":\"object\",\"required\":[\"id\",\"email\",\"role\",\"invited_by\",\"created_at\","    \
+  "\"expires_at\",\"status\"],\"properties\":{\"id\":{\"type\":\"string\"},\"org_id\":{\"type\":"     \
+  "\"string\"},\"email\":{\"type\":"                                                             \
+  "\"string\"},\"role\":{\"type\":\"string\"},\"project_id\":{\"type\":\"string\"},"                \
+  "\"project_name\":{\"type\":\"string\"},\"invited_by\":{\"type\":\"string\"},"                    \
+  "\"invited_by_username\":{\"type\":\"string\"},\"created_at\":{\"type\":\"integer\"},"             \
+  "\"expires_at\":{\"type\":\"integer\"},\"accepted_at\":{\"type\":\"integer\"},\"accepted_by\":{"    \
+  "\"type\":\"string\"},\"revoked_at\":{\"type\":\"integer\"},\"status\":{\"enum\":[\"pending\","      \
+  "\"accepted\",\"expired\",\"revoked\"]}}}"
+/* a mailed invitation's answer carries neither the link nor the token */
+#define S_INVITE_ANSWER                                                                            \
+  "{\"type\":\"object\",\"required\":[\"id\",\"invitation\",\"delivery\"],\"properties\":{\"id\":{"     \
+  "\"type\":\"string\"},\"invitation\":" S_INVITATION ",\"delivery\":{\"enum\":[\"email\",\"link\"]},\"link\":{\"type\":\"string\"},"        \
+  "\"token\":{\"type\":\"string\"},\"delivery_error\":{\"type\":\"string\"}},\"if\":{\"properties\":{"  \
+  "\"delivery\":{\"const\":\"link\"}}},\"then\":{\"required\":[\"link\",\"token\"]},\"else\":{\"not\":{" \
+  "\"anyOf\":[{\"required\":[\"link\"]},{\"required\":[\"token\"]},{\"required\":[\"delivery_error\"]}]}}}"
+
 const struct route auth_org_routes[] = {
     {"GET", "/api/v1/orgs", PERM_READ, "Your organizations and your role in each", "orgs", NULL,
      "{\"type\":\"object\",\"required\":[\"orgs\"],\"properties\":{\"orgs\":{\"type\":\"array\","
@@ -256,12 +367,26 @@ const struct route auth_org_routes[] = {
      "Remove a member (the last owner cannot be removed)", "orgs", NULL, S_EMPTY, NULL,
      h_org_member_remove, 0},
     {"POST", "/api/v1/orgs/{org_id}/invitations", PERM_WRITE,
-     "Invite someone by email; answers the single-use accept link", "orgs",
-     "{\"type\":\"object\",\"required\":[\"email\",\"role\"]}",
-     "{\"type\":\"object\",\"required\":[\"id\",\"token\",\"accept_url\",\"emailed\"]}", NULL,
-     h_invite, 0},
+     "Invite someone by email (org admins): mailed when SMTP is configured, else the single-use "
+     "accept link is answered",
+     "orgs",
+     "{\"type\":\"object\",\"required\":[\"email\",\"role\"],\"properties\":{\"email\":{\"type\":"
+     "\"string\"},\"role\":{\"type\":\"string\"},\"project_id\":{\"type\":\"string\"},\"ttl_seconds\":{"
+     "\"type\":\"integer\"}}}",
+     S_INVITE_ANSWER, NULL, h_invite, 0},
+    {"GET", "/api/v1/orgs/{org_id}/invitations", PERM_READ,
+     "An organization's invitations with their status, newest first (org admins; filters: status, "
+     "max_results, page_token)",
+     "orgs", NULL,
+     "{\"type\":\"object\",\"required\":[\"invitations\"],\"properties\":{\"invitations\":{"
+     "\"type\":\"array\",\"items\":" S_INVITATION "},\"next_page_token\":{\"type\":\"string\"}}}",
+     NULL, h_invitations_list, 0},
+    {"DELETE", "/api/v1/orgs/{org_id}/invitations/{invitation_id}", PERM_WRITE,
+     "Revoke a pending invitation (org admins)", "orgs", NULL, S_EMPTY, NULL, h_invitation_revoke,
+     0},
     {"POST", "/api/v1/invitations/accept", PERM_READ, "Accept an invitation as the signed-in user",
-     "orgs", "{\"type\":\"object\",\"required\":[\"token\"]}", S_EMPTY, NULL, h_invite_accept, 0},
+     "orgs", "{\"type\":\"object\",\"required\":[\"token\"]}",
+     "{\"type\":\"object\",\"properties\":{\"invitation\":" S_INVITATION "}}", NULL, h_invite_accept, 0},
     {"GET", "/api/v1/projects", PERM_READ, "Projects you can see and your role in each", "projects",
      NULL,
      "{\"type\":\"object\",\"required\":[\"projects\"],\"properties\":{\"projects\":{\"type\":"

@@ -9,6 +9,7 @@ struct auth {
   struct db *db;
   struct auth_opts o;
   struct auth_throttle *throttle;
+  struct auth_mail *mail; /* SMTP and link settings (mail.c); NULL = none */
 };
 
 int auth_open(struct auth **out, struct db *db, const struct auth_opts *o, struct err *e) {
@@ -33,12 +34,14 @@ int auth_open(struct auth **out, struct db *db, const struct auth_opts *o, struc
 void auth_close(struct auth *a) {
   if (!a) return;
   auth_throttle_free(a->throttle);
+  auth_mail_free(a->mail);
   free(a);
 }
 
 struct db *auth_db(struct auth *a) { return a->db; }
 const struct auth_opts *auth_options(const struct auth *a) { return &a->o; }
 struct auth_throttle *auth_throttle_of(struct auth *a) { return a->throttle; }
+struct auth_mail **auth_mail_slot(struct auth *a) { return &a->mail; }
 
 static const char *const org_roles[] = {"none", "member", "admin", "owner"};
 static const char *const project_roles[] = {"none", "viewer", "editor", "admin"};

@@ -228,6 +228,70 @@ int auth_invite_create(struct auth *a, const char *org_id, const char *project_i
                        struct err *e);
 int auth_invite_accept(struct auth *a, const char *token, const char *user_id, struct err *e);
 
+/* ---- invitation management (invitations.c) ------------------------------- *
+ * An invitation as JSON: {id, org_id, email, role, project_id?, project_name?,
+ * invited_by, invited_by_username?, created_at, expires_at, accepted_at?,
+ * accepted_by?, revoked_at?, status} with status pending | accepted |
+ * expired | revoked (expiry is the clock passing expires_at). */
+struct auth_invite_filter {
+  const char *status;     /* one of the four, or NULL for all */
+  const char *page_token; /* from the previous page, or NULL */
+  int max_results;        /* 1..1000 */
+};
+#define AUTH_PAGE_TOKEN_MAX 64
+/* The org's invitations, newest first; next_token gets the token of the
+ * next page, or "" when this was the last. */
+json_t *auth_invite_list(struct auth *a, const char *org_id, const struct auth_invite_filter *f,
+                         char next_token[AUTH_PAGE_TOKEN_MAX], struct err *e);
+/* One invitation of the org (RESOURCE_DOES_NOT_EXIST when it is another org's). */
+json_t *auth_invite_get(struct auth *a, const char *org_id, const char *invitation_id,
+                        struct err *e);
+/* The invitation a token belongs to (after accepting it, say what it opened). */
+json_t *auth_invite_by_token(struct auth *a, const char *token, struct err *e);
+/* pending (or expired) -> revoked; revoking again is a no-op; an accepted
+ * invitation is a CONFLICT (remove the member instead). */
+int auth_invite_revoke(struct auth *a, const char *org_id, const char *invitation_id,
+                       struct err *e);
+/* Mails the invitation with its accept link (which holds the token) to the
+ * invitee. Fails (UNAVAILABLE, NOT_READY without SMTP) with a message that
+ * holds no secret; the invitation stays valid either way. */
+int auth_invite_deliver(struct auth *a, const char *invitation_id, const char *link,
+                        struct err *e);
+
+/* ---- outgoing mail (mail.c) ---------------------------------------------- *
+ * Plain-text mail over SMTP (smtp:// with STARTTLS when offered or required,
+ * or smtps://) through libcurl, bounded by a timeout. */
+struct auth_mail_opts {
+  const char *smtp_url;   /* smtp://host:port or smtps://host:port; NULL/"" = no SMTP */
+  const char *from;       /* "kiln@example.com" or "Kiln <kiln@example.com>" */
+  const char *user;       /* SMTP AUTH user, or NULL */
+  const char *password;   /* with user; copied and wiped on close */
+  bool require_starttls;  /* smtp:// must upgrade to TLS or fail */
+  int timeout_s;          /* connect and whole transaction; 0 = 10 s */
+  const char *public_url; /* base of links (https://kiln.example.com); "" = from the request */
+};
+struct auth_mail;
+/* Validates and copies the settings (call at start, before any thread:
+ * it initialises libcurl). Refuses credentials inside the URL. */
+int auth_mail_setup(struct auth *a, const struct auth_mail_opts *o, struct err *e);
+bool auth_mail_enabled(struct auth *a);
+const char *auth_public_url(struct auth *a); /* "" when not configured */
+void auth_mail_free(struct auth_mail *m);
+struct auth_mail **auth_mail_slot(struct auth *a); /* the room's settings (auth.c) */
+/* INVALID_PARAMETER_VALUE when value holds CR, LF or another control
+ * character (header injection), naming `what`. */
+int auth_mail_header_check(const char *what, const char *value, struct err *e);
+struct auth_mail_msg {
+  const char *from, *to, *subject, *body, *message_id; /* message_id without <> */
+  int64_t date_ms;
+};
+/* The RFC 5322 text: From, To, Subject (RFC 2047 encoded when not ASCII),
+ * Date, Message-ID, MIME-Version, Content-Type text/plain; charset=utf-8,
+ * then the body with CRLF line ends. Dot-stuffing is the transport's job. */
+int auth_mail_build(const struct auth_mail_msg *m, struct buf *out, struct err *e);
+int auth_mail_send(struct auth *a, const char *to, const char *subject, const char *body,
+                   struct err *e);
+
 /* ---- browser sessions (sessions.c) ------------------------------------------ *
  * The dashboard's sign-in: an opaque session token for an HttpOnly cookie
  * and a CSRF token (its own cookie, readable by the page) that must come

@@ -32,6 +32,12 @@ static struct cfg_opt server_opts[] = {
     {"access-log", "KILN_ACCESS_LOG", CFG_BOOL, "true", "one JSON line per request on stderr", NULL, NULL},
     {"access-token-ttl", "KILN_ACCESS_TOKEN_TTL", CFG_INT, "900", "lifetime of JWT access tokens, seconds", NULL, NULL},
     {"refresh-token-ttl", "KILN_REFRESH_TOKEN_TTL", CFG_INT, "2592000", "lifetime of refresh tokens, seconds", NULL, NULL},
+    {"smtp-url", "KILN_SMTP_URL", CFG_STR, "", "SMTP server for invitation mail: smtp://HOST:PORT or smtps://HOST:PORT (empty: invitations answer a link)", NULL, NULL},
+    {"smtp-from", "KILN_SMTP_FROM", CFG_STR, "", "sender of invitation mail: ADDRESS or \"Name <ADDRESS>\" (required with smtp-url)", NULL, NULL},
+    {"smtp-user", "KILN_SMTP_USER", CFG_STR, "", "SMTP AUTH user name (with a password)", NULL, NULL},
+    {"smtp-password-file", "KILN_SMTP_PASSWORD_FILE", CFG_STR, "", "file holding the SMTP password (or set KILN_SMTP_PASSWORD)", NULL, NULL},
+    {"smtp-starttls", "KILN_SMTP_STARTTLS", CFG_BOOL, "false", "require STARTTLS on smtp:// (otherwise used when the server offers it)", NULL, NULL},
+    {"public-url", "KILN_PUBLIC_URL", CFG_STR, "", "base URL of links sent to people, e.g. https://kiln.example.com (empty: http://HOST of the request)", NULL, NULL},
     {"session-ttl", "KILN_SESSION_TTL", CFG_INT, "604800", "lifetime of dashboard sign-in sessions, seconds", NULL, NULL},
     {"allow-signup", "KILN_ALLOW_SIGNUP", CFG_BOOL, "false", "let anyone create an account (POST /api/v1/auth/signup)", NULL, NULL},
     {"tls-cert", "KILN_TLS_CERT", CFG_STR, "", "PEM certificate chain: serve HTTPS (with --tls-key)", NULL, NULL},
@@ -99,6 +105,36 @@ static int read_master_key(const char *file, char out[65], bool *have, struct er
   return 0;
 }
 
+/* SMTP for invitations. The password comes from a file or
+ * KILN_SMTP_PASSWORD, never from a flag, so it does not show up in `ps`. */
+static int setup_mail(const struct cfg *cfg, struct auth *a, struct err *e) {
+  char pw[1024] = "";
+  const char *file = cfg_str(cfg, "smtp-password-file");
+  if (*file) {
+    FILE *f = fopen(file, "r");
+    if (!f) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "cannot read smtp-password-file %s: %s", file, strerror(errno));
+    size_t n = fread(pw, 1, sizeof pw - 1, f);
+    fclose(f);
+    pw[n] = 0;
+    while (n && (pw[n - 1] == '\n' || pw[n - 1] == '\r')) pw[--n] = 0;
+  } else if (getenv("KILN_SMTP_PASSWORD")) {
+    str_copy(pw, sizeof pw, getenv("KILN_SMTP_PASSWORD"));
+  }
+  struct auth_mail_opts mo = {.smtp_url = cfg_str(cfg, "smtp-url"), .from = cfg_str(cfg, "smtp-from"),
+                              .user = cfg_str(cfg, "smtp-user"), .password = pw,
+                              .require_starttls = cfg_bool(cfg, "smtp-starttls"),
+                              .public_url = cfg_str(cfg, "public-url")};
+  int rc = auth_mail_setup(a, &mo, e);
+  explicit_bzero(pw, sizeof pw);
+  if (rc || !auth_mail_enabled(a)) return rc;
+  /* the URL holds no credentials: auth_mail_setup refuses them */
+  log_info("mail.configured", "invitations are mailed through %s", mo.smtp_url);
+  if (!*auth_public_url(a))
+    log_warn("mail.public_url", "public-url is not set: links in invitation mail are built from the "
+             "Host header of the request that made them; set --public-url");
+  return 0;
+}
+
 int cli_server(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     if (str_eq(argv[i], "--help") || str_eq(argv[i], "-h")) {
@@ -158,6 +194,7 @@ int cli_server(int argc, char **argv) {
                          .session_ttl_s = cfg_int(&cfg, "session-ttl"),
                          .allow_signup = cfg_bool(&cfg, "allow-signup")};
   if (auth_open(&app.auth, app.db, &ao, &e)) goto fail;
+  if (setup_mail(&cfg, app.auth, &e)) goto fail;
   bool admin_created = false;
   char admin_pw[65];
   /* the password is never logged: stderr once, and a 0600 file */

@@ -117,11 +117,14 @@ def test_invitations(team, make_user):
     r = oc.post(f"/api/v1/orgs/{org['id']}/invitations", json={"email": "New.Person@Example.com", "role": "admin"})
     assert r.status_code == 200, r.text
     inv = r.json()
-    assert inv["emailed"] is False and inv["token"] in inv["accept_url"]
+    assert inv["delivery"] == "link" and inv["token"] in inv["link"] and "delivery_error" not in inv
+    assert inv["invitation"]["status"] == "pending" and inv["invitation"]["email"] == "new.person@example.com"
     assert r.headers["Cache-Control"] == "no-store"
     ic = invitee.client()
     err(ic.get(f"/api/v1/orgs/{org['id']}/members"), 404, "RESOURCE_DOES_NOT_EXIST")
-    assert ic.post("/api/v1/invitations/accept", json={"token": inv["token"]}).status_code == 200
+    r = ic.post("/api/v1/invitations/accept", json={"token": inv["token"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["invitation"]["org_id"] == org["id"] and r.json()["invitation"]["status"] == "accepted"
     roles = {m["username"]: m["role"] for m in ic.get(f"/api/v1/orgs/{org['id']}/members").json()["members"]}
     assert roles[invitee.username] == "admin"
     # single use
