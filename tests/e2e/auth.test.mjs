@@ -96,11 +96,11 @@ describe("sign-in, API keys and audit log", { timeout: 180_000 }, () => {
     await err.waitFor({ timeout: 10_000 });
     assert.match(await err.textContent(), /invalid username or password/i);
     assert.equal(new URL(page.url()).pathname, "/login");
-    assert.equal(await page.evaluate(() => sessionStorage.getItem("kiln.session")), null);
+    assert.equal((await context.cookies()).some((c) => c.name === "kiln_session"), false);
     await page.screenshot({ path: join(ARTIFACTS, "login.png"), fullPage: true });
 
     // The server throttles after five failures; provoke the 429 answer without spending them.
-    const pattern = "**/api/v1/auth/token";
+    const pattern = "**/api/v1/auth/session";
     await page.route(pattern, (route) =>
       route.fulfill({
         status: 429,
@@ -120,8 +120,19 @@ describe("sign-in, API keys and audit log", { timeout: 180_000 }, () => {
     await page.getByTestId("api-keys-page").waitFor();
     assert.equal(await page.getByTestId("sign-out").isVisible(), true);
     await page.getByTestId("nav-audit").waitFor({ timeout: 5000 });
-    const stored = JSON.parse(await page.evaluate(() => sessionStorage.getItem("kiln.session")));
-    assert.match(stored.refresh_token, /^kiln_rt_/);
+    // The session lives in an HttpOnly cookie: no script on the page can read it,
+    // and nothing secret sits in web storage.
+    const cookies = Object.fromEntries((await context.cookies()).map((c) => [c.name, c]));
+    assert.match(cookies.kiln_session.value, /^kses_/);
+    assert.equal(cookies.kiln_session.httpOnly, true);
+    assert.equal(cookies.kiln_session.sameSite, "Strict");
+    assert.equal(cookies.kiln_csrf.httpOnly, false);
+    const visible = await page.evaluate(() => document.cookie);
+    assert.equal(visible.includes("kiln_session"), false);
+    assert.equal(visible.includes(cookies.kiln_csrf.value), true);
+    const storage = await page.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }));
+    assert.equal(storage.includes("kses_"), false);
+    assert.equal(storage.includes("kiln_rt_"), false);
   });
 
   it("creates an API key shown once, listed by prefix only, that works as a bearer token", async () => {
@@ -262,32 +273,38 @@ describe("sign-in, API keys and audit log", { timeout: 180_000 }, () => {
     await ctx.close();
   });
 
-  it("refreshes the access token after a 401 and keeps working", async () => {
+  it("keeps the session across a reload, and refuses a state change without the CSRF token", async () => {
     await page.goto(base + "/api-keys");
     await page.getByTestId("key-row").first().waitFor({ timeout: 10_000 });
-    const before = JSON.parse(await page.evaluate(() => sessionStorage.getItem("kiln.session")));
-    // Spoil the access token: the next request gets a 401, the app refreshes once and retries.
-    await page.evaluate(() => {
-      const s = JSON.parse(sessionStorage.getItem("kiln.session"));
-      s.access_token = "not-a-valid-token";
-      sessionStorage.setItem("kiln.session", JSON.stringify(s));
-    });
     await page.reload();
     await page.getByTestId("key-row").first().waitFor({ timeout: 10_000 });
-    const afterRefresh = JSON.parse(await page.evaluate(() => sessionStorage.getItem("kiln.session")));
-    assert.notEqual(afterRefresh.refresh_token, before.refresh_token, "the refresh token was rotated");
     assert.equal(await page.getByTestId("login-page").count(), 0);
     assert.match((await page.getByTestId("user-name").textContent()).trim(), /^admin/);
+    // What a forged request riding on the cookie would look like: no X-CSRF-Token.
+    const forged = await page.evaluate(async () => {
+      const r = await fetch("/api/v1/api-keys", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "forged" }),
+      });
+      return { status: r.status, body: await r.json() };
+    });
+    assert.equal(forged.status, 403);
+    assert.equal(forged.body.error_code, "PERMISSION_DENIED");
+    await page.reload();
+    await page.getByTestId("key-row").first().waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId("key-row").filter({ hasText: "forged" }).count(), 0);
   });
 
-  it("signs out to the login page and the old refresh token stops working", async () => {
-    const stored = JSON.parse(await page.evaluate(() => sessionStorage.getItem("kiln.session")));
+  it("signs out to the login page and the old session cookie stops working", async () => {
+    const session = (await context.cookies()).find((c) => c.name === "kiln_session").value;
     await page.getByTestId("sign-out").click();
     await page.getByTestId("login-page").waitFor({ timeout: 10_000 });
     assert.equal(new URL(page.url()).pathname, "/login");
-    assert.equal(await page.evaluate(() => sessionStorage.getItem("kiln.session")), null);
+    assert.equal((await context.cookies()).some((c) => c.name === "kiln_session"), false);
     assert.equal(await page.getByTestId("sign-out").count(), 0);
-    const r = await api(base, "POST", "/api/v1/auth/token", { body: { refresh_token: stored.refresh_token } });
+    // revoked on the server, not only forgotten by the browser
+    const r = await fetch(base + "/api/v1/auth/whoami", { headers: { Cookie: `kiln_session=${session}` } });
     assert.equal(r.status, 401);
 
     // Protected pages send the visitor back to the login page.

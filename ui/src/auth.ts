@@ -1,13 +1,11 @@
 // Signing in and authenticated requests.
 //
-// Session storage choice (interim): browser cookie sessions are not built on
-// the server yet, so the access and refresh tokens live in sessionStorage
-// (per tab, gone when the tab closes) and go out as `Authorization: Bearer`.
-// This is readable by any script on the origin; cookie sessions (HttpOnly,
-// with CSRF tokens) replace it once the server offers them.
-//
-// Refresh tokens are single use and a reused one revokes its whole family, so
-// refreshes are serialized: one in flight at a time, everyone awaits it.
+// The dashboard uses the server's browser sessions: signing in sets an
+// HttpOnly `kiln_session` cookie that scripts can never read, and a
+// `kiln_csrf` cookie whose value every state-changing request echoes in
+// `X-CSRF-Token` (a page on another site can make the browser send the
+// cookie, but cannot read kiln_csrf to echo it). Nothing secret is kept in
+// JavaScript-reachable storage.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, request, toApiError } from "./api";
 import { navigate } from "./router";
@@ -19,6 +17,7 @@ export interface User {
   display_name?: string;
   is_admin: boolean;
   must_change_password?: boolean;
+  default_project_id?: string;
   created_at: number;
 }
 
@@ -28,16 +27,14 @@ export interface WhoAmI {
 }
 
 interface Session {
-  access_token: string;
-  refresh_token: string;
-  /** Wall-clock ms when the access token expires. */
-  expires_at: number;
+  /** The CSRF token (the kiln_csrf cookie's value). */
+  csrf: string;
 }
 
-interface TokenResponse {
-  access_token: string;
-  refresh_token: string;
-  expires_in: number;
+interface SessionResponse {
+  user: User;
+  csrf_token: string;
+  expires_at: number;
 }
 
 export interface AuthState {
@@ -45,54 +42,35 @@ export interface AuthState {
   user: User | null;
 }
 
-const STORAGE_KEY = "kiln.session";
-/** Refresh this long before the access token expires. */
-const REFRESH_MARGIN_MS = 60_000;
+const CSRF_COOKIE = "kiln_csrf";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-let state: AuthState = { session: loadSession(), user: null };
-const listeners = new Set<(s: AuthState) => void>();
-let refreshing: Promise<boolean> | null = null;
-let refreshTimer: ReturnType<typeof setTimeout> | undefined;
-
-function loadSession(): Session | null {
-  try {
-    const raw = sessionStorage.getItem(STORAGE_KEY);
-    if (!raw) return null;
-    const s = JSON.parse(raw) as Session;
-    return typeof s.access_token === "string" && typeof s.refresh_token === "string" ? s : null;
-  } catch {
-    return null;
+function readCsrfCookie(): string | null {
+  for (const part of document.cookie.split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === CSRF_COOKIE) {
+      const value = v.join("=");
+      return value.length > 0 ? value : null;
+    }
   }
+  return null;
 }
+
+function initialSession(): Session | null {
+  const csrf = readCsrfCookie();
+  return csrf ? { csrf } : null;
+}
+
+let state: AuthState = { session: initialSession(), user: null };
+const listeners = new Set<(s: AuthState) => void>();
 
 function setState(next: Partial<AuthState>): void {
   state = { ...state, ...next };
   listeners.forEach((l) => l(state));
 }
 
-function storeSession(t: TokenResponse): void {
-  const session: Session = {
-    access_token: t.access_token,
-    refresh_token: t.refresh_token,
-    expires_at: Date.now() + Math.max(0, t.expires_in) * 1000,
-  };
-  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
-  setState({ session });
-  scheduleRefresh();
-}
-
 function clearSession(): void {
-  clearTimeout(refreshTimer);
-  sessionStorage.removeItem(STORAGE_KEY);
   setState({ session: null, user: null });
-}
-
-function scheduleRefresh(): void {
-  clearTimeout(refreshTimer);
-  const s = state.session;
-  if (!s) return;
-  const wait = Math.max(1000, s.expires_at - Date.now() - REFRESH_MARGIN_MS);
-  refreshTimer = setTimeout(() => void refreshSession(), wait);
 }
 
 export function getAuth(): AuthState {
@@ -111,51 +89,26 @@ export function useAuth(): AuthState {
 
 /** Leaves for the login page, remembering where the user was. */
 function toLogin(): void {
-  const here = window.location.pathname;
-  navigate(here === "/login" ? here : `/login?next=${encodeURIComponent(here)}`);
+  const here = window.location.pathname + window.location.search;
+  navigate(window.location.pathname === "/login" ? here : `/login?next=${encodeURIComponent(here)}`);
 }
 
-/**
- * Trades the refresh token for a new pair. Concurrent callers share one
- * request. Resolves false (and signs out locally) when the server refuses it.
- */
-export function refreshSession(): Promise<boolean> {
-  if (refreshing) return refreshing;
-  const s = state.session;
-  if (!s) return Promise.resolve(false);
-  refreshing = (async () => {
-    try {
-      const r = await request("/api/v1/auth/token", jsonInit("POST", { refresh_token: s.refresh_token }));
-      if (r.ok) {
-        storeSession(r.body as TokenResponse);
-        return true;
-      }
-      clearSession();
-      toLogin();
-      return false;
-    } catch {
-      // No answer: keep the session and try again shortly.
-      refreshTimer = setTimeout(() => void refreshSession(), 10_000);
-      return false;
-    } finally {
-      refreshing = null;
-    }
-  })();
-  return refreshing;
-}
-
-function jsonInit(method: string, body?: unknown, token?: string): RequestInit {
+function jsonInit(method: string, body?: unknown): RequestInit {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (token) headers["Authorization"] = `Bearer ${token}`;
-  const init: RequestInit = { method, headers };
+  if (!SAFE_METHODS.has(method)) {
+    // Read the cookie each time: another tab may have signed in again.
+    const csrf = readCsrfCookie() ?? state.session?.csrf;
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+  }
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
   if (body !== undefined) init.body = JSON.stringify(body);
   return init;
 }
 
 /**
- * An authenticated JSON request: refreshes first when the access token is
- * about to expire, and once more after a 401; a failed refresh returns to
+ * An authenticated JSON request on the session cookie. A 401 means the
+ * session ended (expired, signed out elsewhere, password changed): back to
  * the login page.
  */
 export async function authJSON<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
@@ -163,22 +116,9 @@ export async function authJSON<T>(method: string, path: string, body?: unknown, 
     toLogin();
     throw new ApiError(401, "UNAUTHENTICATED", "Sign in to continue.", path);
   }
-  if (state.session.expires_at - Date.now() < 5000) await refreshSession();
-  const send = (token: string | undefined) => {
-    const init = jsonInit(method, body, token);
-    if (signal) init.signal = signal;
-    return request(path, init);
-  };
-  let used = state.session?.access_token;
-  let r = await send(used);
-  if (r.status === 401 && state.session) {
-    // Another caller may have refreshed meanwhile; only refresh if not.
-    const ok = state.session.access_token !== used ? true : await refreshSession();
-    if (ok && state.session) {
-      used = state.session.access_token;
-      r = await send(used);
-    }
-  }
+  const init = jsonInit(method, body);
+  if (signal) init.signal = signal;
+  const r = await request(path, init);
   if (r.status === 401) {
     clearSession();
     toLogin();
@@ -199,35 +139,39 @@ export async function loadUser(): Promise<User | null> {
   }
 }
 
-/** Password grant. Throws ApiError; a 429 carries retryAfter seconds. */
+/** Password sign-in. Throws ApiError; a 429 carries retryAfter seconds. */
 export async function signIn(username: string, password: string): Promise<User | null> {
-  const path = "/api/v1/auth/token";
+  const path = "/api/v1/auth/session";
   const r = await request(path, jsonInit("POST", { username, password }));
   if (!r.ok) {
     const err = toApiError(path, r) as ApiError & { retryAfter?: number };
     if (r.status === 429) err.retryAfter = Number(r.headers.get("Retry-After") ?? "") || 1;
     throw err;
   }
-  storeSession(r.body as TokenResponse);
-  return loadUser();
+  const s = r.body as SessionResponse;
+  setState({ session: { csrf: readCsrfCookie() ?? s.csrf_token }, user: s.user });
+  return s.user;
 }
 
-/** Revokes the refresh token family on the server, then forgets the session. */
+/** Ends the session on the server (which clears both cookies), then locally. */
 export async function signOut(): Promise<void> {
-  const s = state.session;
-  clearSession();
-  if (s) {
+  if (state.session) {
     try {
-      await request("/api/v1/auth/logout", jsonInit("POST", { refresh_token: s.refresh_token }));
+      await request("/api/v1/auth/session", jsonInit("DELETE"));
     } catch {
-      // The tokens are gone from this tab either way.
+      // The server may be down; the local state goes either way.
     }
   }
+  clearSession();
   navigate("/login");
 }
 
-// A session carried over a reload: schedule its refresh and load the user.
+// A session carried over a reload: the CSRF cookie says there may be one;
+// whoami says whether it is still valid.
 if (state.session) {
-  scheduleRefresh();
-  void loadUser();
+  void (async () => {
+    const r = await request("/api/v1/auth/whoami", { credentials: "same-origin" }).catch(() => null);
+    if (r && r.ok) setState({ user: (r.body as WhoAmI).user });
+    else if (r && r.status === 401) clearSession();
+  })();
 }

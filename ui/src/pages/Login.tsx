@@ -1,4 +1,4 @@
-// Sign-in page: the password grant of POST /api/v1/auth/token. Shows the
+// Sign-in page: POST /api/v1/auth/session (cookie session). Shows the
 // server's message on failure, and the wait from Retry-After when throttled.
 import { useState } from "preact/hooks";
 import { ApiError } from "../api";
@@ -7,8 +7,10 @@ import { navigate } from "../router";
 
 function nextPath(): string {
   const n = new URLSearchParams(window.location.search).get("next");
-  // Only same-origin app paths, never "//host" or a full URL.
-  return n && n.startsWith("/") && !n.startsWith("//") && n !== "/login" ? n : "/api-keys";
+  // Only same-origin app paths, never "//host", "/\\host" or a full URL.
+  return n && n.startsWith("/") && !n.startsWith("//") && !n.startsWith("/\\") && !n.startsWith("/login")
+    ? n
+    : "/api-keys";
 }
 
 export function Login() {
