@@ -19,9 +19,12 @@ export function ProjectSwitcher() {
     );
   }
   return (
-    <label class="switcher" data-testid="project-switcher-wrap">
-      <span class="switcher-label">Project</span>
+    <div class="switcher" data-testid="project-switcher-wrap">
+      <label class="switcher-label" for="project-switcher">
+        Project
+      </label>
       <select
+        id="project-switcher"
         value={pv.currentId ?? ""}
         onChange={(e) => selectProject(e.currentTarget.value)}
         data-testid="project-switcher"
@@ -39,6 +42,6 @@ export function ProjectSwitcher() {
           </optgroup>
         ))}
       </select>
-    </label>
+    </div>
   );
 }

@@ -70,18 +70,11 @@ function when(ms?: number) {
   );
 }
 
-/** Orgs this user may invite to: where they are owner or admin (server admins: every org they can see). */
-function invitableOrgs(pv: ProjectView): OrgChoice[] {
-  const out: OrgChoice[] = [];
-  for (const o of pv.orgs ?? []) {
-    if (o.role === "owner" || o.role === "admin" || pv.isAdmin) out.push({ id: o.id, name: o.name, role: o.role ?? "admin" });
-  }
-  if (pv.isAdmin) {
-    for (const p of pv.projects ?? []) {
-      if (!out.some((o) => o.id === p.org_id)) out.push({ id: p.org_id, name: p.org_name ?? p.org_id, role: "server admin" });
-    }
-  }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+/** The current project's org, when this user may invite to it (owner, admin, or server admin). */
+function currentOrg(pv: ProjectView): OrgChoice | null {
+  const p = pv.current;
+  if (!p || !pv.canAdminOrg) return null;
+  return { id: p.org_id, name: p.org_name ?? p.org_id, role: pv.orgRole ?? "server admin" };
 }
 
 function InviteForm(props: { org: OrgChoice; pv: ProjectView; onCreated: (c: Created, email: string) => void }) {
@@ -267,11 +260,8 @@ function RevokeDialog(props: { inv: Invitation; orgId: string; onDone: () => voi
 
 export function Invitations() {
   const pv = useProject();
-  const orgs = useMemo(() => invitableOrgs(pv), [pv.orgs, pv.projects, pv.isAdmin]);
-  const [orgId, setOrgId] = useState<string | null>(null);
-  // The current project's org unless another was picked here.
-  const org =
-    orgs.find((o) => o.id === orgId) ?? orgs.find((o) => o.id === pv.current?.org_id) ?? orgs[0] ?? null;
+  // The page works on the current project's org, like Members; the switcher changes it.
+  const org = useMemo(() => currentOrg(pv), [pv.current?.org_id, pv.canAdminOrg, pv.orgRole]);
 
   const [list, setList] = useState<Invitation[] | null>(null);
   const [listError, setListError] = useState<unknown>(null);
@@ -317,20 +307,11 @@ export function Invitations() {
     <div class="page-header">
       <div>
         <h1 class="page-title">Invitations</h1>
-        <p class="page-subtitle">Invite people by e-mail to an organization or one of its projects.</p>
+        <p class="page-subtitle">
+          Invite people by e-mail to {org ? <strong data-testid="invitations-org-name">{org.name}</strong> : "an organization"} or
+          one of its projects.
+        </p>
       </div>
-      {orgs.length > 1 && org && (
-        <label class="field">
-          <span>Organization</span>
-          <select value={org.id} onChange={(e) => setOrgId(e.currentTarget.value)} data-testid="invite-org">
-            {orgs.map((o) => (
-              <option key={o.id} value={o.id}>
-                {o.name} ({o.role})
-              </option>
-            ))}
-          </select>
-        </label>
-      )}
     </div>
   );
 
@@ -345,7 +326,11 @@ export function Invitations() {
         ) : (
           <div class="notice" role="alert" data-testid="invitations-not-allowed">
             <strong>Only organization owners and admins can invite people.</strong>
-            <p>Ask an owner or admin of your organization to invite the person, or to make you an admin.</p>
+            <p>
+              {pv.current
+                ? `Your role in ${pv.current.org_name ?? "this organization"} is ${pv.orgRole ?? "none"}. Ask an owner or admin to invite the person, or switch to a project of an organization you administer.`
+                : "You are not in any project yet."}
+            </p>
           </div>
         )}
       </div>
