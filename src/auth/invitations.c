@@ -77,7 +77,13 @@ static int page_token_parse(const char *t, int64_t *created_at, char id[AUTH_ID_
 
 json_t *auth_invite_list(struct auth *a, const char *org_id, const struct auth_invite_filter *f,
                          char next_token[AUTH_PAGE_TOKEN_MAX], struct err *e) {
+  /* read before next_token is cleared: callers may pass one buffer for both */
+  int64_t after_created = 0;
+  char after_id[AUTH_ID_LEN + 1] = "";
+  bool paged = f && filled(f->page_token);
+  int bad_token = paged ? page_token_parse(f->page_token, &after_created, after_id, e) : 0;
   next_token[0] = 0;
+  if (bad_token) return NULL;
   if (!filled(org_id)) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "organization id is required");
     return NULL;
@@ -108,10 +114,6 @@ json_t *auth_invite_list(struct auth *a, const char *org_id, const struct auth_i
       return NULL;
     }
   }
-  int64_t after_created = 0;
-  char after_id[AUTH_ID_LEN + 1] = "";
-  bool paged = f && filled(f->page_token);
-  if (paged && page_token_parse(f->page_token, &after_created, after_id, e)) return NULL;
 
   char sql[1024];
   snprintf(sql, sizeof sql, "%s WHERE i.org_id = ?%s%s ORDER BY i.created_at DESC, i.id DESC LIMIT ?",

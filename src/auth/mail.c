@@ -74,16 +74,17 @@ static bool ascii_only(const char *s) {
 /* ---- header encoding ---------------------------------------------------- */
 
 /* A header value as RFC 2047 encoded words when it is not plain ASCII:
- * =?UTF-8?B?...?= chunks of at most 45 bytes (60 base64 characters), never
- * splitting a UTF-8 sequence, folded onto continuation lines. */
+ * =?UTF-8?B?...?= chunks of at most 39 bytes (52 base64 characters, so a
+ * word stays under 75 and "Subject: " plus one under 78), never splitting a
+ * UTF-8 sequence, folded onto continuation lines. */
 static int put_header_text(struct buf *b, const char *text) {
   if (ascii_only(text)) return buf_puts(b, text);
   size_t n = strlen(text), i = 0;
   while (i < n) {
-    size_t take = n - i < 45 ? n - i : 45;
+    size_t take = n - i < 39 ? n - i : 39;
     while (take < n - i && take > 0 && ((unsigned char)text[i + take] & 0xC0) == 0x80) take--;
-    if (take == 0) take = n - i < 45 ? n - i : 45; /* not UTF-8: cut anywhere */
-    char b64[sodium_base64_ENCODED_LEN(45, sodium_base64_VARIANT_ORIGINAL)];
+    if (take == 0) take = n - i < 39 ? n - i : 39; /* not UTF-8: cut anywhere */
+    char b64[sodium_base64_ENCODED_LEN(39, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(b64, sizeof b64, (const unsigned char *)text + i, take,
                       sodium_base64_VARIANT_ORIGINAL);
     int rc = buf_printf(b, "%s=?UTF-8?B?%s?=", i ? "\r\n " : "", b64);
