@@ -127,6 +127,12 @@ int auth_audit_append(struct db_conn *c, const struct auth_audit_entry *en, stru
                         .request_id = en->request_id,
                         .outcome = en->outcome,
                         .detail = en->detail};
+  const struct auth_audit_ctx *ctx = db_context();
+  if (ctx) {
+    if (ctx->actor && *ctx->actor) r.actor = ctx->actor;
+    if (!r.client_addr || !*r.client_addr) r.client_addr = ctx->client_addr;
+    if (!r.request_id || !*r.request_id) r.request_id = ctx->request_id;
+  }
   char prev[65];
   str_copy(prev, sizeof prev, zero_hash);
   struct db_stmt *s = db_prepare(c, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", e);

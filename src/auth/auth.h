@@ -345,6 +345,15 @@ struct auth_audit_entry {
   const char *outcome;     /* "success", "failure", "denied" */
   const char *detail;      /* JSON object text without secrets, or NULL */
 };
+/* Who is acting, from where, in which request: set by the HTTP layer with
+ * db_context_set() around each handler. auth_audit_append fills an entry's
+ * missing client_addr and request_id from it, and its actor wins over the
+ * entry's (an administrator revoking someone's key is the actor, not the
+ * key's owner). Without a context the entry is written as given. */
+struct auth_audit_ctx {
+  const char *actor; /* user id or "key:<id>"; NULL when anonymous */
+  const char *client_addr, *request_id;
+};
 /* Inside a db_write job, so the entry commits with the change it records. */
 int auth_audit_append(struct db_conn *c, const struct auth_audit_entry *en, struct err *e);
 /* Its own write job (for events that change nothing else, like a failed login). */

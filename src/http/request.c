@@ -364,7 +364,12 @@ void http_handle(struct req *rq) {
                (unsigned long long)rq->max_body);
   } else if (rq->m.route) {
     if (http_check_access(rq, rp) == 0) {
+      /* what audit entries written by this request's store jobs record */
+      struct auth_audit_ctx actx = {.actor = req_actor(rq), .client_addr = req_client_addr(rq),
+                                    .request_id = rq->id};
+      db_context_set(&actx);
       rq->m.route->fn(rq, rp);
+      db_context_set(NULL);
       if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
     }
   } else if (rq->m.path_matched) {

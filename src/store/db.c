@@ -27,6 +27,7 @@ struct db_conn {
 struct db_job {
   db_write_fn fn;
   void *arg;
+  const void *ctx; /* the submitting thread's db_context() */
   int rc;
   bool done;
   struct err err;
@@ -180,6 +181,10 @@ void db_reader_release(struct db *db, struct db_conn *c) {
  * COMMIT that holds it returned, which with synchronous=FULL means the WAL
  * is on disk. */
 
+static _Thread_local const void *tl_context;
+void db_context_set(const void *ctx) { tl_context = ctx; }
+const void *db_context(void) { return tl_context; }
+
 static void writer_run_batch(struct db *db, struct db_job *batch, int n) {
   struct err e;
   int rc = db_exec(db->wconn, "BEGIN IMMEDIATE", &e);
@@ -196,7 +201,9 @@ static void writer_run_batch(struct db *db, struct db_job *batch, int n) {
       j->rc = rc;
       continue;
     }
+    tl_context = j->ctx; /* its submitter waits in db_write, so ctx is alive */
     j->rc = j->fn(db->wconn, j->arg, &j->err);
+    tl_context = NULL;
     if (j->rc < 0) {
       if (j->err.code == ERR_OK) err_set(&j->err, (enum err_code)-j->rc, NULL);
       db_exec(db->wconn, "ROLLBACK TO kiln_job", NULL);
@@ -250,7 +257,7 @@ static void *writer_main(void *arg) {
 }
 
 int db_write(struct db *db, db_write_fn fn, void *arg, struct err *e) {
-  struct db_job job = {.fn = fn, .arg = arg};
+  struct db_job job = {.fn = fn, .arg = arg, .ctx = tl_context};
   pthread_mutex_lock(&db->wmu);
   if (db->stop) {
     pthread_mutex_unlock(&db->wmu);

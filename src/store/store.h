@@ -44,6 +44,12 @@ void db_reader_release(struct db *db, struct db_conn *c);
  * back. fn must not block on anything but the database. */
 typedef int (*db_write_fn)(struct db_conn *c, void *arg, struct err *e);
 int db_write(struct db *db, db_write_fn fn, void *arg, struct err *e);
+/* A per-thread pointer for request-scoped metadata (who is calling, from
+ * where, which request id) that write jobs can read: inside fn,
+ * db_context() returns what the thread that called db_write had set.
+ * Opaque to the store; the caller keeps it alive while it is set. */
+void db_context_set(const void *ctx);
+const void *db_context(void);
 /* Counters for tests and metrics. */
 struct db_stats {
   uint64_t commits;   /* transactions committed by the writer */

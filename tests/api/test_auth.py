@@ -880,3 +880,34 @@ def test_audit_verify_on_a_stopped_server(make_server):
     out = run_kiln("admin", "audit-verify", "--data", str(srv.data_dir))
     assert out.returncode == 1, (out.stdout, out.stderr)
     assert f"audit log BROKEN at entry {seq}: entry {seq} was edited" in out.stdout, out.stdout
+
+
+def test_audit_entries_of_store_changes_carry_actor_address_and_request_id(make_user, admin_client):
+    """Entries written inside a change's own transaction (key.create,
+    key.revoke) name the caller, its address and the request id, and the
+    actor is whoever acted: a key revoking itself is "key:<id>"."""
+    u = make_user()
+    c = u.client()
+    rid = "audit-ctx-" + unique_name("r")
+    r = c.post(KEYS, json={"name": "audited"}, headers={"X-Request-Id": rid})
+    assert r.status_code == 200
+    key, key_id = r.json()["key"], r.json()["api_key"]["id"]
+    register_secret(key)
+    rid2 = rid + "-revoke"
+    r = c.delete(f"{KEYS}/{key_id}", headers={"X-Request-Id": rid2, "Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+
+    def entry(action: str) -> Dict[str, Any]:
+        rows = admin_client.get(AUDIT, params={"action": action, "max_results": 200}).json()["entries"]
+        found = [e for e in rows if e.get("target") == key_id]
+        assert len(found) == 1, (action, found)
+        return found[0]
+
+    created = entry("key.create")
+    assert created["actor"] == u.id
+    assert created["request_id"] == rid
+    assert created["client_addr"] == "127.0.0.1"
+    revoked = entry("key.revoke")
+    assert revoked["actor"] == f"key:{key_id}"
+    assert revoked["request_id"] == rid2
+    assert revoked["client_addr"] == "127.0.0.1"

@@ -203,3 +203,53 @@ Test(db, readers_are_read_only_and_statements_are_cached) {
   db_reader_release(db, c);
   db_close(db);
 }
+
+/* ---- db_context: the submitter's pointer, seen inside its own job -------- */
+struct ctx_seen {
+  const void *seen;
+};
+static int ctx_job(struct db_conn *c, void *arg, struct err *e) {
+  (void)c;
+  (void)e;
+  ((struct ctx_seen *)arg)->seen = db_context();
+  return 0;
+}
+struct ctx_thread {
+  struct db *db;
+  int tag;
+  bool ok;
+};
+static void *ctx_thread_main(void *arg) {
+  struct ctx_thread *t = arg;
+  db_context_set(&t->tag);
+  t->ok = true;
+  for (int i = 0; i < 200; i++) {
+    struct ctx_seen s = {0};
+    struct err e;
+    if (db_write(t->db, ctx_job, &s, &e) || s.seen != &t->tag) t->ok = false;
+  }
+  db_context_set(NULL);
+  return NULL;
+}
+
+Test(db, write_jobs_see_their_own_submitters_context) {
+  struct db *db = open_migrated();
+  struct ctx_seen s = {.seen = (void *)1};
+  struct err e;
+  cr_assert_eq(db_write(db, ctx_job, &s, &e), 0);
+  cr_assert_null(s.seen, "no context set: none seen");
+  /* four threads with different contexts, their jobs grouped into shared
+   * transactions: each job sees its own submitter's pointer */
+  struct ctx_thread t[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    t[i] = (struct ctx_thread){.db = db, .tag = i};
+    pthread_create(&th[i], NULL, ctx_thread_main, &t[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert(t[i].ok, "thread %d saw another context", i);
+  }
+  cr_assert_null(db_context(), "this thread's context is untouched");
+  db_close(db);
+}
