@@ -22,5 +22,7 @@ int cli_logout(int argc, char **argv);
 int cli_whoami(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 int cli_projects(int argc, char **argv);
+int cli_members(int argc, char **argv);
+int cli_invitations(int argc, char **argv);
 
 #endif

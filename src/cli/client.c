@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "internal.h"
 
 #define BODY_MAX (8u << 20)
 
@@ -401,3 +402,35 @@ int cli_projects(int argc, char **argv) {
   fprintf(stderr, "usage: kiln projects list | create --org ID --name N | members PROJECT_ID [--user ID --role R | --user ID --remove]\n");
   return 2;
 }
+
+/* ---- for the other client verbs (cli/internal.h) -------------------------- */
+
+struct cli_client {
+  struct creds c;
+};
+
+struct cli_client *cli_client_open(void) {
+  struct cli_client *cl = calloc(1, sizeof *cl);
+  if (!cl) return NULL;
+  creds_load(&cl->c);
+  if (authenticate(&cl->c)) {
+    cli_client_close(cl);
+    return NULL;
+  }
+  return cl;
+}
+
+void cli_client_close(struct cli_client *cl) {
+  if (!cl) return;
+  memset(cl, 0, sizeof *cl); /* tokens */
+  free(cl);
+}
+
+long cli_client_call(struct cli_client *cl, const char *method, const char *path, json_t *body,
+                     json_t **out) {
+  return http_call(&cl->c, method, path, body, cl->c.access, out);
+}
+
+int cli_report_error(long status, json_t *body) { return report_error(status, body); }
+
+void cli_print_json(json_t *v) { print_json(v); }

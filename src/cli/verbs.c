@@ -68,6 +68,40 @@ const struct cli_verb cli_verbs[] = {
      "       kiln projects members PROJECT_ID [--user USER_ID --role viewer|editor|admin]\n"
      "       kiln projects members PROJECT_ID --user USER_ID --remove\n",
      cli_projects},
+    {"members", "list, add, change and remove members of an org or a project",
+     "usage: kiln members list   (--org ORG | --project PROJECT_ID)\n"
+     "       kiln members add    (--org ORG | --project PROJECT_ID) --user USER [--role ROLE]\n"
+     "       kiln members set    (--org ORG | --project PROJECT_ID) --user USER --role ROLE\n"
+     "       kiln members remove (--org ORG | --project PROJECT_ID) --user USER\n"
+     "\n"
+     "ORG is an organization's name or id; USER a username, email or user id.\n"
+     "Org roles: member, admin, owner (default member; only owners make owners,\n"
+     "and the last owner stays). Project roles: viewer, editor, admin (default\n"
+     "viewer); a project member must belong to the project's org first.\n"
+     "add refuses someone who is already a member and set someone who is not,\n"
+     "so a typo never changes the wrong thing. list prints the members as JSON;\n"
+     "add and set print the member as the server now has it.\n"
+     "Org admins manage org members; project admins manage project members.\n",
+     cli_members},
+    {"invitations", "invite people by email, list and revoke invitations",
+     "usage: kiln invitations create --org ORG --email EMAIL [--role ROLE] [--project PROJECT_ID]\n"
+     "                               [--ttl SECONDS]\n"
+     "       kiln invitations list   --org ORG [--status pending|accepted|expired|revoked]\n"
+     "       kiln invitations revoke --org ORG INVITATION_ID\n"
+     "       kiln invitations accept TOKEN_OR_LINK\n"
+     "\n"
+     "create invites EMAIL to the org (role member, admin or owner; default\n"
+     "member) or, with --project, to one of its projects (viewer, editor or\n"
+     "admin; default viewer), valid for --ttl seconds (1 hour to 30 days; 7 days\n"
+     "by default). When the server has SMTP configured the invitation is mailed;\n"
+     "otherwise, or when sending failed, the single-use accept link is printed\n"
+     "for you to pass on (stdout has the JSON answer, stderr a note).\n"
+     "list prints every invitation with its status, newest first.\n"
+     "revoke withdraws a pending invitation: its link stops working.\n"
+     "accept joins as the signed-in user, from the token or the whole link.\n"
+     "Only the org's owners and admins (and server administrators) may create,\n"
+     "list and revoke.\n",
+     cli_invitations},
     {"version", "print the version and build commit", "usage: kiln version\n", cli_version},
     {"help", "show help for a command", "usage: kiln help [COMMAND]\n", cli_help},
 };
@@ -101,7 +135,7 @@ int cli_help(int argc, char **argv) {
   }
   printf("kiln %s — experiment tracking, model registry and serving in one binary\n\n", KILN_VERSION);
   printf("usage: kiln COMMAND [options]\n\ncommands:\n");
-  for (int i = 0; i < cli_verbs_count; i++) printf("  %-10s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
+  for (int i = 0; i < cli_verbs_count; i++) printf("  %-12s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
   printf("\nRun `kiln help COMMAND` for a command's options.\n");
   return 0;
 }

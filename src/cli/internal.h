@@ -1,0 +1,22 @@
+/* cli/internal: what the client verbs share — an authenticated connection
+ * to the server from the stored credentials (client.c). Not for other rooms. */
+#ifndef KILN_CLI_INTERNAL_H
+#define KILN_CLI_INTERNAL_H
+
+#include "base/base.h"
+
+struct cli_client;
+/* Loads the credentials and gets a bearer (refreshing a login token, which
+ * is saved again); NULL with the reason printed on stderr. */
+struct cli_client *cli_client_open(void);
+void cli_client_close(struct cli_client *cl);
+/* One request; returns the HTTP status (0 when the server could not be
+ * reached, with a message printed) and the parsed JSON answer in *out (may
+ * be NULL; caller decrefs). body is not consumed. */
+long cli_client_call(struct cli_client *cl, const char *method, const char *path, json_t *body,
+                     json_t **out);
+/* `kiln: CODE (status): message` on stderr; returns 1. */
+int cli_report_error(long status, json_t *body);
+void cli_print_json(json_t *v);
+
+#endif
