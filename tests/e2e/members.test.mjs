@@ -318,7 +318,10 @@ describe("project switcher, members and invitations", { timeout: 240_000 }, () =
 
     if (listed) {
       await adminPage.reload();
-      await inviteRow.and(adminPage.locator('[data-status="accepted"]')).waitFor({ timeout: 10_000 });
+      const accepted = inviteRow.and(adminPage.locator('[data-status="accepted"]'));
+      await accepted.waitFor({ timeout: 10_000 });
+      assert.match(await accepted.getByTestId("invitation-role").textContent(), /editor in project default/);
+      assert.equal((await accepted.getByTestId("invitation-invited-by").textContent()).trim(), "admin");
     }
   });
 
@@ -343,6 +346,13 @@ describe("project switcher, members and invitations", { timeout: 240_000 }, () =
     await adminPage.getByTestId("revoke-invite-confirm").click();
     await row.and(adminPage.locator('[data-status="revoked"]')).waitFor({ timeout: 10_000 });
     assert.equal(await row.getByTestId("invitation-revoke").count(), 0);
+    await adminPage.getByTestId("invitations-status-filter").selectOption("revoked");
+    await eventually(async () => {
+      const st = await adminPage.getByTestId("invitation-row").evaluateAll((rs) => rs.map((r) => r.dataset.status));
+      return st.length === 1 && st[0] === "revoked";
+    });
+    await adminPage.getByTestId("invitations-status-filter").selectOption("");
+    await adminPage.getByTestId("invitation-row").nth(1).waitFor();
     await adminPage.screenshot({ path: join(ARTIFACTS, "invitations.png"), fullPage: true });
 
     const newbieToken = (await ok(api(base, "POST", "/api/v1/auth/token", { body: { username: NEWBIE.username, password: NEWBIE.password } }), "newbie sign-in")).access_token;

@@ -103,7 +103,7 @@ export async function loadProjects(user: User, prefer?: string): Promise<void> {
       authJSON<{ orgs: Org[] }>("GET", "/api/v1/orgs"),
     ]);
     if (my !== loadGen) return;
-    const defaultId = (user as User & { default_project_id?: string }).default_project_id;
+    const defaultId = user.default_project_id;
     const currentId = pick(p.projects, [prefer, state.currentId, remembered(user.id), defaultId]);
     if (prefer && currentId === prefer) remember(user.id, prefer);
     setState({ projects: p.projects, orgs: o.orgs, currentId, error: null, isAdmin: user.is_admin });

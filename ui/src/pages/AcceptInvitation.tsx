@@ -13,7 +13,8 @@ interface Accepted {
   org_id?: string;
   project_id?: string;
   role?: string;
-  invitation?: { org_id?: string; project_id?: string; role?: string };
+  project_name?: string;
+  invitation?: { org_id?: string; project_id?: string; project_name?: string; role?: string };
 }
 
 function tokenFromUrl(): string {
@@ -45,7 +46,7 @@ export function AcceptInvitation() {
       if (target) selectProject(target.id);
       const where = target
         ? info.project_id || !info.org_id
-          ? `project ${target.name} in ${target.org_name ?? "its organization"}`
+          ? `project ${info.project_name ?? target.name} in ${target.org_name ?? "its organization"}`
           : `the organization ${target.org_name ?? ""}`
         : "the organization";
       setDone(info.role ? { where, role: info.role } : { where });

@@ -16,7 +16,9 @@ interface Invitation {
   email: string;
   role: string;
   project_id?: string;
+  project_name?: string;
   invited_by?: string;
+  invited_by_username?: string;
   created_at: number;
   expires_at: number;
   accepted_at?: number;
@@ -264,34 +266,44 @@ export function Invitations() {
   const org = useMemo(() => currentOrg(pv), [pv.current?.org_id, pv.canAdminOrg, pv.orgRole]);
 
   const [list, setList] = useState<Invitation[] | null>(null);
+  const [next, setNext] = useState<string | undefined>(undefined);
+  const [status, setStatus] = useState("");
   const [listError, setListError] = useState<unknown>(null);
   const [unsupported, setUnsupported] = useState(false);
   const [names, setNames] = useState<Record<string, string>>({});
   const [created, setCreated] = useState<{ c: Created; email: string } | null>(null);
   const [revoking, setRevoking] = useState<Invitation | null>(null);
 
-  const load = useCallback(async () => {
-    if (!org) return;
-    try {
-      const r = await authJSON<{ invitations: Invitation[] }>(
-        "GET",
-        `/api/v1/orgs/${encodeURIComponent(org.id)}/invitations`,
-      );
-      setList([...r.invitations].sort((a, b) => b.created_at - a.created_at));
-      setListError(null);
-      setUnsupported(false);
-    } catch (e) {
-      if (e instanceof ApiError && (e.errorCode === "ENDPOINT_NOT_FOUND" || e.status === 405)) setUnsupported(true);
-      else setListError(e);
-    }
-  }, [org?.id]);
+  const load = useCallback(
+    async (pageToken?: string) => {
+      if (!org) return;
+      const q = new URLSearchParams();
+      if (status) q.set("status", status);
+      if (pageToken) q.set("page_token", pageToken);
+      const qs = q.toString();
+      try {
+        const r = await authJSON<{ invitations: Invitation[]; next_page_token?: string }>(
+          "GET",
+          `/api/v1/orgs/${encodeURIComponent(org.id)}/invitations${qs ? `?${qs}` : ""}`,
+        );
+        setList((p) => (pageToken && p ? [...p, ...r.invitations] : r.invitations));
+        setNext(r.next_page_token);
+        setListError(null);
+        setUnsupported(false);
+      } catch (e) {
+        if (e instanceof ApiError && (e.errorCode === "ENDPOINT_NOT_FOUND" || e.status === 405)) setUnsupported(true);
+        else setListError(e);
+      }
+    },
+    [org?.id, status],
+  );
 
   useEffect(() => {
     setList(null);
     setListError(null);
-    setCreated(null);
     void load();
   }, [load]);
+  useEffect(() => setCreated(null), [org?.id]);
 
   // Inviters are shown by name when they are (still) in the org.
   useEffect(() => {
@@ -357,6 +369,19 @@ export function Invitations() {
         />
       )}
 
+      <div class="filters">
+        <label class="field">
+          <span>Status</span>
+          <select value={status} onChange={(e) => setStatus(e.currentTarget.value)} data-testid="invitations-status-filter">
+            <option value="">any</option>
+            {["pending", "accepted", "expired", "revoked"].map((st) => (
+              <option key={st} value={st}>
+                {st}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
       {listError !== null && <ErrorPanel error={listError} onRetry={() => void load()} />}
       {unsupported ? (
         <p class="muted" data-testid="invitations-unsupported">
@@ -386,10 +411,11 @@ export function Invitations() {
                     </td>
                     <td data-testid="invitation-role">
                       <span class="chip">{i.role}</span>
-                      <span class="muted">{i.project_id ? ` in project ${projectName(i.project_id)}` : " in the organization"}</span>
+                      <span class="muted">{i.project_id ? ` in project ${i.project_name ?? projectName(i.project_id)}` : " in the organization"}</span>
                     </td>
                     <td data-testid="invitation-invited-by">
-                      {i.invited_by ? names[i.invited_by] ?? <code title={i.invited_by}>{i.invited_by.slice(0, 8)}</code> : "—"}
+                      {i.invited_by_username ??
+                        (i.invited_by ? names[i.invited_by] ?? <code title={i.invited_by}>{i.invited_by.slice(0, 8)}</code> : "—")}
                     </td>
                     <td>{when(i.created_at)}</td>
                     <td>{when(i.expires_at)}</td>
@@ -418,10 +444,17 @@ export function Invitations() {
           </table>
           {list !== null && list.length === 0 && (
             <p class="empty" data-testid="invitations-empty">
-              No invitations yet.
+              {status ? `No ${status} invitations.` : "No invitations yet."}
             </p>
           )}
           {list === null && listError === null && <p class="empty">Loading…</p>}
+        </div>
+      )}
+      {next && !unsupported && (
+        <div class="load-more">
+          <button type="button" class="btn btn-ghost" onClick={() => void load(next)} data-testid="invitations-load-more">
+            Load more
+          </button>
         </div>
       )}
       {revoking && (
