@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Sequence
 
 import pytest
 
@@ -44,12 +44,12 @@ def _binary() -> Path:
 
 
 class LiveServer:
-    def __init__(self, binary: Path, data: Path) -> None:
+    def __init__(self, binary: Path, data: Path, extra_args: Sequence[str] = ()) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
         env["KILN_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         self.log = open(data.parent / "kiln-stderr.log", "wb")
         self.proc = subprocess.Popen(
-            [str(binary), "server", "--data", str(data), "--listen", "127.0.0.1:0"],
+            [str(binary), "server", "--data", str(data), "--listen", "127.0.0.1:0", *extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=env,
             cwd=str(data.parent), start_new_session=True,
         )

@@ -415,6 +415,212 @@ class Client:
             seen.add(token)
 
     # ------------------------------------------------------------------
+    # Organizations, projects and members
+    # ------------------------------------------------------------------
+
+    def orgs(self) -> List[Dict[str, Any]]:
+        """``GET /api/v1/orgs``: your organizations, newest first, each with
+        ``id``, ``name``, ``display_name`` (when set), your ``role``
+        (``"member"``, ``"admin"`` or ``"owner"``) and ``created_at``."""
+        return self._list("GET", "/api/v1/orgs", "orgs")
+
+    def create_org(self, name: str, display_name: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /api/v1/orgs``: create an organization; you become its owner.
+
+        Args:
+            name: A slug: lowercase letters, digits and ``-``, at most 64
+                characters, not starting with ``-``.
+            display_name: A free-text name for people.
+
+        Returns:
+            The org (``id``, ``name``, ``display_name``, ``created_at``).
+
+        Raises:
+            BadRequest: the name is malformed or taken
+                (``RESOURCE_ALREADY_EXISTS``).
+        """
+        body: Dict[str, Any] = {"name": name}
+        if display_name is not None:
+            body["display_name"] = display_name
+        return self._unwrap(self._request_dict("POST", "/api/v1/orgs", json=body), "org")
+
+    def org_members(self, org_id: str) -> List[Dict[str, Any]]:
+        """``GET /api/v1/orgs/{org_id}/members``: ``user_id``, ``username``,
+        ``email`` (when set) and ``role`` of each member. Raises
+        :class:`NotFound` when you are not a member (the org's existence is
+        not revealed)."""
+        return self._list("GET", f"/api/v1/orgs/{_quote(org_id)}/members", "members")
+
+    def set_org_member(self, org_id: str, user: str, role: str) -> None:
+        """``PUT /api/v1/orgs/{org_id}/members/{user}``: add a member or change
+        their role (org owners and admins; only owners make owners).
+
+        Args:
+            user: A user id, username or email.
+            role: ``"member"``, ``"admin"`` or ``"owner"``.
+
+        Raises:
+            PermissionDenied: your role does not allow it.
+            Conflict: it would leave the org without an owner.
+        """
+        self._request("PUT", f"/api/v1/orgs/{_quote(org_id)}/members/{_quote(user)}", json={"role": role})
+
+    def remove_org_member(self, org_id: str, user: str) -> None:
+        """``DELETE /api/v1/orgs/{org_id}/members/{user}``: remove a member
+        (and their roles in the org's projects). The last owner stays
+        (:class:`Conflict`)."""
+        self._request("DELETE", f"/api/v1/orgs/{_quote(org_id)}/members/{_quote(user)}")
+
+    def projects(self) -> List[Dict[str, Any]]:
+        """``GET /api/v1/projects``: the projects you can see, newest first,
+        with ``org_id``, ``org_name``, ``name``, ``description`` and your
+        ``role`` (``"viewer"``, ``"editor"`` or ``"admin"``)."""
+        return self._list("GET", "/api/v1/projects", "projects")
+
+    def project(self, project_id: str) -> Dict[str, Any]:
+        """``GET /api/v1/projects/{project_id}``: one project and your role in it."""
+        return self._unwrap(self._request_dict("GET", f"/api/v1/projects/{_quote(project_id)}"), "project")
+
+    def create_project(self, org_id: str, name: str, description: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /api/v1/projects``: create a project in an organization
+        (org owners and admins). ``name`` is a slug unique within the org.
+        Returns the project."""
+        body: Dict[str, Any] = {"org_id": org_id, "name": name}
+        if description is not None:
+            body["description"] = description
+        return self._unwrap(self._request_dict("POST", "/api/v1/projects", json=body), "project")
+
+    def project_members(self, project_id: str) -> List[Dict[str, Any]]:
+        """``GET /api/v1/projects/{project_id}/members``: the project's
+        explicit members (``user_id``, ``username``, ``email``, ``role``).
+        Org owners and admins act as project admins without being listed."""
+        return self._list("GET", f"/api/v1/projects/{_quote(project_id)}/members", "members")
+
+    def set_project_member(self, project_id: str, user: str, role: str) -> None:
+        """``PUT /api/v1/projects/{project_id}/members/{user}``: give an org
+        member a project role (project admins).
+
+        Args:
+            user: A user id, username or email; they must belong to the
+                project's org (else :class:`BadRequest`).
+            role: ``"viewer"``, ``"editor"`` or ``"admin"``.
+        """
+        self._request("PUT", f"/api/v1/projects/{_quote(project_id)}/members/{_quote(user)}", json={"role": role})
+
+    def remove_project_member(self, project_id: str, user: str) -> None:
+        """``DELETE /api/v1/projects/{project_id}/members/{user}``: remove an
+        explicit project role (project admins)."""
+        self._request("DELETE", f"/api/v1/projects/{_quote(project_id)}/members/{_quote(user)}")
+
+    # ------------------------------------------------------------------
+    # Invitations
+    # ------------------------------------------------------------------
+
+    def invite(
+        self,
+        org_id: str,
+        email: str,
+        role: Optional[str] = None,
+        project_id: Optional[str] = None,
+        ttl_seconds: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """``POST /api/v1/orgs/{org_id}/invitations``: invite someone by email
+        (org owners and admins).
+
+        Args:
+            email: The invitee's address.
+            role: For an org invitation ``"member"`` (default), ``"admin"`` or
+                ``"owner"``; with ``project_id``, ``"viewer"`` (default),
+                ``"editor"`` or ``"admin"``.
+            project_id: Invite to this project of the org (the invitee also
+                becomes an org member).
+            ttl_seconds: How long the invitation is valid: 1 hour to 30 days
+                (server default 7 days).
+
+        Returns:
+            ``{"id", "invitation": {...}, "delivery": "email" | "link"}``.
+            With ``"email"`` the server mailed the link and the answer holds
+            no secret. With ``"link"`` (no SMTP configured, or sending failed,
+            then with ``"delivery_error"``) it also holds ``"link"`` and
+            ``"token"``: pass the link on; it works once.
+        """
+        body: Dict[str, Any] = {"email": email, "role": role or ("viewer" if project_id else "member")}
+        if project_id is not None:
+            body["project_id"] = project_id
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = int(ttl_seconds)
+        return self._request_dict("POST", f"/api/v1/orgs/{_quote(org_id)}/invitations", json=body)
+
+    def invitations(self, org_id: str, status: Optional[str] = None) -> List[Dict[str, Any]]:
+        """``GET /api/v1/orgs/{org_id}/invitations`` (org owners and admins):
+        every invitation of the org, newest first, following the pages.
+
+        Each has ``id``, ``email``, ``role``, ``project_id`` (when for a
+        project), ``invited_by``, ``created_at``, ``expires_at``,
+        ``accepted_at``/``revoked_at`` (when set) and ``status``: one of
+        ``"pending"``, ``"accepted"``, ``"expired"``, ``"revoked"``; pass
+        ``status`` to get only those. Never the token.
+        """
+        path = f"/api/v1/orgs/{_quote(org_id)}/invitations"
+        found: List[Dict[str, Any]] = []
+        token: Optional[str] = None
+        seen = set()
+        while True:
+            page = self._request_dict(
+                "GET", path, params={"status": status, "max_results": 1000, "page_token": token}
+            )
+            items = page.get("invitations")
+            found.extend(i for i in (items if isinstance(items, list) else []) if isinstance(i, dict))
+            token = page.get("next_page_token")
+            if not isinstance(token, str) or not token or token in seen:
+                return found
+            seen.add(token)
+
+    def revoke_invitation(self, org_id: str, invitation_id: str) -> None:
+        """``DELETE /api/v1/orgs/{org_id}/invitations/{invitation_id}``:
+        withdraw a pending invitation; its link stops working. Revoking twice
+        is harmless; an accepted invitation raises :class:`Conflict` (remove
+        the member instead) and an unknown id :class:`NotFound`."""
+        self._request("DELETE", f"/api/v1/orgs/{_quote(org_id)}/invitations/{_quote(invitation_id)}")
+
+    def accept_invitation(self, token: str) -> Dict[str, Any]:
+        """``POST /api/v1/invitations/accept``: join as the signed-in user.
+
+        Args:
+            token: The invitation token, or the whole accept link
+                (``.../invitations/accept?token=...``).
+
+        Returns:
+            The invitation (``org_id``, ``project_id``, ``role``, ...), now
+            ``"accepted"``.
+
+        Raises:
+            NotFound: no such invitation.
+            BadRequest: it was already accepted, revoked or has expired.
+        """
+        if "token=" in token:
+            query = urllib.parse.urlsplit(token).query or token.split("?", 1)[-1]
+            token = urllib.parse.parse_qs(query).get("token", [""])[0]
+        if not token:
+            raise ValueError("an invitation token or link is required")
+        answer = self._request_dict("POST", "/api/v1/invitations/accept", json={"token": token})
+        invitation = answer.get("invitation")
+        return invitation if isinstance(invitation, dict) else answer
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+
+    def _list(self, method: str, path: str, key: str) -> List[Dict[str, Any]]:
+        items = self._request_dict(method, path).get(key)
+        return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+    @staticmethod
+    def _unwrap(answer: Dict[str, Any], key: str) -> Dict[str, Any]:
+        inner = answer.get(key)
+        return inner if isinstance(inner, dict) else answer
+
+    # ------------------------------------------------------------------
     # Credentials
     # ------------------------------------------------------------------
 
