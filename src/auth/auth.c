@@ -33,6 +33,7 @@ int auth_open(struct auth **out, struct db *db, const struct auth_opts *o, struc
 
 void auth_close(struct auth *a) {
   if (!a) return;
+  sodium_memzero(a->o.master_key, sizeof a->o.master_key);
   auth_throttle_free(a->throttle);
   auth_mail_free(a->mail);
   free(a);

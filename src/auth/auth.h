@@ -50,6 +50,11 @@ struct auth_opts {
   uint64_t pwhash_opslimit;
   size_t pwhash_memlimit;
   bool allow_signup;     /* self-signup (off by default) */
+  /* The server's master key (KILN_MASTER_KEY): when set, new JWT signing
+   * keys are stored sealed with it (XChaCha20-Poly1305). Copied; wiped by
+   * auth_close. */
+  bool has_master_key;
+  uint8_t master_key[32];
 };
 struct auth;
 int auth_open(struct auth **out, struct db *db, const struct auth_opts *o, struct err *e);
@@ -147,6 +152,10 @@ int auth_tokens_refresh(struct auth *a, const char *refresh_token, struct auth_t
 int auth_tokens_revoke(struct auth *a, const char *refresh_token, struct err *e);
 int auth_jwt_verify(struct auth *a, const char *jwt, struct auth_principal *out, struct err *e);
 int auth_signing_key_rotate(struct auth *a, char new_kid[AUTH_ID_LEN + 1], struct err *e);
+/* At start: the current signing key (if any) opens with the configured
+ * master key; a sealed key without the key, or with a wrong one, fails
+ * here instead of on every sign-in. */
+int auth_signing_key_check(struct auth *a, struct err *e);
 
 /* ---- API keys (keys.c) --------------------------------------------------- *
  * `kiln_` + 32 random bytes in base62; shown once; stored as SHA-256. */

@@ -51,20 +51,64 @@ static void refresh_new(char token[96], char hash[65]) {
 
 /* ---- signing keys ------------------------------------------------------ */
 
-static int secret_parse(const char *hex, uint8_t out[SECRET_BYTES], struct err *e) {
-  if (!hex || strlen(hex) != 2 * SECRET_BYTES || hex_decode(out, SECRET_BYTES, hex) != SECRET_BYTES)
+/* Stored form of a secret: 64 hex chars, or with a master key
+ * "x1:" + hex(nonce || XChaCha20-Poly1305(secret, ad = kid)); binding the
+ * kid means a sealed secret copied onto another row does not open. */
+#define SEALED_PREFIX "x1:"
+#define SEALED_BYTES (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + SECRET_BYTES + \
+                      crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define STORED_MAX (sizeof SEALED_PREFIX - 1 + 2 * SEALED_BYTES + 1)
+
+static void secret_seal(const struct auth_opts *o, const char *kid, const uint8_t secret[SECRET_BYTES],
+                        char out[STORED_MAX]) {
+  if (!o->has_master_key) {
+    hex_encode(out, secret, SECRET_BYTES);
+    return;
+  }
+  uint8_t buf[SEALED_BYTES];
+  const size_t nb = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  randombytes_buf(buf, nb);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(buf + nb, NULL, secret, SECRET_BYTES, (const uint8_t *)kid,
+                                             strlen(kid), NULL, buf, o->master_key);
+  memcpy(out, SEALED_PREFIX, sizeof SEALED_PREFIX - 1);
+  hex_encode(out + sizeof SEALED_PREFIX - 1, buf, sizeof buf);
+}
+
+static int secret_open(const struct auth_opts *o, const char *kid, const char *text,
+                       uint8_t out[SECRET_BYTES], struct err *e) {
+  if (text && str_has_prefix(text, SEALED_PREFIX)) {
+    uint8_t buf[SEALED_BYTES];
+    const size_t nb = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+    const char *hex = text + sizeof SEALED_PREFIX - 1;
+    if (strlen(hex) != 2 * SEALED_BYTES || hex_decode(buf, sizeof buf, hex) != (int)sizeof buf)
+      return err_set(e, ERR_DATA_CORRUPTED, "a stored token signing key is malformed");
+    if (!o->has_master_key)
+      return err_set(e, ERR_NOT_READY,
+                     "token signing keys are sealed with a master key: start the server with the "
+                     "same KILN_MASTER_KEY (or --master-key-file)");
+    unsigned long long n = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &n, NULL, buf + nb, sizeof buf - nb,
+                                                   (const uint8_t *)kid, strlen(kid), buf,
+                                                   o->master_key) != 0 ||
+        n != SECRET_BYTES)
+      return err_set(e, ERR_DATA_CORRUPTED,
+                     "a token signing key does not open with this master key (wrong key, or the "
+                     "row was altered)");
+    return 0;
+  }
+  /* plain hex: written before a master key was configured */
+  if (!text || strlen(text) != 2 * SECRET_BYTES || hex_decode(out, SECRET_BYTES, text) != SECRET_BYTES)
     return err_set(e, ERR_DATA_CORRUPTED, "a stored token signing key is malformed");
   return 0;
 }
 
-/* Inserts a new current key. Secrets are stored as hex.
- * TODO(master key): with KILN_MASTER_KEY configured they should be
- * encrypted at rest (XChaCha20-Poly1305), like blobs; not done yet. */
-static int key_insert(struct db_conn *c, int64_t now, struct skey *out, struct err *e) {
-  char hex[2 * SECRET_BYTES + 1];
+/* Inserts a new current key, sealed when a master key is configured. */
+static int key_insert(struct db_conn *c, const struct auth_opts *o, int64_t now, struct skey *out,
+                      struct err *e) {
+  char hex[STORED_MAX];
   id_random_hex(out->kid, AUTH_ID_LEN / 2);
   randombytes_buf(out->secret, SECRET_BYTES);
-  hex_encode(hex, out->secret, SECRET_BYTES);
+  secret_seal(o, out->kid, out->secret, hex);
   struct db_stmt *s =
       db_prepare(c, "INSERT INTO signing_keys (kid, secret, created_at) VALUES (?, ?, ?)", e);
   if (!s) {
@@ -82,8 +126,8 @@ static int key_insert(struct db_conn *c, int64_t now, struct skey *out, struct e
 
 /* The key new tokens are signed with; on a writer connection with create
  * set, the first one is made when none exists (first start). */
-static int key_current(struct db_conn *c, bool create, int64_t now, struct skey *out,
-                       struct err *e) {
+static int key_current(struct db_conn *c, const struct auth_opts *o, bool create, int64_t now,
+                       struct skey *out, struct err *e) {
   struct db_stmt *s = db_prepare(c,
                                  "SELECT kid, secret FROM signing_keys WHERE retired_at IS NULL "
                                  "ORDER BY created_at DESC, kid DESC LIMIT 1",
@@ -98,13 +142,13 @@ static int key_current(struct db_conn *c, bool create, int64_t now, struct skey 
       return err_set(e, ERR_DATA_CORRUPTED, "a stored token signing key id is malformed");
     }
     str_copy(out->kid, sizeof out->kid, kid);
-    rc = secret_parse(db_col_text(s, 1), out->secret, e);
+    rc = secret_open(o, out->kid, db_col_text(s, 1), out->secret, e);
     db_stmt_done(s);
     return rc;
   }
   db_stmt_done(s);
-  if (!create) return err_set(e, ERR_NOT_READY, "no token signing key exists yet");
-  return key_insert(c, now, out, e);
+  if (!create) return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "no token signing key exists yet");
+  return key_insert(c, o, now, out, e);
 }
 
 /* ---- access tokens ------------------------------------------------------ */
@@ -199,7 +243,7 @@ int auth_jwt_verify(struct auth *a, const char *jwt, struct auth_principal *out,
     rc = jwt_invalid(e, "unknown or retired signing key");
     goto done;
   }
-  rc = secret_parse(db_col_text(s, 0), secret, e);
+  rc = secret_open(auth_options(a), kid, db_col_text(s, 0), secret, e);
   db_stmt_done(s);
   if (rc < 0) goto done;
 
@@ -316,7 +360,7 @@ static int user_read(struct db_conn *c, const char *user_id, struct user_row *u,
 static int sign_for(struct db_conn *c, const struct auth_opts *o, const char *user_id,
                     const struct user_row *u, int64_t now, struct auth_tokens *out, struct err *e) {
   struct skey k;
-  int rc = key_current(c, true, now, &k, e);
+  int rc = key_current(c, o, true, now, &k, e);
   if (rc == 0)
     rc = jwt_sign(&k, user_id, u->username, u->is_admin, now, o->access_ttl_s, out->access_token,
                   sizeof out->access_token, e);
@@ -519,9 +563,26 @@ int auth_tokens_revoke(struct auth *a, const char *refresh_token, struct err *e)
   return db_write(auth_db(a), revoke_fn, &j, e);
 }
 
+/* ---- start-up check ----------------------------------------------------------- */
+
+int auth_signing_key_check(struct auth *a, struct err *e) {
+  struct db *db = auth_db(a);
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) return tok_errc(e);
+  struct skey k;
+  struct err ke = {0};
+  int rc = key_current(c, auth_options(a), false, time_wall_ms(), &k, &ke);
+  db_reader_release(db, c);
+  sodium_memzero(&k, sizeof k);
+  if (rc < 0 && ke.code == ERR_RESOURCE_DOES_NOT_EXIST) return 0; /* first start: the first sign-in makes one */
+  if (rc < 0 && e) *e = ke;
+  return rc < 0 ? rc : 0;
+}
+
 /* ---- rotation -------------------------------------------------------------- */
 
 struct rotate_job {
+  const struct auth_opts *o;
   int64_t ttl_ms;
   struct skey k;
 };
@@ -541,11 +602,11 @@ static int rotate_fn(struct db_conn *c, void *arg, struct err *e) {
   if (!s) return tok_errc(e);
   db_bind_i64(s, 1, now);
   if ((rc = db_step(s, e)) < 0) return rc;
-  return key_insert(c, now, &j->k, e);
+  return key_insert(c, j->o, now, &j->k, e);
 }
 
 int auth_signing_key_rotate(struct auth *a, char new_kid[AUTH_ID_LEN + 1], struct err *e) {
-  struct rotate_job j = {.ttl_ms = auth_options(a)->access_ttl_s * 1000};
+  struct rotate_job j = {.o = auth_options(a), .ttl_ms = auth_options(a)->access_ttl_s * 1000};
   int rc = db_write(auth_db(a), rotate_fn, &j, e);
   if (rc == 0 && new_kid) str_copy(new_kid, AUTH_ID_LEN + 1, j.k.kid);
   sodium_memzero(&j.k, sizeof j.k);

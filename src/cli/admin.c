@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,15 +140,25 @@ static int admin_rotate_signing_key(int argc, char **argv) {
   struct db *db = NULL;
   struct auth *a = NULL;
   char kid[AUTH_ID_LEN + 1];
-  if (open_store(&sa, &db, &e) || auth_open(&a, db, NULL, &e) || auth_signing_key_rotate(a, kid, &e)) {
+  /* the server's master key, when it has one, seals the new key like the
+   * server would: KILN_MASTER_KEY or KILN_MASTER_KEY_FILE */
+  char hex[65];
+  struct auth_opts ao = {0};
+  if (cli_master_key(getenv("KILN_MASTER_KEY_FILE"), hex, &ao.has_master_key, &e) == 0 && ao.has_master_key)
+    hex_decode(ao.master_key, sizeof ao.master_key, hex);
+  sodium_memzero(hex, sizeof hex);
+  if (e.code != ERR_OK || open_store(&sa, &db, &e) || auth_open(&a, db, &ao, &e) ||
+      auth_signing_key_rotate(a, kid, &e)) {
     fprintf(stderr, "kiln admin rotate-signing-key: %s\n", e.msg);
     rc = 1;
   } else {
     struct auth_audit_entry en = {.actor = "cli", .action = "auth.signing_key_rotate", .target = kid,
                                   .outcome = "success"};
     auth_audit_record(db, &en, &e);
-    printf("new signing key %s; tokens signed with the previous key stay valid until they expire\n", kid);
+    printf("new signing key %s%s; tokens signed with the previous key stay valid until they expire\n", kid,
+           ao.has_master_key ? " (sealed with the master key)" : "");
   }
+  sodium_memzero(ao.master_key, sizeof ao.master_key);
   auth_close(a);
   if (db) db_close(db);
   return rc;

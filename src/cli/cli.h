@@ -3,6 +3,8 @@
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 
+#include "base/base.h"
+
 struct cli_verb {
   const char *name;
   const char *summary;
@@ -14,6 +16,9 @@ extern const struct cli_verb cli_verbs[];
 extern const int cli_verbs_count;
 const struct cli_verb *cli_find(const char *name);
 int cli_server(int argc, char **argv);
+/* The master key from KILN_MASTER_KEY, or from file when given (never a
+ * flag's value): 64 lowercase hex chars into out; *have false when none. */
+int cli_master_key(const char *file, char out[65], bool *have, struct err *e);
 int cli_version(int argc, char **argv);
 int cli_help(int argc, char **argv);
 int cli_admin(int argc, char **argv);

@@ -82,7 +82,7 @@ static char *read_small_file(const char *path, struct err *e) {
 
 /* The key comes from KILN_MASTER_KEY or a file; never from a flag, so it does
  * not show up in `ps`. */
-static int read_master_key(const char *file, char out[65], bool *have, struct err *e) {
+int cli_master_key(const char *file, char out[65], bool *have, struct err *e) {
   *have = false;
   const char *env = getenv("KILN_MASTER_KEY");
   char buf[256] = {0};
@@ -183,17 +183,21 @@ int cli_server(int argc, char **argv) {
 
   char key[65];
   bool have_key;
-  if (read_master_key(cfg_str(&cfg, "master-key-file"), key, &have_key, &e)) goto fail;
+  if (cli_master_key(cfg_str(&cfg, "master-key-file"), key, &have_key, &e)) goto fail;
   struct blob_opts bo = {.master_key_hex = have_key ? key : NULL, .zstd_level = 3,
                          .compress = cfg_bool(&cfg, "blob-compress")};
-  if (blob_open(&app.blobs, blob_url, app.db, &bo, &e)) goto fail;
-  memset(key, 0, sizeof key);
-
   struct auth_opts ao = {.access_ttl_s = cfg_int(&cfg, "access-token-ttl"),
                          .refresh_ttl_s = cfg_int(&cfg, "refresh-token-ttl"),
                          .session_ttl_s = cfg_int(&cfg, "session-ttl"),
-                         .allow_signup = cfg_bool(&cfg, "allow-signup")};
-  if (auth_open(&app.auth, app.db, &ao, &e)) goto fail;
+                         .allow_signup = cfg_bool(&cfg, "allow-signup"),
+                         .has_master_key = have_key};
+  if (have_key) hex_decode(ao.master_key, sizeof ao.master_key, key);
+  int orc = blob_open(&app.blobs, blob_url, app.db, &bo, &e);
+  if (orc == 0) orc = auth_open(&app.auth, app.db, &ao, &e);
+  if (orc == 0) orc = auth_signing_key_check(app.auth, &e);
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(ao.master_key, sizeof ao.master_key);
+  if (orc) goto fail;
   if (setup_mail(&cfg, app.auth, &e)) goto fail;
   bool admin_created = false;
   char admin_pw[65];

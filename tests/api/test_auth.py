@@ -16,6 +16,7 @@ import json
 import re
 import sqlite3
 import stat
+import subprocess
 import time
 from typing import Any, Dict, Optional
 
@@ -911,3 +912,58 @@ def test_audit_entries_of_store_changes_carry_actor_address_and_request_id(make_
     assert revoked["actor"] == f"key:{key_id}"
     assert revoked["request_id"] == rid2
     assert revoked["client_addr"] == "127.0.0.1"
+
+
+def test_signing_keys_are_sealed_with_the_master_key(make_server):
+    """With KILN_MASTER_KEY the JWT signing secret is stored sealed
+    (XChaCha20-Poly1305, bound to its kid); the server refuses to start
+    without the key or with another one, and `kiln admin
+    rotate-signing-key` seals the new key too."""
+    key = "ab" * 32
+    srv = make_server(env={"KILN_MASTER_KEY": key})
+    tok = srv.login("admin", srv.admin_password)
+    db = srv.data_dir / "kiln.db"
+
+    def secrets() -> Dict[str, str]:
+        con = sqlite3.connect(str(db))
+        try:
+            return dict(con.execute("SELECT kid, secret FROM signing_keys").fetchall())
+        finally:
+            con.close()
+
+    first = secrets()
+    assert len(first) == 1
+    (kid, stored), = first.items()
+    assert stored.startswith("x1:") and len(stored) == 3 + 2 * (24 + 32 + 16)
+    c = srv.client(token=tok["access_token"])
+    assert c.get(WHOAMI).status_code == 200
+    c.close()
+    srv.stop()
+
+    # the offline rotation seals its key with the same master key
+    out = run_kiln("admin", "rotate-signing-key", "--data", str(srv.data_dir), env={"KILN_MASTER_KEY": key})
+    assert out.returncode == 0, out.stderr
+    assert "sealed with the master key" in out.stdout
+    after = secrets()
+    assert len(after) == 2 and all(v.startswith("x1:") for v in after.values())
+
+    # without the key, or with another one: a clear refusal at start, not a 500 per sign-in
+    for env, why in (({}, "KILN_MASTER_KEY"), ({"KILN_MASTER_KEY": "cd" * 32}, "does not open")):
+        bad = make_server(data_dir=srv.data_dir, env=env, start=False)
+        bad.expected_exit = True
+        p = subprocess.run(bad.command(), env=bad.child_env(), capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0
+        assert why in p.stderr, p.stderr
+
+    # a sealed secret copied onto another kid's row does not open there
+    con = sqlite3.connect(str(db))
+    try:
+        rows = con.execute("SELECT kid, secret FROM signing_keys ORDER BY created_at DESC").fetchall()
+        con.execute("UPDATE signing_keys SET secret = ? WHERE kid = ?", (rows[1][1], rows[0][0]))
+        con.commit()
+    finally:
+        con.close()
+    bad = make_server(data_dir=srv.data_dir, env={"KILN_MASTER_KEY": key}, start=False)
+    bad.expected_exit = True
+    p = subprocess.run(bad.command(), env=bad.child_env(), capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "does not open" in p.stderr

@@ -36,7 +36,7 @@ export function ProjectSwitcher() {
           <optgroup key={g.orgId} label={g.orgName} data-testid="project-switcher-org" data-org-id={g.orgId}>
             {g.projects.map((p) => (
               <option key={p.id} value={p.id} data-testid="project-option" data-org-id={p.org_id}>
-                {p.name} · {p.role}
+                {g.orgName} / {p.name} ({p.role})
               </option>
             ))}
           </optgroup>
