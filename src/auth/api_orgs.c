@@ -129,8 +129,8 @@ static int h_org_member_remove(struct req *rq, struct reply *rp) {
 }
 
 /* The base of links sent to people: --public-url, else the request's own
- * host. A Host header that is not a plain host[:port] is not echoed into a
- * link anyone will click. */
+ * host with the scheme the server speaks. A Host header that is not a plain
+ * host[:port] is not echoed into a link anyone will click. */
 static const char *link_base(struct req *rq) {
   const char *pub = auth_public_url(A(rq));
   if (*pub) return pub;
@@ -139,7 +139,7 @@ static const char *link_base(struct req *rq) {
   for (const char *p = host; ok && *p; p++)
     ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
          strchr(".-:[]_", *p) != NULL;
-  return arena_printf(req_arena(rq), "http://%s", ok ? host : "localhost");
+  return arena_printf(req_arena(rq), "%s://%s", req_app(rq)->tls ? "https" : "http", ok ? host : "localhost");
 }
 
 /* Creates the invitation, then delivers it: by mail when SMTP is set up
