@@ -41,7 +41,8 @@ enum flt_entity { FLT_RUNS, FLT_EXPERIMENTS, FLT_REGISTERED_MODELS, FLT_MODEL_VE
 #define FLT_MAX_TEXT (64 * 1024) /* bytes of filter text */
 #define FLT_MAX_DEPTH 64         /* nested parentheses / NOT */
 #define FLT_MAX_TERMS 1024       /* comparisons in one filter */
-#define FLT_MAX_BINDS 8192       /* values bound by one filter or order_by */
+#define FLT_MAX_FILTER_BINDS 4096 /* values one filter may bind (IN lists included) */
+#define FLT_MAX_BINDS 8192       /* entries in one struct flt_binds */
 #define FLT_MAX_ORDER_BY 16      /* order_by clauses */
 #define FLT_MAX_KEY 1024         /* bytes of one identifier key */
 
