@@ -74,11 +74,7 @@ static int password_login(struct req *rq, struct reply *rp, const char *user, co
   bool exists = auth_user_find(A(rq), user, &known, &ignore) == 0;
   audit(rq, NULL, "auth.login", exists ? known.id : NULL, e.code == ERR_RATE_LIMITED ? "throttled" : "failure");
   reply_err(rp, &e);
-  if (e.code == ERR_RATE_LIMITED) {
-    char sec[24];
-    snprintf(sec, sizeof sec, "%lld", (long long)(retry > 0 ? retry : 1));
-    reply_header(rp, "Retry-After", sec);
-  }
+  if (e.code == ERR_RATE_LIMITED) reply_retry_after(rp, retry);
   return -1;
 }
 
@@ -384,11 +380,7 @@ static int h_signup(struct req *rq, struct reply *rp) {
   int64_t retry = 0;
   if (auth_signup(A(rq), username, email, password, req_client_addr(rq), &u, &retry, &e)) {
     reply_err(rp, &e);
-    if (e.code == ERR_RATE_LIMITED) {
-      char sec[24];
-      snprintf(sec, sizeof sec, "%lld", (long long)(retry > 0 ? retry : 1));
-      reply_header(rp, "Retry-After", sec);
-    }
+    if (e.code == ERR_RATE_LIMITED) reply_retry_after(rp, retry);
     return 0;
   }
   audit(rq, u.id, "user.signup", u.id, "success");

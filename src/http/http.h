@@ -93,6 +93,8 @@ int reply_bytes(struct reply *rp, int status, const char *content_type, const vo
 /* Takes a malloc'd buffer (freed after sending). */
 int reply_take(struct reply *rp, int status, const char *content_type, char *data, size_t len);
 int reply_header(struct reply *rp, const char *name, const char *value); /* copies both */
+/* Retry-After: seconds (at least 1). */
+int reply_retry_after(struct reply *rp, int64_t seconds);
 /* Adds another header of the same name (Set-Cookie) instead of replacing. */
 int reply_header_add(struct reply *rp, const char *name, const char *value);
 

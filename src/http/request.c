@@ -282,6 +282,12 @@ int reply_header(struct reply *rp, const char *name, const char *value) {
   return 0;
 }
 
+int reply_retry_after(struct reply *rp, int64_t seconds) {
+  char s[24];
+  snprintf(s, sizeof s, "%lld", (long long)(seconds > 0 ? seconds : 1));
+  return reply_header(rp, "Retry-After", s);
+}
+
 int reply_header_add(struct reply *rp, const char *name, const char *value) {
   if (rp->nheaders == REPLY_MAX_HEADERS) return -ERR_INTERNAL;
   rp->headers[rp->nheaders].name = arena_strdup(rp->arena, name);
@@ -349,11 +355,7 @@ static int http_check_access(struct req *rq, struct reply *rp) {
   reply_err(rp, &e);
   if (e.code == ERR_UNAUTHENTICATED)
     reply_header(rp, "WWW-Authenticate", "Bearer realm=\"kiln\", charset=\"UTF-8\"");
-  if (e.code == ERR_RATE_LIMITED) {
-    char s[24];
-    snprintf(s, sizeof s, "%lld", (long long)(rq->principal.retry_after_s > 0 ? rq->principal.retry_after_s : 1));
-    reply_header(rp, "Retry-After", s);
-  }
+  if (e.code == ERR_RATE_LIMITED) reply_retry_after(rp, rq->principal.retry_after_s);
   return -1;
 }
 

@@ -10,37 +10,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, eventually, getJSON, startServer } from "./harness.mjs";
+import {
+  ARTIFACTS,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  api,
+  eventually,
+  getJSON,
+  signInForm,
+  startServer,
+  watchErrors,
+} from "./harness.mjs";
 
 const ADMIN_PASSWORD = "Kiln-e2e-Admin-7q!Pw";
 const USER_NAME = "e2e-viewer";
 const USER_PASSWORD = "Viewer-e2e-4k#Secret";
 
-/** A JSON request from node (not the browser); returns status and parsed body. */
-async function api(base, method, path, { token, body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
-}
-
-function watchErrors(page, sink) {
-  page.on("pageerror", (e) => sink.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    // Chromium logs every non-2xx response; the statuses are asserted directly.
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) sink.push(`console: ${m.text()}`);
-  });
-}
-
-async function signIn(page, base, username, password, shownAs = username) {
-  await page.goto(base + "/login");
-  await page.getByTestId("login-username").fill(username);
-  await page.getByTestId("login-password").fill(password);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("user-name").filter({ hasText: shownAs }).waitFor({ timeout: 10_000 });
-}
+const signIn = (page, base, username, password, shownAs = username) =>
+  signInForm(page, base, username, password, { shownAs });
 
 describe("sign-in, API keys and audit log", { timeout: 180_000 }, () => {
   let dataDir;

@@ -97,3 +97,31 @@ export async function eventually(fn, timeoutMs = 5000, stepMs = 50) {
   }
 }
 
+
+/** A JSON request from node (not the browser); returns status, parsed body and headers. */
+export async function api(base, method, path, { token, body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+}
+
+/** Collects uncaught page errors and console errors (not the failed-resource lines
+ * Chromium logs for every non-2xx response: tests assert those statuses directly). */
+export function watchErrors(page, sink) {
+  page.on("pageerror", (e) => sink.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) sink.push(`console: ${m.text()}`);
+  });
+}
+
+/** Signs in through the login form and waits for the top bar to show shownAs. */
+export async function signInForm(page, base, username, password, { shownAs = username, goto = true } = {}) {
+  if (goto) await page.goto(base + "/login");
+  await page.getByTestId("login-username").fill(username);
+  await page.getByTestId("login-password").fill(password);
+  await page.getByTestId("login-submit").click();
+  await page.getByTestId("user-name").filter({ hasText: shownAs }).waitFor({ timeout: 10_000 });
+}

@@ -10,22 +10,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, eventually, startServer } from "./harness.mjs";
+import {
+  ARTIFACTS,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  api,
+  eventually,
+  signInForm,
+  startServer,
+  watchErrors,
+} from "./harness.mjs";
 
 const ADMIN_PASSWORD = "Kiln-e2e-Admin-7q!Pw";
 const VIEWER = { username: "e2e-viewer", email: "viewer@example.com", password: "Viewer-e2e-4k#Secret" };
 const EDITOR = { username: "e2e-editor", email: "editor@example.com", password: "Editor-e2e-9z#Secret" };
 const NEWBIE = { username: "e2e-newbie", email: "newbie@example.com", password: "Newbie-e2e-3m#Secret" };
-
-/** A JSON request from node (not the browser); returns status and parsed body. */
-async function api(base, method, path, { token, body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
-}
 
 async function ok(promise, what) {
   const r = await promise;
@@ -33,22 +32,9 @@ async function ok(promise, what) {
   return r.body;
 }
 
-function watchErrors(page, sink) {
-  page.on("pageerror", (e) => sink.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    // Chromium logs every non-2xx response; the statuses are asserted directly.
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) sink.push(`console: ${m.text()}`);
-  });
-}
-
 /** Signs in through the login form (whatever the app keeps the session in). */
-async function signIn(page, base, user, { goto = true } = {}) {
-  if (goto) await page.goto(base + "/login");
-  await page.getByTestId("login-username").fill(user.username);
-  await page.getByTestId("login-password").fill(user.password);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("user-name").filter({ hasText: user.username }).waitFor({ timeout: 10_000 });
-}
+const signIn = (page, base, user, { goto = true } = {}) =>
+  signInForm(page, base, user.username, user.password, { goto });
 
 /** Makes a project current through the switcher and waits until the app shows it. */
 async function switchTo(page, projectId) {
