@@ -283,6 +283,10 @@ static void describe(const struct parser *p, size_t off, char *out, size_t cap) 
   size_t end = off;
   int c = peekc_at(p, off);
   bool quoted = false;
+  if (is_ws(c)) {
+    str_copy(out, cap, "whitespace");
+    return;
+  }
   if (c == '\'' || c == '"' || c == '`') {
     quoted = true;
     end = off + 1;
@@ -983,31 +987,19 @@ static void bind_num(struct cc *c, const struct value *v, bool as_double) {
     c->rc = flt_bind_f64(c->binds, v->d, c->e);
 }
 
-/* LIKE patterns: '%' any run, '_' one character, backslash escapes the next
- * character (a trailing one is literal). Case-sensitive LIKE becomes GLOB
+/* LIKE patterns: '%' any run, '_' one character; a backslash before '%',
+ * '_' or a backslash makes that character literal, and is itself literal
+ * before anything else (so Windows paths need no doubling). Case-sensitive LIKE becomes GLOB
  * (SQLite's LIKE folds ASCII case unless a connection-wide pragma says
  * otherwise), ILIKE becomes lower(x) LIKE lower(?) ESCAPE '\'. */
 static int like_translate(const char *pat, size_t n, bool glob, struct buf *out) {
   for (size_t i = 0; i < n; i++) {
     char ch = pat[i];
     int rc = 0;
-    if (ch == '\\' && i + 1 < n) {
-      /* literal: the next character, whole */
-      size_t j = i + 1, k = j + 1;
-      while (k < n && ((unsigned char)pat[k] & 0xC0) == 0x80) k++;
-      char lc = pat[j];
-      if (glob) {
-        if (lc == '*' || lc == '?' || lc == '[')
-          rc = buf_printf(out, "[%c]", lc);
-        else
-          rc = buf_append(out, pat + j, k - j);
-      } else {
-        if (lc == '%' || lc == '_' || lc == '\\')
-          rc = buf_printf(out, "\\%c", lc);
-        else
-          rc = buf_append(out, pat + j, k - j);
-      }
-      i = k - 1;
+    if (ch == '\\' && i + 1 < n && (pat[i + 1] == '%' || pat[i + 1] == '_' || pat[i + 1] == '\\')) {
+      /* an escaped wildcard or backslash: that character, literally */
+      char lc = pat[++i];
+      rc = glob ? buf_putc(out, lc) : buf_printf(out, "\\%c", lc);
     } else if (ch == '%') {
       rc = buf_putc(out, glob ? '*' : '%');
     } else if (ch == '_') {
