@@ -31,6 +31,7 @@ extern const char kiln_commit[];
   X(BAD_REQUEST, "BAD_REQUEST", 400, "bad request")                                      \
   X(MALFORMED_JSON, "MALFORMED_REQUEST", 400, "request body is not valid JSON")           \
   X(RESOURCE_ALREADY_EXISTS, "RESOURCE_ALREADY_EXISTS", 400, "resource already exists")  \
+  X(INVALID_STATE, "INVALID_STATE", 400, "the resource is not in a state that allows this") \
   X(UNAUTHENTICATED, "UNAUTHENTICATED", 401, "authentication required")                  \
   X(PERMISSION_DENIED, "PERMISSION_DENIED", 403, "permission denied")                    \
   X(RESOURCE_DOES_NOT_EXIST, "RESOURCE_DOES_NOT_EXIST", 404, "resource does not exist")  \

@@ -33,6 +33,9 @@ const char *perm_name(enum perm p);
 enum route_flags {
   ROUTE_NO_ACCESS_LOG = 1u << 0, /* probes that would flood the log */
   ROUTE_HIDDEN = 1u << 1,        /* left out of openapi.json (docs page itself) */
+  /* the project is the caller's selection (key's project, X-Kiln-Project,
+   * default project), not a path parameter: MLflow-API routes */
+  ROUTE_PROJECT_SELECTED = 1u << 2,
 };
 
 struct route {
@@ -179,6 +182,8 @@ extern const struct route auth_routes[];
 extern const size_t auth_routes_count;
 extern const struct route auth_org_routes[];
 extern const size_t auth_org_routes_count;
+extern const struct route tracking_routes[];
+extern const size_t tracking_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

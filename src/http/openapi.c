@@ -71,6 +71,13 @@ json_t *openapi_build(const struct router *r, struct err *e) {
     json_t *op = json_pack("{s:s, s:s, s:[s], s:s}", "summary", rt->summary ? rt->summary : "",
                            "operationId", id, "tags", rt->tag ? rt->tag : "misc",
                            "x-kiln-permission", perm_name(rt->perm));
+    if (rt->flags & ROUTE_PROJECT_SELECTED) {
+      json_object_set_new(op, "x-kiln-project", json_string("selected"));
+      json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}, s:s}", "name", "X-Kiln-Project", "in", "header",
+                                              "required", 0, "schema", "type", "string", "description",
+                                              "the project to act in (default: the API key's project, else "
+                                              "your default project)"));
+    }
     if (json_array_size(params)) json_object_set(op, "parameters", params);
     json_decref(params);
     if (rt->perm != PERM_PUBLIC)

@@ -17,7 +17,7 @@ def operations(spec):
         for method, op in item.items():
             perm = op["x-kiln-permission"]
             if perm != "public":
-                yield method.upper(), path, perm
+                yield method.upper(), path, perm, op.get("x-kiln-project")
 
 
 def fill(path, project_id):
@@ -65,8 +65,10 @@ def callers(server):
     }
 
 
-def expected(caller, method, path, perm):
-    """The central check's answer, or None where the handler decides."""
+def expected(caller, method, path, perm, project=None):
+    """The central check's answer, or None where the handler decides.
+    project "selected": the route acts in the caller's selected project (a
+    restricted key's own one), not in a path parameter."""
     if caller in ("anonymous", "garbage", "revoked key", "expired key"):
         return 401
     takes_project = "{project_id}" in path
@@ -75,6 +77,8 @@ def expected(caller, method, path, perm):
     if caller == "other project's key":
         if takes_project:
             return 404  # another tenant's project: existence is not revealed
+        if project == "selected":
+            return None  # the key acts in its own project
         return 403 if perm in ("write", "admin") else None
     if caller == "user":  # a plain user, admin of its own project only
         if perm == "admin" and not takes_project:
@@ -93,8 +97,8 @@ def test_every_protected_route_answers_by_the_rules(server, callers, caller):
     ops = list(operations(spec))
     assert len(ops) >= 20, "the matrix must cover the route table"
     checked = 0
-    for method, path, perm in ops:
-        want = expected(caller, method, path, perm)
+    for method, path, perm, project in ops:
+        want = expected(caller, method, path, perm, project)
         if want is None:
             continue
         url = fill(path, callers["project"])

@@ -1,0 +1,51 @@
+/* tracking/internal: what the room's files share — row loaders scoped by
+ * project, the entity builders (protobuf-JSON shape) and small SQL helpers.
+ * Not part of the public header. */
+#ifndef KILN_TRACKING_INTERNAL_H
+#define KILN_TRACKING_INTERNAL_H
+
+#include "tracking.h"
+
+#define TRK_LIFECYCLE_ACTIVE "active"
+#define TRK_LIFECYCLE_DELETED "deleted"
+
+struct trk_exp {
+  int64_t id;
+  bool active;
+  char artifact_location[1024];
+};
+
+struct trk_run {
+  char id[TRACKING_RUN_ID_LEN + 1];
+  int64_t experiment_id;
+  bool active;
+};
+
+/* Decimal experiment ids only ("0" is resolved before this). */
+bool trk_exp_id_parse(const char *s, int64_t *out);
+/* RESOURCE_DOES_NOT_EXIST "No Experiment with id=<shown> exists" when the
+ * project has no such experiment. */
+int trk_exp_load(struct db_conn *c, const char *project_id, int64_t id, const char *shown,
+                 struct trk_exp *out, struct err *e);
+/* An Experiment object with its tags. */
+json_t *trk_exp_json(struct db_conn *c, int64_t id, struct err *e);
+/* RESOURCE_DOES_NOT_EXIST "Run with id=<id> not found". */
+int trk_run_load(struct db_conn *c, const char *project_id, const char *run_id, struct trk_run *out,
+                 struct err *e);
+/* INVALID_PARAMETER_VALUE unless the run is active (MLflow's wording). */
+int trk_run_check_active(const struct trk_run *r, struct err *e);
+/* A Run object (info, data with latest metrics, params and tags, inputs). */
+json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e);
+/* A RunInfo object. */
+json_t *trk_run_info_json(struct db_conn *c, const char *run_id, struct err *e);
+/* Metric value as protobuf JSON writes doubles ("NaN" for NaN). */
+json_t *trk_metric_value_json(double v, bool is_nan);
+
+/* One statement with a few binds, no rows expected. */
+int trk_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...);
+
+/* Experiment search's and run search's SQL pieces (search.c). */
+int trk_search_limits(const struct tracking_search *s, int64_t *max_results, int64_t *offset,
+                      struct err *e);
+
+#endif

@@ -1,0 +1,209 @@
+/* tracking/search: experiments/search and runs/search — view types, order_by
+ * clauses with MLflow's tie-breakers and missing-last rule, and offset page
+ * tokens, all pushed into one SQL query per page. The filter and order_by
+ * SQL come from the search grammar (filter.h). */
+#include "internal.h"
+#include "filter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int trk_search_limits(const struct tracking_search *s, int64_t *max_results, int64_t *offset,
+                      struct err *e) {
+  *max_results = s->max_results ? s->max_results : TRACKING_DEFAULT_SEARCH_RESULTS;
+  if (*max_results < 1)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "Invalid value for request parameter max_results. It must be a positive integer, "
+                   "but got value %lld",
+                   (long long)*max_results);
+  if (*max_results > TRACKING_MAX_SEARCH_RESULTS)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "Invalid value for request parameter max_results. It must be at most %d, but got "
+                   "value %lld",
+                   TRACKING_MAX_SEARCH_RESULTS, (long long)*max_results);
+  *offset = 0;
+  if (s->page_token && *s->page_token) return tracking_page_token_decode(s->page_token, offset, e);
+  return 0;
+}
+
+static const char *lifecycle_clause(enum tracking_view v) {
+  switch (v) {
+  case TRACKING_VIEW_DELETED: return " AND %s.lifecycle_stage = 'deleted'";
+  case TRACKING_VIEW_ALL: return "";
+  default: return " AND %s.lifecycle_stage = 'active'";
+  }
+}
+
+/* WHERE <ours> AND <filter> ORDER BY <order_by> LIMIT ? OFFSET ?, with the
+ * filter grammar's binds following ours in one list. */
+static int add_filter_and_order(const struct tracking_search *s, enum flt_entity ent, struct buf *sql,
+                                struct flt_binds *binds, int64_t limit, int64_t offset, struct err *e) {
+  struct flt *f = NULL;
+  int rc = flt_parse(s->filter, ent, &f, e);
+  if (rc) return rc;
+  if (!flt_is_empty(f)) {
+    buf_puts(sql, " AND ");
+    rc = flt_to_sql(f, sql, binds, e);
+  }
+  flt_free(f);
+  if (!rc) {
+    buf_puts(sql, " ORDER BY ");
+    rc = flt_order_by(s->order_by, s->norder_by, ent, sql, binds, e);
+  }
+  if (!rc) {
+    buf_puts(sql, " LIMIT ? OFFSET ?");
+    rc = flt_bind_i64(binds, limit, e);
+  }
+  if (!rc) rc = flt_bind_i64(binds, offset, e);
+  if (!rc && !sql->data) rc = err_set(e, ERR_NO_MEMORY, "out of memory building a search");
+  return rc;
+}
+
+static struct db_stmt *prepare_bound(struct db_conn *c, const struct buf *sql, const struct flt_binds *b,
+                                     struct err *e) {
+  struct db_stmt *st = db_prepare(c, sql->data, e);
+  if (st && flt_binds_apply(b, st, 1) < 0) {
+    db_stmt_done(st);
+    err_set(e, ERR_INTERNAL, "binding search values failed");
+    return NULL;
+  }
+  return st;
+}
+
+/* ---- experiments ---------------------------------------------------------------------- */
+
+json_t *tracking_experiment_search(struct db *db, const char *project_id,
+                                   const struct tracking_search *s,
+                                   char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
+  next[0] = 0;
+  int64_t max, offset, def;
+  if (trk_search_limits(s, &max, &offset, e)) return NULL;
+  struct buf sql;
+  struct flt_binds binds;
+  buf_init(&sql);
+  flt_binds_init(&binds);
+  json_t *out = NULL;
+  int64_t *list = NULL, n = 0;
+  buf_puts(&sql, "SELECT e.experiment_id FROM experiments e WHERE e.project_id = ?");
+  buf_printf(&sql, lifecycle_clause(s->view), "e");
+  if (flt_bind_text(&binds, project_id, strlen(project_id), e) ||
+      add_filter_and_order(s, FLT_EXPERIMENTS, &sql, &binds, max + 1, offset, e))
+    goto out;
+  /* the Default is listed as soon as anyone looks, as in MLflow */
+  if (tracking_default_experiment(db, project_id, &def, e)) goto out;
+  if (!(list = malloc((size_t)(max + 1) * sizeof *list))) {
+    err_set(e, ERR_NO_MEMORY, NULL);
+    goto out;
+  }
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) goto out;
+  struct db_stmt *st = prepare_bound(c, &sql, &binds, e);
+  int rc = st ? 0 : -1;
+  /* ids first: building an entity runs other statements */
+  while (st && n < max + 1 && (rc = db_step(st, e)) == DB_ROW) list[n++] = db_col_i64(st, 0);
+  if (st) db_stmt_done(st);
+  if (rc >= 0) out = json_array();
+  for (int64_t i = 0; out && i < n && i < max; i++) {
+    json_t *x = trk_exp_json(c, list[i], e);
+    if (!x) {
+      json_decref(out);
+      out = NULL;
+    } else {
+      json_array_append_new(out, x);
+    }
+  }
+  if (out && n > max) tracking_page_token_encode(offset + max, next);
+  db_reader_release(db, c);
+out:
+  free(list);
+  flt_binds_fini(&binds);
+  buf_fini(&sql);
+  return out;
+}
+
+/* ---- runs ------------------------------------------------------------------------------- */
+
+/* Experiment ids are padded with repeats to a power of two, so the number of
+ * distinct statements (each cached per connection) stays small. */
+static int padded(int n) {
+  int p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+#define MAX_SEARCH_EXPERIMENTS 64
+
+json_t *tracking_run_search(struct db *db, const char *project_id, const struct tracking_search *s,
+                            char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
+  next[0] = 0;
+  int64_t max, offset;
+  if (trk_search_limits(s, &max, &offset, e)) return NULL;
+  if (s->nexperiment_ids > MAX_SEARCH_EXPERIMENTS) {
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "runs/search takes at most %d experiment_ids", MAX_SEARCH_EXPERIMENTS);
+    return NULL;
+  }
+  /* the listed experiments that exist in this project ("0": its Default);
+   * others (missing, or another project's) match no runs */
+  int64_t ids[MAX_SEARCH_EXPERIMENTS];
+  int nids = 0;
+  for (int i = 0; i < s->nexperiment_ids; i++) {
+    struct err why;
+    int64_t id;
+    if (tracking_experiment_resolve(db, project_id, s->experiment_ids[i], &id, &why) == 0) {
+      ids[nids++] = id;
+    } else if (why.code != ERR_RESOURCE_DOES_NOT_EXIST) {
+      *e = why;
+      return NULL;
+    }
+  }
+  struct buf sql;
+  struct flt_binds binds;
+  buf_init(&sql);
+  flt_binds_init(&binds);
+  json_t *out = NULL;
+  char(*list)[TRACKING_RUN_ID_LEN + 1] = NULL;
+  int64_t n = 0;
+  buf_puts(&sql, "SELECT r.run_uuid FROM runs r WHERE r.project_id = ? AND r.experiment_id IN (");
+  int rc = flt_bind_text(&binds, project_id, strlen(project_id), e);
+  int np = nids ? padded(nids) : 1;
+  for (int i = 0; i < np && !rc; i++) {
+    buf_puts(&sql, i ? ", ?" : "?");
+    rc = flt_bind_i64(&binds, nids ? ids[i < nids ? i : nids - 1] : -1, e);
+  }
+  buf_putc(&sql, ')');
+  buf_printf(&sql, lifecycle_clause(s->view), "r");
+  /* the filter and order_by are checked even when no experiment matched */
+  if (rc || add_filter_and_order(s, FLT_RUNS, &sql, &binds, max + 1, offset, e)) goto out;
+  if (nids == 0) {
+    out = json_array();
+    goto out;
+  }
+  if (!(list = malloc((size_t)(max + 1) * sizeof *list))) {
+    err_set(e, ERR_NO_MEMORY, NULL);
+    goto out;
+  }
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) goto out;
+  struct db_stmt *st = prepare_bound(c, &sql, &binds, e);
+  rc = st ? 0 : -1;
+  while (st && n < max + 1 && (rc = db_step(st, e)) == DB_ROW) str_copy(list[n++], sizeof list[0], db_col_text(st, 0));
+  if (st) db_stmt_done(st);
+  if (rc >= 0) out = json_array();
+  for (int64_t i = 0; out && i < n && i < max; i++) {
+    json_t *x = trk_run_json(c, list[i], e);
+    if (!x) {
+      json_decref(out);
+      out = NULL;
+    } else {
+      json_array_append_new(out, x);
+    }
+  }
+  if (out && n > max) tracking_page_token_encode(offset + max, next);
+  db_reader_release(db, c);
+out:
+  free(list);
+  flt_binds_fini(&binds);
+  buf_fini(&sql);
+  return out;
+}
