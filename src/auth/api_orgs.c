@@ -243,6 +243,26 @@ static int h_invite_accept(struct req *rq, struct reply *rp) {
   return reply_json(rp, 200, inv ? json_pack("{s:o}", "invitation", inv) : json_object());
 }
 
+/* POST /api/v1/invitations/preview: what an invitation offers, before
+ * accepting it (the token stays unspent). The token is the credential for
+ * this, as for accepting; the body keeps it out of URLs and access logs. */
+static int h_invite_preview(struct req *rq, struct reply *rp) {
+  json_t *b = req_json_object(rq, rp);
+  if (!b) return 0;
+  struct err e;
+  const char *token;
+  if (json_get_str(b, "token", true, &token, &e)) return reply_err(rp, &e);
+  json_t *inv = auth_invite_by_token(A(rq), token, &e);
+  if (!inv) return reply_err(rp, &e);
+  struct auth_org org;
+  const char *org_id = json_string_value(json_object_get(inv, "org_id"));
+  if (org_id && auth_org_get(A(rq), org_id, &org, &e) == 0) {
+    json_object_set_new(inv, "org_name", json_string(org.name));
+    if (org.display_name[0]) json_object_set_new(inv, "org_display_name", json_string(org.display_name));
+  }
+  return reply_json(rp, 200, json_pack("{s:o}", "invitation", inv));
+}
+
 static int h_projects_list(struct req *rq, struct reply *rp) {
   const struct auth_principal *p = req_principal(rq);
   struct err e;
@@ -334,7 +354,7 @@ static int h_project_member_remove(struct req *rq, struct reply *rp) {
 #define S_INVITATION                                                                               \
   "{\"type\":\"object\",\"required\":[\"id\",\"email\",\"role\",\"invited_by\",\"created_at\","    \
   "\"expires_at\",\"status\"],\"properties\":{\"id\":{\"type\":\"string\"},\"org_id\":{\"type\":"     \
-  "\"string\"},\"email\":{\"type\":"                                                             \
+  "\"string\"},\"org_name\":{\"type\":\"string\"},\"email\":{\"type\":"                          \
   "\"string\"},\"role\":{\"type\":\"string\"},\"project_id\":{\"type\":\"string\"},"                \
   "\"project_name\":{\"type\":\"string\"},\"invited_by\":{\"type\":\"string\"},"                    \
   "\"invited_by_username\":{\"type\":\"string\"},\"created_at\":{\"type\":\"integer\"},"             \
@@ -387,6 +407,11 @@ const struct route auth_org_routes[] = {
     {"POST", "/api/v1/invitations/accept", PERM_READ, "Accept an invitation as the signed-in user",
      "orgs", "{\"type\":\"object\",\"required\":[\"token\"]}",
      "{\"type\":\"object\",\"properties\":{\"invitation\":" S_INVITATION "}}", NULL, h_invite_accept, 0},
+    {"POST", "/api/v1/invitations/preview", PERM_READ,
+     "What an invitation offers (org, project, role, status) without accepting it", "orgs",
+     "{\"type\":\"object\",\"required\":[\"token\"]}",
+     "{\"type\":\"object\",\"required\":[\"invitation\"],\"properties\":{\"invitation\":" S_INVITATION "}}",
+     NULL, h_invite_preview, 0},
     {"GET", "/api/v1/projects", PERM_READ, "Projects you can see and your role in each", "projects",
      NULL,
      "{\"type\":\"object\",\"required\":[\"projects\"],\"properties\":{\"projects\":{\"type\":"

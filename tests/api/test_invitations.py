@@ -377,3 +377,30 @@ def test_member_routes_take_a_username(server, team):
     assert oc.delete(f"/api/v1/orgs/{org['id']}/members/{outsider.username}").status_code == 200
     err(oc.put(f"/api/v1/orgs/{org['id']}/members/no-such-user-{org['id'][:6]}", json={"role": "member"}), 404,
         "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_preview_shows_the_offer_without_spending_the_token(server, team, make_user):
+    org, owner = team["org"], team["owner"]
+    oc = owner.client()
+    inv = invite(oc, org["id"], "preview@example.com", role="admin")
+    invitee = make_user()
+    ic = invitee.client()
+    r = ic.post("/api/v1/invitations/preview", json={"token": inv["token"]})
+    assert r.status_code == 200, r.text
+    seen = r.json()["invitation"]
+    assert seen["id"] == inv["id"] and seen["org_id"] == org["id"]
+    assert seen["org_name"] == org["name"]
+    assert seen["role"] == "admin" and seen["status"] == "pending"
+    assert seen["invited_by"] == owner.id
+    # still unspent: previewing twice and then accepting works
+    assert ic.post("/api/v1/invitations/preview", json={"token": inv["token"]}).status_code == 200
+    assert ic.post("/api/v1/invitations/accept", json={"token": inv["token"]}).status_code == 200
+    after = ic.post("/api/v1/invitations/preview", json={"token": inv["token"]}).json()["invitation"]
+    assert after["status"] == "accepted" and after["accepted_by"] == invitee.id
+    err(ic.post("/api/v1/invitations/preview", json={"token": "kiln_inv_" + "A" * 43}), 404,
+        "RESOURCE_DOES_NOT_EXIST")
+    err(ic.post("/api/v1/invitations/preview", json={}), 400, "INVALID_PARAMETER_VALUE")
+    # it needs a signed-in caller, like accepting
+    anon = server.client()
+    r = anon.post("/api/v1/invitations/preview", json={"token": inv["token"]})
+    assert r.status_code == 401

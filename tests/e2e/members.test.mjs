@@ -285,6 +285,9 @@ describe("project switcher, members and invitations", { timeout: 240_000 }, () =
     await signIn(page, base, NEWBIE, { goto: false });
     await page.getByTestId("accept-page").waitFor({ timeout: 10_000 });
     assert.match(await page.getByTestId("accept-user").textContent(), new RegExp(NEWBIE.username));
+    // What the invitation offers is shown before accepting it.
+    await page.getByTestId("accept-offer-role").filter({ hasText: "editor" }).waitFor({ timeout: 10_000 });
+    assert.match(await page.getByTestId("accept-offer").textContent(), new RegExp(adminProject.name));
     await page.getByTestId("accept-submit").click();
     await page.getByTestId("accept-done").waitFor({ timeout: 10_000 });
     // The dashboard switched to the project the invitation was for.
@@ -295,10 +298,10 @@ describe("project switcher, members and invitations", { timeout: 240_000 }, () =
     const members = (await ok(api(base, "GET", `/api/v1/projects/${adminProject.id}/members`, { token: adminToken }), "members")).members;
     assert.equal(members.find((m) => m.user_id === ids[NEWBIE.username])?.role, "editor");
 
-    // The link works once.
+    // The link works once: a second visit says so and offers no Accept.
     await page.goto(base + link.pathname + link.search);
-    await page.getByTestId("accept-submit").click();
-    await page.getByTestId("accept-error").waitFor({ timeout: 10_000 });
+    await page.getByTestId("accept-offer-status").filter({ hasText: "accepted" }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId("accept-submit").isDisabled(), true);
     assert.deepEqual(errs, []);
     await ctx.close();
 

@@ -2,7 +2,7 @@
 // ?token=. Signed-out visitors are sent to the login page first (the shell
 // keeps the query in next=). Accepting grants the roles, then the dashboard
 // switches to the project (or org) the invitation was for.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { authJSON, useAuth } from "../auth";
 import { InlineError } from "../components/ui";
 import { projectState, reloadProjects, selectProject } from "../project";
@@ -17,6 +17,19 @@ interface Accepted {
   invitation?: { org_id?: string; project_id?: string; project_name?: string; role?: string };
 }
 
+/** POST /api/v1/invitations/preview: the offer, before accepting. */
+interface Preview {
+  org_name?: string;
+  org_display_name?: string;
+  project_id?: string;
+  project_name?: string;
+  role: string;
+  email: string;
+  status: string;
+  expires_at: number;
+  invited_by_username?: string;
+}
+
 function tokenFromUrl(): string {
   return new URLSearchParams(window.location.search).get("token") ?? "";
 }
@@ -27,6 +40,18 @@ export function AcceptInvitation() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<{ where: string; role?: string } | null>(null);
+  const [preview, setPreview] = useState<Preview | null>(null);
+
+  useEffect(() => {
+    if (!token || !user) return;
+    const ctl = new AbortController();
+    authJSON<{ invitation: Preview }>("POST", "/api/v1/invitations/preview", { token }, ctl.signal)
+      .then((r) => setPreview(r.invitation))
+      .catch((e) => {
+        if (!ctl.signal.aborted) setError(e);
+      });
+    return () => ctl.abort();
+  }, [token, user?.id]);
 
   const accept = async () => {
     setBusy(true);
@@ -87,6 +112,30 @@ export function AcceptInvitation() {
         ) : (
           <>
             <dl>
+              {preview && (
+                <>
+                  <dt>Invitation to</dt>
+                  <dd data-testid="accept-offer">
+                    {preview.project_name ? (
+                      <>
+                        project <strong>{preview.project_name}</strong> in{" "}
+                      </>
+                    ) : (
+                      "the organization "
+                    )}
+                    <strong>{preview.org_display_name ?? preview.org_name ?? "…"}</strong> as{" "}
+                    <strong data-testid="accept-offer-role">{preview.role}</strong>
+                    {preview.invited_by_username ? `, from ${preview.invited_by_username}` : ""}
+                  </dd>
+                  {preview.status !== "pending" && (
+                    <dd>
+                      <span class="inline-error" role="alert" data-testid="accept-offer-status">
+                        This invitation is {preview.status}.
+                      </span>
+                    </dd>
+                  )}
+                </>
+              )}
               <dt>Accept as</dt>
               <dd data-testid="accept-user">
                 <strong>{user?.username ?? "…"}</strong>
@@ -102,7 +151,7 @@ export function AcceptInvitation() {
             </p>
             <InlineError error={error} testid="accept-error" />
             <div class="modal-actions">
-              <button type="button" class="btn" disabled={busy || !user} onClick={() => void accept()} data-testid="accept-submit">
+              <button type="button" class="btn" disabled={busy || !user || (preview !== null && preview.status !== "pending")} onClick={() => void accept()} data-testid="accept-submit">
                 {busy ? "Accepting…" : "Accept invitation"}
               </button>
             </div>
