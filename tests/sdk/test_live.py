@@ -25,6 +25,7 @@ import kiln
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "Live-Sdk-Admin-5rT9"
 BOB_PASSWORD = "Bob-Live-Password-3k"
+CAROL_PASSWORD = "Carol-Sdk-Password-8w"
 START_TIMEOUT_S = 30.0
 
 
@@ -191,3 +192,20 @@ def test_audit_paging(server: LiveServer, admin: kiln.Client) -> None:
     text = repr(everything)
     for secret in (ADMIN_PASSWORD, BOB_PASSWORD):
         assert secret not in text
+
+
+def test_invitation_round_trip(server: LiveServer, admin: kiln.Client) -> None:
+    org = admin.create_org("sdk-invites")
+    answer = admin.invite(org["id"], "carol@example.com", role="admin")
+    assert answer["delivery"] == "link" and "token=" in answer["link"]
+    admin.create_user("carol", CAROL_PASSWORD, email="carol@example.com")
+    carol = kiln.Client(server.url, username="carol", password=CAROL_PASSWORD)
+    offer = carol.preview_invitation(answer["link"])
+    assert offer["org_name"] == "sdk-invites" and offer["role"] == "admin" and offer["status"] == "pending"
+    joined = carol.accept_invitation(answer["link"])
+    assert joined["status"] == "accepted" and joined["org_id"] == org["id"]
+    roles = {o["id"]: o["role"] for o in carol.orgs()}
+    assert roles[org["id"]] == "admin"
+    with pytest.raises(kiln.BadRequest):
+        carol.accept_invitation(answer["link"])
+    assert carol.preview_invitation(answer["link"])["status"] == "accepted"

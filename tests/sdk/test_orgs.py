@@ -82,6 +82,13 @@ def test_invitation_calls(stub) -> None:
     c.revoke_invitation("o1", "i1")
     assert (stub.last.method, stub.last.path) == ("DELETE", "/api/v1/orgs/o1/invitations/i1")
 
+    stub.reply("POST", "/api/v1/invitations/preview",
+               body={"invitation": {"org_id": "o1", "org_name": "acme", "status": "pending"}})
+    assert c.preview_invitation("https://k/invitations/accept?token=kiln_inv_p")["org_name"] == "acme"
+    assert body_of(stub) == {"token": "kiln_inv_p"}
+    with pytest.raises(ValueError):
+        c.preview_invitation("")
+
     stub.reply("POST", "/api/v1/invitations/accept", body={"invitation": {"org_id": "o1", "status": "accepted"}})
     assert c.accept_invitation("kiln_inv_abc") == {"org_id": "o1", "status": "accepted"}
     assert body_of(stub) == {"token": "kiln_inv_abc"}

@@ -583,6 +583,31 @@ class Client:
         the member instead) and an unknown id :class:`NotFound`."""
         self._request("DELETE", f"/api/v1/orgs/{_quote(org_id)}/invitations/{_quote(invitation_id)}")
 
+    @staticmethod
+    def _invitation_token(token: str) -> str:
+        if "token=" in token:
+            query = urllib.parse.urlsplit(token).query or token.split("?", 1)[-1]
+            token = urllib.parse.parse_qs(query).get("token", [""])[0]
+        if not token:
+            raise ValueError("an invitation token or link is required")
+        return token
+
+    def preview_invitation(self, token: str) -> Dict[str, Any]:
+        """``POST /api/v1/invitations/preview``: what an invitation offers
+        (``org_name``, ``project_name``, ``role``, ``status``, ...) without
+        accepting it; the token stays usable.
+
+        Args:
+            token: The invitation token, or the whole accept link.
+
+        Raises:
+            NotFound: no such invitation.
+        """
+        answer = self._request_dict("POST", "/api/v1/invitations/preview",
+                                    json={"token": self._invitation_token(token)})
+        invitation = answer.get("invitation")
+        return invitation if isinstance(invitation, dict) else answer
+
     def accept_invitation(self, token: str) -> Dict[str, Any]:
         """``POST /api/v1/invitations/accept``: join as the signed-in user.
 
@@ -598,11 +623,7 @@ class Client:
             NotFound: no such invitation.
             BadRequest: it was already accepted, revoked or has expired.
         """
-        if "token=" in token:
-            query = urllib.parse.urlsplit(token).query or token.split("?", 1)[-1]
-            token = urllib.parse.parse_qs(query).get("token", [""])[0]
-        if not token:
-            raise ValueError("an invitation token or link is required")
+        token = self._invitation_token(token)
         answer = self._request_dict("POST", "/api/v1/invitations/accept", json={"token": token})
         invitation = answer.get("invitation")
         return invitation if isinstance(invitation, dict) else answer
