@@ -1236,19 +1236,21 @@ static int parse_order_clause(const char *clause, int idx, enum flt_entity ent, 
                               struct okey *k, struct err *e) {
   char prefix[96], snip[48];
   size_t len = clause ? strlen(clause) : 0;
+  struct parser p;
+  snprintf(prefix, sizeof prefix, "order_by: invalid order_by clause %d", idx + 1);
+  parser_init(&p, clause ? clause : "", len, ent, a, e, prefix);
+  if (len > FLT_MAX_KEY + 64)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: longer than %d bytes", prefix,
+                   FLT_MAX_KEY + 64);
+  if (check_utf8(&p) < 0) return -ERR_INVALID_PARAMETER_VALUE;
   size_t sn = len > 32 ? 32 : len;
   while (sn > 0 && sn < len && ((unsigned char)clause[sn] & 0xC0) == 0x80) sn--;
   snprintf(snip, sizeof snip, "%.*s%s", (int)sn, clause ? clause : "", sn < len ? "..." : "");
   for (char *q = snip; *q; q++)
     if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
   snprintf(prefix, sizeof prefix, "order_by: invalid order_by clause %d '%s'", idx + 1, snip);
-  if (len > FLT_MAX_KEY + 64)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: longer than %d bytes", prefix,
-                   FLT_MAX_KEY + 64);
-  struct parser p;
   parser_init(&p, clause ? clause : "", len, ent, a, e, prefix);
   p.order_by = true;
-  if (check_utf8(&p) < 0) return -ERR_INVALID_PARAMETER_VALUE;
   skip_ws(&p);
   struct ident id;
   if (parse_ident(&p, &id) < 0) return -(int)e->code;

@@ -639,6 +639,11 @@ Test(filter_parse, order_by_errors) {
   cr_expect_str_eq(order_error(e4, 1, FLT_RUNS),
                    "order_by: invalid order_by clause 1 'metrics.acc DESC, params.x': at position "
                    "17: invalid ordering key: expected ASC or DESC, found ','");
+  /* found by fuzz_filter: the clause was quoted into the message before its
+   * UTF-8 was checked */
+  const char *u[] = {"params.lr AS\x8c\x93" "art_time"};
+  cr_expect_str_eq(order_error(u, 1, FLT_RUNS),
+                   "order_by: invalid order_by clause 1: at position 13: invalid UTF-8");
   const char *many[FLT_MAX_ORDER_BY + 1];
   for (int i = 0; i <= FLT_MAX_ORDER_BY; i++) many[i] = "metrics.a";
   cr_expect_str_eq(order_error(many, FLT_MAX_ORDER_BY + 1, FLT_RUNS),
