@@ -380,12 +380,22 @@ static int h_exp_tag_delete(struct req *rq, struct reply *rp) {
   return 0;
 }
 
+/* max_results absent means the default; given, it must be positive (an
+ * explicit 0 is not taken as "the default"). */
 static int search_common(struct args *a, struct tracking_search *s, const char *view_field) {
   memset(s, 0, sizeof *s);
   const char **order;
-  return f_i64(a, "max_results", false, &s->max_results, NULL) || f_str(a, "page_token", false, &s->page_token) ||
-         f_str(a, "filter", false, &s->filter) || f_list(a, "order_by", &order, &s->norder_by) ||
-         (s->order_by = order, view_of(a, view_field, &s->view));
+  bool given;
+  if (f_i64(a, "max_results", false, &s->max_results, &given)) return -1;
+  if (given && s->max_results < 1) {
+    reply_errf(a->rp, ERR_INVALID_PARAMETER_VALUE,
+               "Invalid value for request parameter max_results. It must be a positive integer, but got "
+               "value %lld",
+               (long long)s->max_results);
+    return -1;
+  }
+  return f_str(a, "page_token", false, &s->page_token) || f_str(a, "filter", false, &s->filter) ||
+         f_list(a, "order_by", &order, &s->norder_by) || (s->order_by = order, view_of(a, view_field, &s->view));
 }
 
 static int h_exp_search(struct req *rq, struct reply *rp) {
@@ -396,8 +406,6 @@ static int h_exp_search(struct req *rq, struct reply *rp) {
   struct err e;
   char next[TRACKING_PAGE_TOKEN_MAX];
   if (!search_common(&a, &s, "view_type")) {
-    if (a.body ? !json_object_get(a.body, "max_results") : !req_query(rq, "max_results")) s.max_results = 0;
-    else if (s.max_results == 0) s.max_results = -1; /* an explicit 0 is refused, not defaulted */
     json_t *arr = tracking_experiment_search(DB(rq), proj, &s, next, &e);
     if (!arr) {
       reply_err(rp, &e);
@@ -631,8 +639,6 @@ static int h_run_search(struct req *rq, struct reply *rp) {
   char next[TRACKING_PAGE_TOKEN_MAX];
   if (!search_common(&a, &s, "run_view_type") && !f_list(&a, "experiment_ids", &ids, &s.nexperiment_ids)) {
     s.experiment_ids = ids;
-    if (a.body ? !json_object_get(a.body, "max_results") : !req_query(rq, "max_results")) s.max_results = 0;
-    else if (s.max_results == 0) s.max_results = -1;
     json_t *arr = tracking_run_search(DB(rq), proj, &s, next, &e);
     if (!arr) {
       reply_err(rp, &e);

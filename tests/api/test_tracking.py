@@ -204,7 +204,8 @@ def test_experiment_search_paging_order_and_filter(ml):
     err(ml.post("experiments/search", {"order_by": ["bogus DESC"]}), 400, "INVALID_PARAMETER_VALUE")
     err(ml.post("experiments/search", {"max_results": 50001}), 400, "INVALID_PARAMETER_VALUE",
         "at most 50000")
-    err(ml.post("experiments/search", {"max_results": 0}), 400, "INVALID_PARAMETER_VALUE")
+    err(ml.post("experiments/search", {"max_results": 0}), 400, "INVALID_PARAMETER_VALUE",
+        "It must be a positive integer, but got value 0")
     err(ml.post("experiments/search", {"page_token": "%%%"}), 400, "INVALID_PARAMETER_VALUE",
         "Invalid page token, could not base64-decode")
     err(ml.post("experiments/search", {"view_type": "SOME"}), 400, "INVALID_PARAMETER_VALUE")
@@ -480,6 +481,8 @@ def test_run_search_filter_order_and_paging(ml):
         "INVALID_PARAMETER_VALUE")
     err(ml.post("runs/search", {"experiment_ids": both, "max_results": 50001}), 400, "INVALID_PARAMETER_VALUE",
         "It must be at most 50000, but got value 50001")
+    err(ml.post("runs/search", {"experiment_ids": both, "max_results": -3}), 400, "INVALID_PARAMETER_VALUE",
+        "but got value -3")
     err(ml.post("runs/search", {"experiment_ids": both, "page_token": "!!"}), 400, "INVALID_PARAMETER_VALUE",
         "Invalid page token")
     err(ml.post("runs/search", {"experiment_ids": both, "run_view_type": "MAYBE"}), 400,
