@@ -76,9 +76,10 @@ Test(tracking_domain, default_experiment_is_lazy_and_per_project) {
   cr_assert_eq(tracking_experiment_delete(db, P1, "0", &e), -ERR_INVALID_PARAMETER_VALUE);
   /* an experiment named Default made by hand becomes the Default */
   char *own = new_experiment("cccc0000000000000000000000000003", "Default");
-  int64_t c;
+  int64_t c, own_id;
   cr_assert_eq(tracking_default_experiment(db, "cccc0000000000000000000000000003", &c, &e), 0);
-  cr_assert_eq(c, atoll(own));
+  cr_assert_eq(str_to_i64(own, &own_id), 0);
+  cr_assert_eq(c, own_id);
   free(own);
 }
 
