@@ -308,12 +308,20 @@ static void describe(const struct parser *p, size_t off, char *out, size_t cap) 
   }
   size_t n = 0;
   if (!quoted && n + 1 < cap) out[n++] = '\'';
-  for (size_t i = off; i < end && n + 8 < cap; i++) {
+  for (size_t i = off; i < end;) {
     unsigned char ch = (unsigned char)p->s[i];
+    size_t clen = 1;
+    while (i + clen < end && ((unsigned char)p->s[i + clen] & 0xC0) == 0x80) clen++;
+    size_t need = (ch < 0x20 || ch == 0x7f) ? 4 : clen;
+    if (n + need + 5 >= cap) { /* room for "...'" and the NUL */
+      cut = true;
+      break;
+    }
     if (ch < 0x20 || ch == 0x7f)
       n += (size_t)snprintf(out + n, cap - n, "\\x%02x", ch);
     else
-      out[n++] = (char)ch;
+      memcpy(out + n, p->s + i, clen), n += clen;
+    i += clen;
   }
   if (cut && n + 4 < cap) {
     memcpy(out + n, "...", 3);
@@ -324,16 +332,30 @@ static void describe(const struct parser *p, size_t off, char *out, size_t cap) 
 }
 
 static int perr(struct parser *p, size_t off, const char *fmt, ...) KILN_PRINTF(3, 4);
+/* Fills e with msg cut to fit struct err on a UTF-8 character boundary, so
+ * the message stays valid UTF-8 (it goes into a JSON reply). */
+static int err_utf8(struct err *e, enum err_code code, const char *msg) {
+  char cut[sizeof e->msg];
+  size_t n = strlen(msg);
+  if (n >= sizeof cut) {
+    n = sizeof cut - 1;
+    while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) n--;
+  }
+  memcpy(cut, msg, n);
+  cut[n] = 0;
+  return err_set(e, code, "%s", cut);
+}
+
 static int perr(struct parser *p, size_t off, const char *fmt, ...) {
   if (p->failed) return -ERR_INVALID_PARAMETER_VALUE;
-  char what[200];
+  char what[512], full[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
   p->failed = true;
-  return err_set(p->e, ERR_INVALID_PARAMETER_VALUE, "%s: at position %zu: %s", p->prefix,
-                 char_pos(p, off), what);
+  snprintf(full, sizeof full, "%s: at position %zu: %s", p->prefix, char_pos(p, off), what);
+  return err_utf8(p->e, ERR_INVALID_PARAMETER_VALUE, full);
 }
 
 static int nomem(struct parser *p) {

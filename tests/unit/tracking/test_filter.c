@@ -436,6 +436,39 @@ Test(filter_parse, long_found_tokens_are_cut) {
                         "LIKE, ILIKE, IN, NOT IN), found 'abcdefghijabcdefghijabcdefghijab...'");
 }
 
+static bool utf8_ok(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+    if (n < 0) return false;
+    for (p++; n > 0; n--, p++)
+      if ((*p & 0xC0) != 0x80) return false;
+  }
+  return true;
+}
+
+/* found by fuzz_filter: escaped control bytes filled the quote of the found
+ * token, which was then cut inside a multi-byte character */
+Test(filter_parse, messages_stay_utf8_when_cut) {
+  const char *msg = parse_error("attributes.run_id'NOT] IN\n\n \n\n\n\n\n\n\n\n%s\x06\xc3\xaf ",
+                                FLT_RUNS);
+  cr_expect(utf8_ok(msg), "%s", msg);
+  cr_expect(strstr(msg, "found 'NOT] IN\\x0a\\x0a \\x0a") != NULL, "%s", msg);
+  const char *c[] = {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                     "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 x"};
+  const char *m2 = order_error(c, 1, FLT_RUNS);
+  cr_expect(utf8_ok(m2), "%s", m2);
+  char big[300];
+  memset(big, 0, sizeof big);
+  memcpy(big, "attributes.`", 12);
+  for (int i = 0; i < 60; i++) memcpy(big + 12 + 2 * i, "\xc3\xa9", 2);
+  memcpy(big + 132, "` DESC", 6);
+  const char *c2[] = {big};
+  const char *m3 = order_error(c2, 1, FLT_RUNS);
+  cr_expect(utf8_ok(m3), "%s", m3);
+  cr_expect_leq(strlen(m3), 255);
+}
+
 Test(filter_parse, limits_length_depth_terms_values) {
   /* length */
   size_t n = FLT_MAX_TEXT + 1;
