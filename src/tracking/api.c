@@ -253,14 +253,12 @@ static void set_nonempty_array(json_t *o, const char *key, json_t *arr) {
 
 /* ---- experiments -------------------------------------------------------------------- */
 
-static int kv_list(struct args *a, const char *name, struct tracking_kv **out, int *n, int max) {
+static int kv_list(struct args *a, const char *name, struct tracking_kv **out, int *n) {
   *n = 0;
   *out = NULL;
   json_t *v = a->body ? json_object_get(a->body, name) : NULL;
   if (!v || json_is_null(v)) return 0;
   if (!json_is_array(v)) return bad_type(a, name, v);
-  size_t cnt = json_array_size(v);
-  if ((int)cnt > max && max > 0) cnt = (size_t)max + 1; /* enough to report the excess */
   *out = arena_zalloc(req_arena(a->rq), (json_array_size(v) + 1) * sizeof **out);
   if (!*out) return reply_errf(a->rp, ERR_NO_MEMORY, "out of memory"), -1;
   size_t i;
@@ -286,7 +284,7 @@ static int h_exp_create(struct req *rq, struct reply *rp) {
   int64_t id;
   struct err e;
   if (!f_str(&a, "name", true, &name) && !f_str(&a, "artifact_location", false, &loc) &&
-      !kv_list(&a, "tags", &tags, &ntags, 0)) {
+      !kv_list(&a, "tags", &tags, &ntags)) {
     if (tracking_experiment_create(DB(rq), proj, name, loc, tags, ntags, &id, &e)) reply_err(rp, &e);
     else reply_json(rp, 200, json_pack("{s:s}", "experiment_id", arena_printf(req_arena(rq), "%lld", (long long)id)));
   }
@@ -431,7 +429,7 @@ static int h_run_create(struct req *rq, struct reply *rp) {
   struct err e;
   if (!f_str(&a, "experiment_id", false, &in.experiment_id) && !f_str(&a, "user_id", false, &in.user_id) &&
       !f_str(&a, "run_name", false, &in.run_name) && !f_i64(&a, "start_time", false, &in.start_time, NULL) &&
-      !kv_list(&a, "tags", &tags, &in.ntags, 0)) {
+      !kv_list(&a, "tags", &tags, &in.ntags)) {
     in.tags = tags;
     if (!in.user_id || !*in.user_id) in.user_id = req_principal(rq)->username;
     json_t *run = tracking_run_create(DB(rq), proj, &in, &e);
@@ -569,7 +567,7 @@ static int h_log_batch(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct tracking_batch b = {0};
   struct tracking_kv *params, *tags;
-  if (f_run_id(&a, &id) || kv_list(&a, "params", &params, &b.nparams, 0) || kv_list(&a, "tags", &tags, &b.ntags, 0))
+  if (f_run_id(&a, &id) || kv_list(&a, "params", &params, &b.nparams) || kv_list(&a, "tags", &tags, &b.ntags))
     goto out;
   b.params = params;
   b.tags = tags;
