@@ -8,19 +8,26 @@
 #include <string.h>
 
 #define STMT_CACHE 128
+/* Callers may build SQL from user input (search filters), so the cache is
+ * bounded: past STMT_CACHE_MAX statements, those not used in the last
+ * STMT_CACHE_MAX / 2 prepares and not in use right now are finalized. */
+#define STMT_CACHE_MAX 256
 
 struct db_stmt {
   struct db_stmt *next;
   struct db_conn *conn;
   void *h;
   char *sql;
-  bool busy;
+  bool busy;        /* handed out by db_prepare, not yet given back by db_stmt_done */
+  uint64_t used_at; /* the connection's prepare tick when last handed out */
 };
 
 struct db_conn {
   const struct db_driver *drv;
   void *h;
   struct db_stmt *cache[STMT_CACHE];
+  size_t nstmts;
+  uint64_t tick;
   struct db_conn *next_free;
 };
 
@@ -91,15 +98,39 @@ static unsigned sql_hash(const char *s) {
   return h;
 }
 
+static void stmt_cache_trim(struct db_conn *c) {
+  uint64_t keep_after = c->tick > STMT_CACHE_MAX / 2 ? c->tick - STMT_CACHE_MAX / 2 : 0;
+  for (int i = 0; i < STMT_CACHE; i++) {
+    for (struct db_stmt **pp = &c->cache[i]; *pp;) {
+      struct db_stmt *s = *pp;
+      if (!s->busy && s->used_at < keep_after) {
+        *pp = s->next;
+        c->drv->finalize(s->h);
+        free(s->sql);
+        free(s);
+        c->nstmts--;
+      } else {
+        pp = &s->next;
+      }
+    }
+  }
+}
+
+size_t db_conn_cached_statements(const struct db_conn *c) { return c->nstmts; }
+
 struct db_stmt *db_prepare(struct db_conn *c, const char *sql, struct err *e) {
   unsigned h = sql_hash(sql) % STMT_CACHE;
+  c->tick++;
   for (struct db_stmt *s = c->cache[h]; s; s = s->next) {
     /* compare the text: a caller may build SQL in a reused buffer */
     if (strcmp(s->sql, sql) == 0) {
       c->drv->reset(s->h);
+      s->busy = true;
+      s->used_at = c->tick;
       return s;
     }
   }
+  if (c->nstmts >= STMT_CACHE_MAX) stmt_cache_trim(c);
   void *st = c->drv->prepare(c->h, sql, e);
   if (!st) return NULL;
   struct db_stmt *s = calloc(1, sizeof *s);
@@ -111,8 +142,11 @@ struct db_stmt *db_prepare(struct db_conn *c, const char *sql, struct err *e) {
   }
   s->conn = c;
   s->h = st;
+  s->busy = true;
+  s->used_at = c->tick;
   s->next = c->cache[h];
   c->cache[h] = s;
+  c->nstmts++;
   return s;
 }
 
@@ -129,7 +163,10 @@ int db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t n) {
 }
 int db_bind_null(struct db_stmt *s, int idx) { return s->conn->drv->bind_null(s->h, idx); }
 int db_step(struct db_stmt *s, struct err *e) { return s->conn->drv->step(s->h, e); }
-void db_stmt_done(struct db_stmt *s) { s->conn->drv->reset(s->h); }
+void db_stmt_done(struct db_stmt *s) {
+  s->conn->drv->reset(s->h);
+  s->busy = false;
+}
 int64_t db_col_i64(struct db_stmt *s, int col) { return s->conn->drv->col_i64(s->h, col); }
 double db_col_f64(struct db_stmt *s, int col) { return s->conn->drv->col_f64(s->h, col); }
 const char *db_col_text(struct db_stmt *s, int col) { return s->conn->drv->col_text(s->h, col); }

@@ -77,6 +77,8 @@ double db_col_f64(struct db_stmt *s, int col);
 const char *db_col_text(struct db_stmt *s, int col); /* valid until next step */
 const void *db_col_blob(struct db_stmt *s, int col, size_t *n);
 bool db_col_null(struct db_stmt *s, int col);
+/* Statements cached on this connection (bounded; for tests). */
+size_t db_conn_cached_statements(const struct db_conn *c);
 int db_exec(struct db_conn *c, const char *sql, struct err *e); /* no rows, may hold many statements */
 int64_t db_changes(struct db_conn *c);
 /* Runs `PRAGMA integrity_check` (or the driver's equivalent); 0 when ok. */

@@ -253,3 +253,40 @@ Test(db, write_jobs_see_their_own_submitters_context) {
   cr_assert_null(db_context(), "this thread's context is untouched");
   db_close(db);
 }
+
+/* ---- the statement cache is bounded, and never drops one in use ----------- */
+Test(db, statement_cache_is_bounded_and_keeps_busy_statements) {
+  struct db *db = open_migrated();
+  struct err e;
+  struct db_conn *c = db_reader_acquire(db, &e);
+  cr_assert_not_null(c);
+  /* held across thousands of other prepares: must stay valid */
+  struct db_stmt *held = db_prepare(c, "SELECT 4242 UNION ALL SELECT 4343", &e);
+  cr_assert_not_null(held);
+  cr_assert_eq(db_step(held, &e), DB_ROW);
+  char sql[64];
+  for (int i = 0; i < 3000; i++) {
+    snprintf(sql, sizeof sql, "SELECT %d", i); /* like user-built filters: all distinct */
+    struct db_stmt *s = db_prepare(c, sql, &e);
+    cr_assert_not_null(s, "%s", e.msg);
+    cr_assert_eq(db_step(s, &e), DB_ROW);
+    cr_assert_eq(db_col_i64(s, 0), i);
+    db_stmt_done(s);
+    cr_assert_leq(db_conn_cached_statements(c), 300, "cache grew to %zu", db_conn_cached_statements(c));
+  }
+  cr_assert_eq(db_col_i64(held, 0), 4242, "the held statement kept its row");
+  cr_assert_eq(db_step(held, &e), DB_ROW);
+  cr_assert_eq(db_col_i64(held, 0), 4343);
+  db_stmt_done(held);
+  /* a hot statement survives the churn and is reused */
+  struct db_stmt *a = db_prepare(c, "SELECT 7", &e);
+  db_stmt_done(a);
+  for (int i = 0; i < 1000; i++) {
+    snprintf(sql, sizeof sql, "SELECT %d + 0", i);
+    db_stmt_done(db_prepare(c, sql, &e));
+    if (i % 50 == 0) cr_assert_eq(db_prepare(c, "SELECT 7", &e), a, "hot statement re-prepared");
+    if (i % 50 == 0) db_stmt_done(a);
+  }
+  db_reader_release(db, c);
+  db_close(db);
+}
