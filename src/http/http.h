@@ -182,8 +182,8 @@ extern const struct route auth_routes[];
 extern const size_t auth_routes_count;
 extern const struct route auth_org_routes[];
 extern const size_t auth_org_routes_count;
-extern const struct route tracking_routes[];
-extern const size_t tracking_routes_count;
+extern const struct route track_routes[];
+extern const size_t track_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

@@ -5,7 +5,7 @@ int routes_register_all(struct router *r, struct err *e) {
   int rc = router_add_table(r, sys_routes, sys_routes_count, e);
   if (!rc) rc = router_add_table(r, auth_routes, auth_routes_count, e);
   if (!rc) rc = router_add_table(r, auth_org_routes, auth_org_routes_count, e);
-  if (!rc) rc = router_add_table(r, tracking_routes, tracking_routes_count, e);
+  if (!rc) rc = router_add_table(r, track_routes, track_routes_count, e);
   /* later rooms add their tables here: track_routes, registry_routes, ... */
   if (rc) return rc;
   return sys_init(r, e);

@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_filter: the search filter parser and SQL compiler
- * (tracking/filter) on arbitrary bytes, with the compiled SQL prepared and
+ * (track/filter) on arbitrary bytes, with the compiled SQL prepared and
  * run against an in-memory SQLite database holding the tracking schema and
  * a few rows (NULL columns, NaN metrics, missing keys).
  *
@@ -18,7 +18,7 @@
  *   NaNs and missing keys the rows hold;
  * - order_by either refuses or yields SQL that prepares and runs with the
  *   filter, returning the same rows as the filter alone. */
-#include "tracking/filter.h"
+#include "track/filter.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -79,17 +79,17 @@ static const char *setup_sql =
     "INSERT INTO model_version_tags VALUES ('m', 1, 't', 'v');";
 
 static const char *const from[] = {
-    [FLT_RUNS] = "SELECT r.run_uuid FROM runs r",
-    [FLT_EXPERIMENTS] = "SELECT e.experiment_id FROM experiments e",
-    [FLT_REGISTERED_MODELS] = "SELECT m.name FROM registered_models m",
-    [FLT_MODEL_VERSIONS] = "SELECT v.name || '/' || v.version FROM model_versions v",
+    [TRACK_FLT_RUNS] = "SELECT r.run_uuid FROM runs r",
+    [TRACK_FLT_EXPERIMENTS] = "SELECT e.experiment_id FROM experiments e",
+    [TRACK_FLT_REGISTERED_MODELS] = "SELECT m.name FROM registered_models m",
+    [TRACK_FLT_MODEL_VERSIONS] = "SELECT v.name || '/' || v.version FROM model_versions v",
 };
 /* every row's first column, per entity: a row's bit is its index here */
 static const char *const rows_of[][4] = {
-    [FLT_RUNS] = {"a", "b", "c", NULL},
-    [FLT_EXPERIMENTS] = {"1", "2", NULL},
-    [FLT_REGISTERED_MODELS] = {"m", "n", NULL},
-    [FLT_MODEL_VERSIONS] = {"m/1", "m/2", NULL},
+    [TRACK_FLT_RUNS] = {"a", "b", "c", NULL},
+    [TRACK_FLT_EXPERIMENTS] = {"1", "2", NULL},
+    [TRACK_FLT_REGISTERED_MODELS] = {"m", "n", NULL},
+    [TRACK_FLT_MODEL_VERSIONS] = {"m/1", "m/2", NULL},
 };
 static const int total_rows[] = {3, 2, 2, 2};
 
@@ -145,12 +145,12 @@ static int count_q(const char *s) {
   return n;
 }
 
-static void bind_all(sqlite3_stmt *st, const struct flt_binds *b) {
+static void bind_all(sqlite3_stmt *st, const struct track_flt_binds *b) {
   for (int i = 0; i < b->n; i++) {
-    const struct flt_bind *v = &b->v[i];
-    int rc = v->type == FLT_BIND_TEXT
+    const struct track_flt_bind *v = &b->v[i];
+    int rc = v->type == TRACK_FLT_BIND_TEXT
                  ? sqlite3_bind_text(st, i + 1, v->v.text.s, (int)v->v.text.len, SQLITE_STATIC)
-             : v->type == FLT_BIND_I64 ? sqlite3_bind_int64(st, i + 1, v->v.i64)
+             : v->type == TRACK_FLT_BIND_I64 ? sqlite3_bind_int64(st, i + 1, v->v.i64)
                                        : sqlite3_bind_double(st, i + 1, v->v.f64);
     CHECK(rc == SQLITE_OK, "bind %d: %s", i + 1, sqlite3_errmsg(db));
   }
@@ -158,11 +158,11 @@ static void bind_all(sqlite3_stmt *st, const struct flt_binds *b) {
 
 /* Runs the filter (with the order_by when given and accepted); returns a
  * bitmask of the rows, or -1 when the filter does not parse. */
-static long run_query(enum flt_entity ent, const char *filter, const char *const *clauses,
+static long run_query(enum track_flt_entity ent, const char *filter, const char *const *clauses,
                       int nclauses, bool expect_parse) {
-  struct flt *f = NULL;
+  struct track_flt *f = NULL;
   struct err e;
-  int rc = flt_parse(filter, ent, &f, &e);
+  int rc = track_flt_parse(filter, ent, &f, &e);
   if (rc < 0) {
     CHECK(!expect_parse, "derived filter refused: %s\n  filter: %.300s", e.msg, filter);
     CHECK(f == NULL, "out set on failure");
@@ -170,16 +170,16 @@ static long run_query(enum flt_entity ent, const char *filter, const char *const
     return -1;
   }
   struct buf sql, sql2;
-  struct flt_binds b, b2;
+  struct track_flt_binds b, b2;
   buf_init(&sql);
   buf_init(&sql2);
-  flt_binds_init(&b);
-  flt_binds_init(&b2);
+  track_flt_binds_init(&b);
+  track_flt_binds_init(&b2);
   buf_printf(&sql, "%s WHERE ", from[ent]);
-  rc = flt_to_sql(f, &sql, &b, &e);
+  rc = track_flt_to_sql(f, &sql, &b, &e);
   CHECK(rc == 0, "compile failed: %s", e.msg);
   /* deterministic, one placeholder per bind */
-  CHECK(flt_to_sql(f, &sql2, &b2, &e) == 0, "second compile failed");
+  CHECK(track_flt_to_sql(f, &sql2, &b2, &e) == 0, "second compile failed");
   CHECK(strstr(sql.data, sql2.data) != NULL, "compile not deterministic");
   CHECK(b.n == b2.n, "bind counts differ");
   CHECK(count_q(sql2.data) == b2.n, "%d placeholders, %d binds: %.300s", count_q(sql2.data), b2.n,
@@ -188,7 +188,7 @@ static long run_query(enum flt_entity ent, const char *filter, const char *const
     size_t keep = sql.len;
     int keepn = b.n;
     buf_puts(&sql, " ORDER BY ");
-    if (flt_order_by(clauses, nclauses, ent, &sql, &b, &e) < 0) {
+    if (track_flt_order_by(clauses, nclauses, ent, &sql, &b, &e) < 0) {
       check_refusal(&e, "order_by: ", NULL);
       sql.len = keep;
       sql.data[keep] = 0;
@@ -216,9 +216,9 @@ static long run_query(enum flt_entity ent, const char *filter, const char *const
   sqlite3_finalize(st);
   buf_fini(&sql);
   buf_fini(&sql2);
-  flt_binds_fini(&b);
-  flt_binds_fini(&b2);
-  flt_free(f);
+  track_flt_binds_fini(&b);
+  track_flt_binds_fini(&b2);
+  track_flt_free(f);
   return mask;
 }
 
@@ -230,7 +230,7 @@ static int popcount(long m) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
-  enum flt_entity ent = (enum flt_entity)(data[0] % 4);
+  enum track_flt_entity ent = (enum track_flt_entity)(data[0] % 4);
   data++, size--;
   /* filter, then NUL-separated order_by clauses */
   char *copy = malloc(size + 1);
@@ -238,10 +238,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(copy, data, size);
   copy[size] = 0;
   size_t flen = strlen(copy);
-  const char *clauses[FLT_MAX_ORDER_BY + 2];
+  const char *clauses[TRACK_FLT_MAX_ORDER_BY + 2];
   int nclauses = 0;
   bool have_order = flen < size;
-  for (size_t i = flen + 1; i <= size && nclauses < FLT_MAX_ORDER_BY + 2;) {
+  for (size_t i = flen + 1; i <= size && nclauses < TRACK_FLT_MAX_ORDER_BY + 2;) {
     clauses[nclauses++] = copy + i;
     i += strlen(copy + i) + 1;
   }
@@ -265,18 +265,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct buf t;
     buf_init(&t);
     buf_printf(&t, "NOT (%s)", copy);
-    struct flt *probe;
+    struct track_flt *probe;
     struct err e;
     /* wrapping may pass the depth limit; only then is a refusal fine */
-    if (flt_parse(t.data, ent, &probe, &e) == 0) {
-      flt_free(probe);
+    if (track_flt_parse(t.data, ent, &probe, &e) == 0) {
+      track_flt_free(probe);
       long n = run_query(ent, t.data, NULL, 0, true);
       CHECK((m & n) == 0, "F and NOT F overlap: %.300s", copy);
       CHECK((m | n) == all, "F or NOT F is not everything: %.300s", copy);
       buf_reset(&t);
       buf_printf(&t, "(%s) OR NOT (%s)", copy, copy);
-      if (flt_parse(t.data, ent, &probe, &e) == 0) {
-        flt_free(probe);
+      if (track_flt_parse(t.data, ent, &probe, &e) == 0) {
+        track_flt_free(probe);
         CHECK(run_query(ent, t.data, NULL, 0, true) == all, "F OR NOT F");
       }
     } else {

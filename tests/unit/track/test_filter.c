@@ -1,4 +1,4 @@
-/* tests for tracking/filter: the search grammar (quoting, backticks, types,
+/* tests for track/filter: the search grammar (quoting, backticks, types,
  * IN, LIKE/ILIKE, precedence, BETWEEN, every error with its position,
  * limits) and the SQL it compiles to, executed against a real in-memory
  * SQLite database with the tracking schema. */
@@ -9,28 +9,28 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tracking/filter.h"
+#include "track/filter.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* Parses (must succeed) and compiles; returns the SQL, fills binds. */
-static char *compile(const char *text, enum flt_entity ent, struct flt_binds *b) {
-  struct flt *f = NULL;
+static char *compile(const char *text, enum track_flt_entity ent, struct track_flt_binds *b) {
+  struct track_flt *f = NULL;
   struct err e;
-  int rc = flt_parse(text, ent, &f, &e);
+  int rc = track_flt_parse(text, ent, &f, &e);
   cr_assert_eq(rc, 0, "parse of [%s] failed: %s", text, e.msg);
   struct buf sql;
   buf_init(&sql);
-  cr_assert_eq(flt_to_sql(f, &sql, b, &e), 0, "%s", e.msg);
-  flt_free(f);
+  cr_assert_eq(track_flt_to_sql(f, &sql, b, &e), 0, "%s", e.msg);
+  track_flt_free(f);
   return buf_steal(&sql);
 }
 
 /* Parses text, which must fail, and returns the message (static). */
-static const char *parse_error(const char *text, enum flt_entity ent) {
+static const char *parse_error(const char *text, enum track_flt_entity ent) {
   static struct err e;
-  struct flt *f = (struct flt *)1;
-  int rc = flt_parse(text, ent, &f, &e);
+  struct track_flt *f = (struct track_flt *)1;
+  int rc = track_flt_parse(text, ent, &f, &e);
   cr_assert_lt(rc, 0, "[%s] parsed but should not", text);
   cr_assert_null(f);
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE, "[%s]: %s", text, e.msg);
@@ -43,15 +43,15 @@ static const char *parse_error(const char *text, enum flt_entity ent) {
     cr_expect_str_eq(got_, want, "filter [%s]", text);                                             \
   } while (0)
 
-static const char *order_error(const char *const *clauses, int n, enum flt_entity ent) {
+static const char *order_error(const char *const *clauses, int n, enum track_flt_entity ent) {
   static struct err e;
   struct buf sql;
-  struct flt_binds b;
+  struct track_flt_binds b;
   buf_init(&sql);
-  flt_binds_init(&b);
-  int rc = flt_order_by(clauses, n, ent, &sql, &b, &e);
+  track_flt_binds_init(&b);
+  int rc = track_flt_order_by(clauses, n, ent, &sql, &b, &e);
   buf_fini(&sql);
-  flt_binds_fini(&b);
+  track_flt_binds_fini(&b);
   cr_assert_lt(rc, 0, "order_by [%s] accepted", n ? clauses[0] : "");
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE);
   return e.msg;
@@ -64,20 +64,20 @@ TestSuite(filter_parse);
 Test(filter_parse, empty_and_blank_match_everything) {
   const char *inputs[] = {NULL, "", "   ", "\t\n\r "};
   for (size_t i = 0; i < 4; i++) {
-    struct flt *f;
+    struct track_flt *f;
     struct err e;
-    cr_assert_eq(flt_parse(inputs[i], FLT_RUNS, &f, &e), 0);
-    cr_expect(flt_is_empty(f));
+    cr_assert_eq(track_flt_parse(inputs[i], TRACK_FLT_RUNS, &f, &e), 0);
+    cr_expect(track_flt_is_empty(f));
     struct buf sql;
-    struct flt_binds b;
+    struct track_flt_binds b;
     buf_init(&sql);
-    flt_binds_init(&b);
-    cr_assert_eq(flt_to_sql(f, &sql, &b, &e), 0);
+    track_flt_binds_init(&b);
+    cr_assert_eq(track_flt_to_sql(f, &sql, &b, &e), 0);
     cr_expect_str_eq(sql.data, "(1=1)");
     cr_expect_eq(b.n, 0);
     buf_fini(&sql);
-    flt_binds_fini(&b);
-    flt_free(f);
+    track_flt_binds_fini(&b);
+    track_flt_free(f);
   }
 }
 
@@ -99,15 +99,15 @@ Test(filter_parse, string_quoting_and_escapes) {
       {"params.p = 'héllo wörld'", "héllo wörld"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct flt_binds b;
-    flt_binds_init(&b);
-    char *sql = compile(cases[i].filter, FLT_RUNS, &b);
+    struct track_flt_binds b;
+    track_flt_binds_init(&b);
+    char *sql = compile(cases[i].filter, TRACK_FLT_RUNS, &b);
     cr_assert_eq(b.n, 2, "%s", cases[i].filter);
-    cr_expect_eq(b.v[1].type, FLT_BIND_TEXT);
+    cr_expect_eq(b.v[1].type, TRACK_FLT_BIND_TEXT);
     cr_expect_str_eq(b.v[1].v.text.s, cases[i].value, "%s", cases[i].filter);
     cr_expect_eq(b.v[1].v.text.len, strlen(cases[i].value));
     free(sql);
-    flt_binds_fini(&b);
+    track_flt_binds_fini(&b);
   }
 }
 
@@ -134,14 +134,14 @@ Test(filter_parse, identifiers_prefixes_backticks_and_dotted_keys) {
       {"metrics.ünïcode > 1", "ünïcode"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct flt_binds b;
-    flt_binds_init(&b);
-    char *sql = compile(cases[i].filter, FLT_RUNS, &b);
+    struct track_flt_binds b;
+    track_flt_binds_init(&b);
+    char *sql = compile(cases[i].filter, TRACK_FLT_RUNS, &b);
     cr_assert_geq(b.n, 1);
-    cr_expect_eq(b.v[0].type, FLT_BIND_TEXT);
+    cr_expect_eq(b.v[0].type, TRACK_FLT_BIND_TEXT);
     cr_expect_str_eq(b.v[0].v.text.s, cases[i].key, "%s", cases[i].filter);
     free(sql);
-    flt_binds_fini(&b);
+    track_flt_binds_fini(&b);
   }
 }
 
@@ -167,49 +167,49 @@ Test(filter_parse, attribute_spellings_and_aliases) {
       {"end_time <= 5", "r.end_time <= ?"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct flt_binds b;
-    flt_binds_init(&b);
-    char *sql = compile(cases[i].filter, FLT_RUNS, &b);
+    struct track_flt_binds b;
+    track_flt_binds_init(&b);
+    char *sql = compile(cases[i].filter, TRACK_FLT_RUNS, &b);
     cr_expect(strstr(sql, cases[i].col) != NULL, "%s -> %s", cases[i].filter, sql);
     free(sql);
-    flt_binds_fini(&b);
+    track_flt_binds_fini(&b);
   }
 }
 
 Test(filter_parse, numbers_bind_with_their_type) {
   struct {
     const char *filter;
-    enum flt_bind_type type;
+    enum track_flt_bind_type type;
     int64_t i;
     double d;
   } cases[] = {
-      {"metrics.m = 1", FLT_BIND_F64, 0, 1.0},
-      {"metrics.m = -2", FLT_BIND_F64, 0, -2.0},
-      {"metrics.m = 0.25", FLT_BIND_F64, 0, 0.25},
-      {"metrics.m = .5", FLT_BIND_F64, 0, 0.5},
-      {"metrics.m = 5.", FLT_BIND_F64, 0, 5.0},
-      {"metrics.m = 1e3", FLT_BIND_F64, 0, 1000.0},
-      {"metrics.m = -1.5E-2", FLT_BIND_F64, 0, -0.015},
-      {"metrics.m = +7", FLT_BIND_F64, 0, 7.0},
-      {"start_time = 1700000000000", FLT_BIND_I64, 1700000000000LL, 0},
-      {"start_time = -3", FLT_BIND_I64, -3, 0},
-      {"start_time = 1.5", FLT_BIND_F64, 0, 1.5},
-      {"start_time = 1e2", FLT_BIND_F64, 0, 100.0},
-      {"start_time = 99999999999999999999", FLT_BIND_F64, 0, 1e20},
+      {"metrics.m = 1", TRACK_FLT_BIND_F64, 0, 1.0},
+      {"metrics.m = -2", TRACK_FLT_BIND_F64, 0, -2.0},
+      {"metrics.m = 0.25", TRACK_FLT_BIND_F64, 0, 0.25},
+      {"metrics.m = .5", TRACK_FLT_BIND_F64, 0, 0.5},
+      {"metrics.m = 5.", TRACK_FLT_BIND_F64, 0, 5.0},
+      {"metrics.m = 1e3", TRACK_FLT_BIND_F64, 0, 1000.0},
+      {"metrics.m = -1.5E-2", TRACK_FLT_BIND_F64, 0, -0.015},
+      {"metrics.m = +7", TRACK_FLT_BIND_F64, 0, 7.0},
+      {"start_time = 1700000000000", TRACK_FLT_BIND_I64, 1700000000000LL, 0},
+      {"start_time = -3", TRACK_FLT_BIND_I64, -3, 0},
+      {"start_time = 1.5", TRACK_FLT_BIND_F64, 0, 1.5},
+      {"start_time = 1e2", TRACK_FLT_BIND_F64, 0, 100.0},
+      {"start_time = 99999999999999999999", TRACK_FLT_BIND_F64, 0, 1e20},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct flt_binds b;
-    flt_binds_init(&b);
-    char *sql = compile(cases[i].filter, FLT_RUNS, &b);
-    const struct flt_bind *v = &b.v[b.n - 1];
+    struct track_flt_binds b;
+    track_flt_binds_init(&b);
+    char *sql = compile(cases[i].filter, TRACK_FLT_RUNS, &b);
+    const struct track_flt_bind *v = &b.v[b.n - 1];
     cr_expect_eq(v->type, cases[i].type, "%s", cases[i].filter);
-    if (v->type == FLT_BIND_I64)
+    if (v->type == TRACK_FLT_BIND_I64)
       cr_expect_eq(v->v.i64, cases[i].i, "%s", cases[i].filter);
     else
       cr_expect_float_eq(v->v.f64, cases[i].d, 1e-9 * (1 + (cases[i].d < 0 ? -cases[i].d : cases[i].d)),
                          "%s", cases[i].filter);
     free(sql);
-    flt_binds_fini(&b);
+    track_flt_binds_fini(&b);
   }
 }
 
@@ -233,35 +233,35 @@ Test(filter_parse, keywords_are_case_insensitive) {
       "metrics.a <> 1",
   };
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-    struct flt *f;
+    struct track_flt *f;
     struct err e;
-    cr_expect_eq(flt_parse(ok[i], FLT_RUNS, &f, &e), 0, "[%s]: %s", ok[i], e.msg);
-    flt_free(f);
+    cr_expect_eq(track_flt_parse(ok[i], TRACK_FLT_RUNS, &f, &e), 0, "[%s]: %s", ok[i], e.msg);
+    track_flt_free(f);
   }
 }
 
 Test(filter_parse, precedence_and_over_or_not_tightest) {
-  struct flt_binds b;
-  flt_binds_init(&b);
-  char *sql = compile("status = 'A' OR status = 'B' AND status = 'C'", FLT_RUNS, &b);
+  struct track_flt_binds b;
+  track_flt_binds_init(&b);
+  char *sql = compile("status = 'A' OR status = 'B' AND status = 'C'", TRACK_FLT_RUNS, &b);
   /* A OR (B AND C) */
   cr_expect_str_eq(sql, "(((r.status IS NOT NULL AND r.status = ?) OR ((r.status IS NOT NULL AND "
                         "r.status = ?) AND (r.status IS NOT NULL AND r.status = ?))))");
   free(sql);
-  flt_binds_fini(&b);
-  flt_binds_init(&b);
-  sql = compile("NOT status = 'A' AND status = 'B'", FLT_RUNS, &b);
+  track_flt_binds_fini(&b);
+  track_flt_binds_init(&b);
+  sql = compile("NOT status = 'A' AND status = 'B'", TRACK_FLT_RUNS, &b);
   cr_expect_str_eq(sql, "(((NOT (r.status IS NOT NULL AND r.status = ?)) AND (r.status IS NOT "
                         "NULL AND r.status = ?)))");
   free(sql);
-  flt_binds_fini(&b);
-  flt_binds_init(&b);
-  sql = compile("(status = 'A' OR status = 'B') AND status = 'C'", FLT_RUNS, &b);
+  track_flt_binds_fini(&b);
+  track_flt_binds_init(&b);
+  sql = compile("(status = 'A' OR status = 'B') AND status = 'C'", TRACK_FLT_RUNS, &b);
   cr_expect_str_eq(sql, "((((r.status IS NOT NULL AND r.status = ?) OR (r.status IS NOT NULL AND "
                         "r.status = ?)) AND (r.status IS NOT NULL AND r.status = ?)))");
   cr_expect_eq(b.n, 3);
   free(sql);
-  flt_binds_fini(&b);
+  track_flt_binds_fini(&b);
 }
 
 Test(filter_parse, like_patterns_translate_to_glob_and_escaped_like) {
@@ -281,149 +281,149 @@ Test(filter_parse, like_patterns_translate_to_glob_and_escaped_like) {
       {"params.p ILIKE 'C:\\U%'", "C:\\\\U%"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct flt *f;
+    struct track_flt *f;
     struct err e;
-    int rc = flt_parse(cases[i].filter, FLT_RUNS, &f, &e);
+    int rc = track_flt_parse(cases[i].filter, TRACK_FLT_RUNS, &f, &e);
     if (i == 3) { /* 'end\' never closes */
       cr_expect_lt(rc, 0);
       continue;
     }
     cr_assert_eq(rc, 0, "%s: %s", cases[i].filter, e.msg);
     struct buf sql;
-    struct flt_binds b;
+    struct track_flt_binds b;
     buf_init(&sql);
-    flt_binds_init(&b);
-    cr_assert_eq(flt_to_sql(f, &sql, &b, &e), 0);
+    track_flt_binds_init(&b);
+    cr_assert_eq(track_flt_to_sql(f, &sql, &b, &e), 0);
     cr_expect_str_eq(b.v[1].v.text.s, cases[i].bound, "%s", cases[i].filter);
     buf_fini(&sql);
-    flt_binds_fini(&b);
-    flt_free(f);
+    track_flt_binds_fini(&b);
+    track_flt_free(f);
   }
 }
 
 Test(filter_parse, malformed_inputs_name_position_and_expectation) {
-  ERR_IS("metrics.acc > 0.5 AND foo", FLT_RUNS,
+  ERR_IS("metrics.acc > 0.5 AND foo", TRACK_FLT_RUNS,
          "filter: at position 23: invalid attribute key 'foo' specified. Valid keys are 'run_id', "
          "'run_name', 'user_id', 'status', 'artifact_uri', 'start_time', 'created', 'end_time'");
-  ERR_IS("metrics.acc foo 0.5", FLT_RUNS,
+  ERR_IS("metrics.acc foo 0.5", TRACK_FLT_RUNS,
          "filter: at position 13: expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, "
          "NOT IN), found 'foo'");
-  ERR_IS("metrics.acc", FLT_RUNS,
+  ERR_IS("metrics.acc", TRACK_FLT_RUNS,
          "filter: at position 12: expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, "
          "NOT IN), found end of input");
-  ERR_IS("metrics.acc == 1", FLT_RUNS,
+  ERR_IS("metrics.acc == 1", TRACK_FLT_RUNS,
          "filter: at position 14: expected numeric value type for metric 'acc', found '='");
-  ERR_IS("metrics.acc > 0.5 foo", FLT_RUNS,
+  ERR_IS("metrics.acc > 0.5 foo", TRACK_FLT_RUNS,
          "filter: at position 19: expected AND, OR or end of input, found 'foo'");
-  ERR_IS("metrics.acc > '0.5'", FLT_RUNS,
+  ERR_IS("metrics.acc > '0.5'", TRACK_FLT_RUNS,
          "filter: at position 15: expected numeric value type for metric 'acc', found '0.5'");
-  ERR_IS("metrics.acc > abc", FLT_RUNS,
+  ERR_IS("metrics.acc > abc", TRACK_FLT_RUNS,
          "filter: at position 15: expected numeric value type for metric 'acc', found 'abc'");
-  ERR_IS("metrics.acc > 1.2.3", FLT_RUNS,
+  ERR_IS("metrics.acc > 1.2.3", TRACK_FLT_RUNS,
          "filter: at position 15: expected numeric value type for metric 'acc', found '1.2.3'");
-  ERR_IS("metrics.acc > 1e", FLT_RUNS,
+  ERR_IS("metrics.acc > 1e", TRACK_FLT_RUNS,
          "filter: at position 15: expected numeric value type for metric 'acc', found '1e'");
-  ERR_IS("params.lr = 0.01", FLT_RUNS,
+  ERR_IS("params.lr = 0.01", TRACK_FLT_RUNS,
          "filter: at position 13: expected a quoted string value for param 'lr' (e.g. "
          "'my-value'), found '0.01'");
-  ERR_IS("status = FINISHED", FLT_RUNS,
+  ERR_IS("status = FINISHED", TRACK_FLT_RUNS,
          "filter: at position 10: expected a quoted string value for attribute 'status' (e.g. "
          "'my-value'), found 'FINISHED'");
-  ERR_IS("start_time > 'yesterday'", FLT_RUNS,
+  ERR_IS("start_time > 'yesterday'", TRACK_FLT_RUNS,
          "filter: at position 14: expected numeric value type for attribute 'start_time', found "
          "'yesterday'");
-  ERR_IS("params.lr = 'abc", FLT_RUNS,
+  ERR_IS("params.lr = 'abc", TRACK_FLT_RUNS,
          "filter: at position 13: unterminated string literal starting here");
-  ERR_IS("metrics.`acc > 1", FLT_RUNS,
+  ERR_IS("metrics.`acc > 1", TRACK_FLT_RUNS,
          "filter: at position 9: unterminated backtick-quoted name starting here");
-  ERR_IS("metrics.acc LIKE 'x'", FLT_RUNS,
+  ERR_IS("metrics.acc LIKE 'x'", TRACK_FLT_RUNS,
          "filter: at position 13: invalid comparator 'LIKE' for metric 'acc'; expected one of =, "
          "!=, <, <=, >, >=, BETWEEN, IS NULL, IS NOT NULL");
-  ERR_IS("params.lr > '1'", FLT_RUNS,
+  ERR_IS("params.lr > '1'", TRACK_FLT_RUNS,
          "filter: at position 11: invalid comparator '>' for param 'lr'; expected one of =, !=, "
          "LIKE, ILIKE, IS NULL, IS NOT NULL");
-  ERR_IS("tags.t IN ('a')", FLT_RUNS,
+  ERR_IS("tags.t IN ('a')", TRACK_FLT_RUNS,
          "filter: at position 8: invalid comparator 'IN' for tag 't'; expected one of =, !=, LIKE, "
          "ILIKE, IS NULL, IS NOT NULL");
-  ERR_IS("status not in ('a')", FLT_RUNS,
+  ERR_IS("status not in ('a')", TRACK_FLT_RUNS,
          "filter: at position 8: invalid comparator 'NOT IN' for attribute 'status'; expected one "
          "of =, !=, LIKE, ILIKE, IS NULL, IS NOT NULL");
-  ERR_IS("run_id IN 'a'", FLT_RUNS,
+  ERR_IS("run_id IN 'a'", TRACK_FLT_RUNS,
          "filter: at position 11: expected '(' to open the IN list, found 'a'");
-  ERR_IS("run_id IN ()", FLT_RUNS,
+  ERR_IS("run_id IN ()", TRACK_FLT_RUNS,
          "filter: at position 12: expected a quoted string value for attribute 'run_id' (e.g. "
          "'my-value'), found ')'");
-  ERR_IS("run_id IN ('a' 'b')", FLT_RUNS,
+  ERR_IS("run_id IN ('a' 'b')", TRACK_FLT_RUNS,
          "filter: at position 16: expected ',' or ')' in the IN list, found 'b'");
-  ERR_IS("run_id IN ('a',)", FLT_RUNS,
+  ERR_IS("run_id IN ('a',)", TRACK_FLT_RUNS,
          "filter: at position 16: expected a quoted string value for attribute 'run_id' (e.g. "
          "'my-value'), found ')'");
-  ERR_IS("run_id IN ('a'", FLT_RUNS,
+  ERR_IS("run_id IN ('a'", TRACK_FLT_RUNS,
          "filter: at position 15: expected ',' or ')' in the IN list, found end of input");
-  ERR_IS("run_id NOT 'a'", FLT_RUNS,
+  ERR_IS("run_id NOT 'a'", TRACK_FLT_RUNS,
          "filter: at position 12: expected LIKE, ILIKE, IN or BETWEEN after NOT, found 'a'");
-  ERR_IS("params.p IS 'a'", FLT_RUNS,
+  ERR_IS("params.p IS 'a'", TRACK_FLT_RUNS,
          "filter: at position 13: expected NULL or NOT NULL after IS, found 'a'");
-  ERR_IS("metrics.a BETWEEN 1 OR 2", FLT_RUNS,
+  ERR_IS("metrics.a BETWEEN 1 OR 2", TRACK_FLT_RUNS,
          "filter: at position 21: expected AND in BETWEEN ... AND ..., found 'OR'");
-  ERR_IS("metrics.a BETWEEN 1 AND", FLT_RUNS,
+  ERR_IS("metrics.a BETWEEN 1 AND", TRACK_FLT_RUNS,
          "filter: at position 24: expected numeric value type for metric 'a', found end of input");
-  ERR_IS("(metrics.a > 1", FLT_RUNS,
+  ERR_IS("(metrics.a > 1", TRACK_FLT_RUNS,
          "filter: at position 15: expected AND, OR or ')' to close the '(' at position 1, found "
          "end of input");
-  ERR_IS("metrics.a > 1)", FLT_RUNS, "filter: at position 14: unmatched ')'");
-  ERR_IS("()", FLT_RUNS,
+  ERR_IS("metrics.a > 1)", TRACK_FLT_RUNS, "filter: at position 14: unmatched ')'");
+  ERR_IS("()", TRACK_FLT_RUNS,
          "filter: at position 2: expected an identifier (metrics.<key>, params.<key>, tags.<key> "
          "or an attribute), found ')'");
-  ERR_IS("metrics.a > 1 AND", FLT_RUNS,
+  ERR_IS("metrics.a > 1 AND", TRACK_FLT_RUNS,
          "filter: at position 18: expected an identifier (metrics.<key>, params.<key>, tags.<key> "
          "or an attribute), found end of input");
-  ERR_IS("metrics.a > 1 AND AND metrics.b > 1", FLT_RUNS,
+  ERR_IS("metrics.a > 1 AND AND metrics.b > 1", TRACK_FLT_RUNS,
          "filter: at position 19: invalid attribute key 'AND' specified. Valid keys are "
          "'run_id', 'run_name', 'user_id', 'status', 'artifact_uri', 'start_time', 'created', "
          "'end_time'");
-  ERR_IS("NOT", FLT_RUNS,
+  ERR_IS("NOT", TRACK_FLT_RUNS,
          "filter: at position 4: expected an identifier (metrics.<key>, params.<key>, tags.<key> "
          "or an attribute), found end of input");
-  ERR_IS("'a' = 'a'", FLT_RUNS,
+  ERR_IS("'a' = 'a'", TRACK_FLT_RUNS,
          "filter: at position 1: expected an identifier (metrics.<key>, params.<key>, tags.<key> "
          "or an attribute), found 'a'");
-  ERR_IS("metrics. > 1", FLT_RUNS, "filter: at position 9: expected a key after 'metrics.', found whitespace");
-  ERR_IS("metrics.`` > 1", FLT_RUNS, "filter: at position 1: empty key");
-  ERR_IS("foo.bar = 'x'", FLT_RUNS,
+  ERR_IS("metrics. > 1", TRACK_FLT_RUNS, "filter: at position 9: expected a key after 'metrics.', found whitespace");
+  ERR_IS("metrics.`` > 1", TRACK_FLT_RUNS, "filter: at position 1: empty key");
+  ERR_IS("foo.bar = 'x'", TRACK_FLT_RUNS,
          "filter: at position 1: invalid entity type 'foo'. Valid values are 'metrics', 'params', "
          "'tags', 'attributes', 'datasets'");
-  ERR_IS("datasets.name = 'x'", FLT_RUNS,
+  ERR_IS("datasets.name = 'x'", TRACK_FLT_RUNS,
          "filter: at position 1: dataset filters (datasets.name, datasets.digest, "
          "datasets.context) are not supported yet");
-  ERR_IS("metrics.acc > 1 ; DROP TABLE runs", FLT_RUNS,
+  ERR_IS("metrics.acc > 1 ; DROP TABLE runs", TRACK_FLT_RUNS,
          "filter: at position 17: expected AND, OR or end of input, found ';'");
-  ERR_IS("metrics.é > 1 AND tags.x = 'y' @", FLT_RUNS,
+  ERR_IS("metrics.é > 1 AND tags.x = 'y' @", TRACK_FLT_RUNS,
          "filter: at position 32: expected AND, OR or end of input, found '@'");
-  ERR_IS("params.p = 'a' \x01", FLT_RUNS,
+  ERR_IS("params.p = 'a' \x01", TRACK_FLT_RUNS,
          "filter: at position 16: expected AND, OR or end of input, found '\\x01'");
-  ERR_IS("params.p = 'a\xff'", FLT_RUNS, "filter: at position 14: invalid UTF-8");
-  ERR_IS("params.p = 'a' AND \xc3", FLT_RUNS, "filter: at position 20: invalid UTF-8");
+  ERR_IS("params.p = 'a\xff'", TRACK_FLT_RUNS, "filter: at position 14: invalid UTF-8");
+  ERR_IS("params.p = 'a' AND \xc3", TRACK_FLT_RUNS, "filter: at position 20: invalid UTF-8");
   /* experiments, registered models, model versions */
-  ERR_IS("metrics.acc > 1", FLT_EXPERIMENTS,
+  ERR_IS("metrics.acc > 1", TRACK_FLT_EXPERIMENTS,
          "filter: at position 1: invalid entity type 'metrics'. Valid values are 'attributes', "
          "'tags'");
-  ERR_IS("params.p = 'a'", FLT_REGISTERED_MODELS,
+  ERR_IS("params.p = 'a'", TRACK_FLT_REGISTERED_MODELS,
          "filter: at position 1: invalid entity type 'params'. Valid values are 'attributes', "
          "'tags'");
-  ERR_IS("run.name = 'a'", FLT_EXPERIMENTS,
+  ERR_IS("run.name = 'a'", TRACK_FLT_EXPERIMENTS,
          "filter: at position 1: invalid entity type 'run'. Valid values are 'attributes', "
          "'tags'");
-  ERR_IS("experiment_id = 1", FLT_EXPERIMENTS,
+  ERR_IS("experiment_id = 1", TRACK_FLT_EXPERIMENTS,
          "filter: at position 1: invalid attribute key 'experiment_id' specified. Valid keys are "
          "'name', 'creation_time', 'last_update_time'");
-  ERR_IS("creation_timestamp > 1", FLT_REGISTERED_MODELS,
+  ERR_IS("creation_timestamp > 1", TRACK_FLT_REGISTERED_MODELS,
          "filter: at position 1: invalid attribute key 'creation_timestamp' specified. Valid keys "
          "are 'name'");
-  ERR_IS("name IN ('a')", FLT_MODEL_VERSIONS,
+  ERR_IS("name IN ('a')", TRACK_FLT_MODEL_VERSIONS,
          "filter: at position 6: invalid comparator 'IN' for attribute 'name'; expected one of =, "
          "!=, LIKE, ILIKE, IS NULL, IS NOT NULL");
-  ERR_IS("version_number = '1'", FLT_MODEL_VERSIONS,
+  ERR_IS("version_number = '1'", TRACK_FLT_MODEL_VERSIONS,
          "filter: at position 18: expected numeric value type for attribute 'version_number', "
          "found '1'");
 }
@@ -431,7 +431,7 @@ Test(filter_parse, malformed_inputs_name_position_and_expectation) {
 Test(filter_parse, long_found_tokens_are_cut) {
   char text[200];
   snprintf(text, sizeof text, "metrics.acc %s 1", "abcdefghijabcdefghijabcdefghijabcdefghij");
-  const char *msg = parse_error(text, FLT_RUNS);
+  const char *msg = parse_error(text, TRACK_FLT_RUNS);
   cr_expect_str_eq(msg, "filter: at position 13: expected a comparator (=, !=, <, <=, >, >=, "
                         "LIKE, ILIKE, IN, NOT IN), found 'abcdefghijabcdefghijabcdefghijab...'");
 }
@@ -451,12 +451,12 @@ static bool utf8_ok(const char *s) {
  * token, which was then cut inside a multi-byte character */
 Test(filter_parse, messages_stay_utf8_when_cut) {
   const char *msg = parse_error("attributes.run_id'NOT] IN\n\n \n\n\n\n\n\n\n\n%s\x06\xc3\xaf ",
-                                FLT_RUNS);
+                                TRACK_FLT_RUNS);
   cr_expect(utf8_ok(msg), "%s", msg);
   cr_expect(strstr(msg, "found 'NOT] IN\\x0a\\x0a \\x0a") != NULL, "%s", msg);
   const char *c[] = {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 x"};
-  const char *m2 = order_error(c, 1, FLT_RUNS);
+  const char *m2 = order_error(c, 1, TRACK_FLT_RUNS);
   cr_expect(utf8_ok(m2), "%s", m2);
   char big[300];
   memset(big, 0, sizeof big);
@@ -464,78 +464,78 @@ Test(filter_parse, messages_stay_utf8_when_cut) {
   for (int i = 0; i < 60; i++) memcpy(big + 12 + 2 * i, "\xc3\xa9", 2);
   memcpy(big + 132, "` DESC", 6);
   const char *c2[] = {big};
-  const char *m3 = order_error(c2, 1, FLT_RUNS);
+  const char *m3 = order_error(c2, 1, TRACK_FLT_RUNS);
   cr_expect(utf8_ok(m3), "%s", m3);
   cr_expect_leq(strlen(m3), 255);
 }
 
 Test(filter_parse, limits_length_depth_terms_values) {
   /* length */
-  size_t n = FLT_MAX_TEXT + 1;
+  size_t n = TRACK_FLT_MAX_TEXT + 1;
   char *big = malloc(n + 1);
   memset(big, ' ', n);
   big[n] = 0;
-  cr_expect_str_eq(parse_error(big, FLT_RUNS), "filter: longer than 65536 bytes");
+  cr_expect_str_eq(parse_error(big, TRACK_FLT_RUNS), "filter: longer than 65536 bytes");
   free(big);
 
   /* depth: 64 parentheses are fine, 65 are not */
   struct buf b;
   buf_init(&b);
-  for (int i = 0; i < FLT_MAX_DEPTH; i++) buf_putc(&b, '(');
+  for (int i = 0; i < TRACK_FLT_MAX_DEPTH; i++) buf_putc(&b, '(');
   buf_puts(&b, "metrics.a > 1");
-  for (int i = 0; i < FLT_MAX_DEPTH; i++) buf_putc(&b, ')');
-  struct flt *f;
+  for (int i = 0; i < TRACK_FLT_MAX_DEPTH; i++) buf_putc(&b, ')');
+  struct track_flt *f;
   struct err e;
-  cr_expect_eq(flt_parse(b.data, FLT_RUNS, &f, &e), 0, "%s", e.msg);
-  flt_free(f);
+  cr_expect_eq(track_flt_parse(b.data, TRACK_FLT_RUNS, &f, &e), 0, "%s", e.msg);
+  track_flt_free(f);
   buf_reset(&b);
-  for (int i = 0; i <= FLT_MAX_DEPTH; i++) buf_putc(&b, '(');
+  for (int i = 0; i <= TRACK_FLT_MAX_DEPTH; i++) buf_putc(&b, '(');
   buf_puts(&b, "metrics.a > 1");
-  cr_expect_str_eq(parse_error(b.data, FLT_RUNS),
+  cr_expect_str_eq(parse_error(b.data, TRACK_FLT_RUNS),
                    "filter: at position 65: nesting deeper than 64 levels");
   buf_reset(&b);
-  for (int i = 0; i <= FLT_MAX_DEPTH; i++) buf_puts(&b, "NOT ");
+  for (int i = 0; i <= TRACK_FLT_MAX_DEPTH; i++) buf_puts(&b, "NOT ");
   buf_puts(&b, "metrics.a > 1");
-  cr_expect_str_eq(parse_error(b.data, FLT_RUNS),
+  cr_expect_str_eq(parse_error(b.data, TRACK_FLT_RUNS),
                    "filter: at position 257: nesting deeper than 64 levels");
 
   /* comparisons */
   buf_reset(&b);
-  for (int i = 0; i < FLT_MAX_TERMS; i++) buf_printf(&b, "%sm=1", i ? " OR " : "");
-  cr_expect_str_eq(parse_error(b.data, FLT_RUNS),
+  for (int i = 0; i < TRACK_FLT_MAX_TERMS; i++) buf_printf(&b, "%sm=1", i ? " OR " : "");
+  cr_expect_str_eq(parse_error(b.data, TRACK_FLT_RUNS),
                    "filter: at position 1: invalid attribute key 'm' specified. Valid keys are "
                    "'run_id', 'run_name', 'user_id', 'status', 'artifact_uri', 'start_time', "
                    "'created', 'end_time'");
   buf_reset(&b);
-  for (int i = 0; i < FLT_MAX_TERMS; i++) buf_printf(&b, "%sstart_time=%d", i ? " OR " : "", i);
-  cr_expect_eq(flt_parse(b.data, FLT_RUNS, &f, &e), 0, "%s", e.msg);
-  flt_free(f);
+  for (int i = 0; i < TRACK_FLT_MAX_TERMS; i++) buf_printf(&b, "%sstart_time=%d", i ? " OR " : "", i);
+  cr_expect_eq(track_flt_parse(b.data, TRACK_FLT_RUNS, &f, &e), 0, "%s", e.msg);
+  track_flt_free(f);
   size_t at = b.len + 5;
   buf_puts(&b, " OR start_time=1");
   char want[128];
   snprintf(want, sizeof want, "filter: at position %zu: more than 1024 comparisons", at);
-  cr_expect_str_eq(parse_error(b.data, FLT_RUNS), want);
+  cr_expect_str_eq(parse_error(b.data, TRACK_FLT_RUNS), want);
 
   /* values in one IN list */
   buf_reset(&b);
   buf_puts(&b, "run_id IN (");
-  for (int i = 0; i < FLT_MAX_FILTER_BINDS; i++) buf_printf(&b, "%s'%d'", i ? "," : "", i);
+  for (int i = 0; i < TRACK_FLT_MAX_FILTER_BINDS; i++) buf_printf(&b, "%s'%d'", i ? "," : "", i);
   buf_puts(&b, ")");
-  cr_expect_eq(flt_parse(b.data, FLT_RUNS, &f, &e), 0, "%s", e.msg);
-  flt_free(f);
+  cr_expect_eq(track_flt_parse(b.data, TRACK_FLT_RUNS, &f, &e), 0, "%s", e.msg);
+  track_flt_free(f);
   b.len--;
   at = b.len + 2;
   buf_puts(&b, ",'x')");
   snprintf(want, sizeof want, "filter: at position %zu: more than 4096 values in one filter", at);
-  cr_expect_str_eq(parse_error(b.data, FLT_RUNS), want);
+  cr_expect_str_eq(parse_error(b.data, TRACK_FLT_RUNS), want);
   buf_fini(&b);
 
   /* key length */
   buf_init(&b);
   buf_puts(&b, "params.");
-  for (int i = 0; i <= FLT_MAX_KEY; i++) buf_putc(&b, 'k');
+  for (int i = 0; i <= TRACK_FLT_MAX_KEY; i++) buf_putc(&b, 'k');
   buf_puts(&b, " = 'v'");
-  cr_expect_str_eq(parse_error(b.data, FLT_RUNS), "filter: at position 1: key longer than 1024 bytes");
+  cr_expect_str_eq(parse_error(b.data, TRACK_FLT_RUNS), "filter: at position 1: key longer than 1024 bytes");
   buf_fini(&b);
 }
 
@@ -543,11 +543,11 @@ Test(filter_parse, wide_filters_compile_to_shallow_sql) {
   /* 1024 ORed comparisons must prepare in SQLite (expression depth 1000) */
   struct buf t;
   buf_init(&t);
-  for (int i = 0; i < FLT_MAX_TERMS; i++) buf_printf(&t, "%sstart_time=%d", i ? " or " : "", i);
-  struct flt_binds b;
-  flt_binds_init(&b);
-  char *sql = compile(t.data, FLT_RUNS, &b);
-  cr_expect_eq(b.n, FLT_MAX_TERMS);
+  for (int i = 0; i < TRACK_FLT_MAX_TERMS; i++) buf_printf(&t, "%sstart_time=%d", i ? " or " : "", i);
+  struct track_flt_binds b;
+  track_flt_binds_init(&b);
+  char *sql = compile(t.data, TRACK_FLT_RUNS, &b);
+  cr_expect_eq(b.n, TRACK_FLT_MAX_TERMS);
   sqlite3 *db;
   cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
   cr_assert_eq(sqlite3_exec(db, "CREATE TABLE runs(run_uuid, start_time, name)", 0, 0, 0), 0);
@@ -561,143 +561,143 @@ Test(filter_parse, wide_filters_compile_to_shallow_sql) {
   buf_fini(&q);
   buf_fini(&t);
   free(sql);
-  flt_binds_fini(&b);
+  track_flt_binds_fini(&b);
 }
 
 Test(filter_parse, entity_kinds_and_errors_without_err) {
-  struct flt *f;
-  cr_expect_eq(flt_parse("name = 'x'", FLT_EXPERIMENTS, &f, NULL), 0);
-  cr_expect_eq(flt_entity_of(f), FLT_EXPERIMENTS);
-  cr_expect_not(flt_is_empty(f));
-  flt_free(f);
-  cr_expect_eq(flt_parse("bad", FLT_EXPERIMENTS, &f, NULL), -ERR_INVALID_PARAMETER_VALUE);
+  struct track_flt *f;
+  cr_expect_eq(track_flt_parse("name = 'x'", TRACK_FLT_EXPERIMENTS, &f, NULL), 0);
+  cr_expect_eq(track_flt_entity_of(f), TRACK_FLT_EXPERIMENTS);
+  cr_expect_not(track_flt_is_empty(f));
+  track_flt_free(f);
+  cr_expect_eq(track_flt_parse("bad", TRACK_FLT_EXPERIMENTS, &f, NULL), -ERR_INVALID_PARAMETER_VALUE);
   cr_expect_null(f);
-  flt_free(NULL);
+  track_flt_free(NULL);
 }
 
 /* ---- order_by parsing ----------------------------------------------------------- */
 
-static char *order_sql(const char *const *clauses, int n, enum flt_entity ent,
-                       struct flt_binds *b) {
+static char *order_sql(const char *const *clauses, int n, enum track_flt_entity ent,
+                       struct track_flt_binds *b) {
   struct buf sql;
   struct err e;
   buf_init(&sql);
-  cr_assert_eq(flt_order_by(clauses, n, ent, &sql, b, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_flt_order_by(clauses, n, ent, &sql, b, &e), 0, "%s", e.msg);
   return buf_steal(&sql);
 }
 
 Test(filter_parse, order_by_sql_and_tie_breakers) {
-  struct flt_binds b;
-  flt_binds_init(&b);
-  char *s = order_sql(NULL, 0, FLT_RUNS, &b);
+  struct track_flt_binds b;
+  track_flt_binds_init(&b);
+  char *s = order_sql(NULL, 0, TRACK_FLT_RUNS, &b);
   cr_expect_str_eq(s, "r.start_time DESC, r.run_uuid ASC");
   free(s);
   const char *c1[] = {"attributes.start_time ASC"};
-  s = order_sql(c1, 1, FLT_RUNS, &b);
+  s = order_sql(c1, 1, TRACK_FLT_RUNS, &b);
   cr_expect_str_eq(s, "r.start_time ASC NULLS LAST, r.run_uuid ASC");
   free(s);
   const char *c2[] = {"  created desc  ", "run_name"};
-  s = order_sql(c2, 2, FLT_RUNS, &b);
+  s = order_sql(c2, 2, TRACK_FLT_RUNS, &b);
   cr_expect_str_eq(s, "r.start_time DESC NULLS LAST, r.name ASC NULLS LAST, r.run_uuid ASC");
   free(s);
   const char *c3[] = {"params.`my key` DESC"};
-  s = order_sql(c3, 1, FLT_RUNS, &b);
+  s = order_sql(c3, 1, TRACK_FLT_RUNS, &b);
   cr_expect_str_eq(s, "(SELECT c.value FROM params c WHERE c.run_uuid = r.run_uuid AND c.key = "
                       "?) DESC NULLS LAST, r.start_time DESC, r.run_uuid ASC");
   cr_expect_str_eq(b.v[b.n - 1].v.text.s, "my key");
   free(s);
-  s = order_sql(NULL, 0, FLT_EXPERIMENTS, &b);
+  s = order_sql(NULL, 0, TRACK_FLT_EXPERIMENTS, &b);
   cr_expect_str_eq(s, "e.creation_time DESC, e.experiment_id ASC");
   free(s);
   const char *c4[] = {"name"};
-  s = order_sql(c4, 1, FLT_EXPERIMENTS, &b);
+  s = order_sql(c4, 1, TRACK_FLT_EXPERIMENTS, &b);
   cr_expect_str_eq(s, "e.name ASC, e.experiment_id DESC");
   free(s);
   const char *c5[] = {"experiment_id asc", "attribute.last_update_time DESC"};
-  s = order_sql(c5, 2, FLT_EXPERIMENTS, &b);
+  s = order_sql(c5, 2, TRACK_FLT_EXPERIMENTS, &b);
   cr_expect_str_eq(s, "e.experiment_id ASC, e.last_update_time DESC");
   free(s);
-  s = order_sql(NULL, 0, FLT_REGISTERED_MODELS, &b);
+  s = order_sql(NULL, 0, TRACK_FLT_REGISTERED_MODELS, &b);
   cr_expect_str_eq(s, "m.name ASC");
   free(s);
   const char *c6[] = {"timestamp DESC"};
-  s = order_sql(c6, 1, FLT_REGISTERED_MODELS, &b);
+  s = order_sql(c6, 1, TRACK_FLT_REGISTERED_MODELS, &b);
   cr_expect_str_eq(s, "m.last_updated_time DESC, m.name ASC");
   free(s);
-  s = order_sql(NULL, 0, FLT_MODEL_VERSIONS, &b);
+  s = order_sql(NULL, 0, TRACK_FLT_MODEL_VERSIONS, &b);
   cr_expect_str_eq(s, "v.name ASC, v.version DESC");
   free(s);
   const char *c7[] = {"creation_timestamp DESC"};
-  s = order_sql(c7, 1, FLT_MODEL_VERSIONS, &b);
+  s = order_sql(c7, 1, TRACK_FLT_MODEL_VERSIONS, &b);
   cr_expect_str_eq(s, "v.creation_time DESC, v.name ASC, v.version DESC");
   free(s);
-  flt_binds_fini(&b);
+  track_flt_binds_fini(&b);
 }
 
 Test(filter_parse, order_by_errors) {
   const char *a[] = {"metrics.acc UP"};
-  cr_expect_str_eq(order_error(a, 1, FLT_RUNS),
+  cr_expect_str_eq(order_error(a, 1, TRACK_FLT_RUNS),
                    "order_by: invalid order_by clause 1 'metrics.acc UP': at position 13: invalid "
                    "ordering key: expected ASC or DESC, found 'UP'");
   const char *b[] = {"metrics.acc", "foo DESC"};
-  cr_expect_str_eq(order_error(b, 2, FLT_RUNS),
+  cr_expect_str_eq(order_error(b, 2, TRACK_FLT_RUNS),
                    "order_by: invalid order_by clause 2 'foo DESC': at position 1: invalid "
                    "attribute key 'foo' specified. Valid keys are 'run_id', 'run_name', 'user_id', "
                    "'status', 'artifact_uri', 'start_time', 'created', 'end_time'");
   const char *c[] = {""};
-  cr_expect_str_eq(order_error(c, 1, FLT_RUNS),
+  cr_expect_str_eq(order_error(c, 1, TRACK_FLT_RUNS),
                    "order_by: invalid order_by clause 1 '': at position 1: expected an identifier "
                    "(metrics.<key>, params.<key>, tags.<key> or an attribute), found end of input");
   const char *d[] = {"metrics.acc DESC", "metrics.`acc` ASC"};
-  cr_expect_str_eq(order_error(d, 2, FLT_RUNS),
+  cr_expect_str_eq(order_error(d, 2, TRACK_FLT_RUNS),
                    "order_by: `order_by` contains duplicate fields: metric 'acc' is given twice");
   const char *d2[] = {"start_time", "created DESC"};
-  cr_expect_str_eq(order_error(d2, 2, FLT_RUNS),
+  cr_expect_str_eq(order_error(d2, 2, TRACK_FLT_RUNS),
                    "order_by: `order_by` contains duplicate fields: attribute 'created' is given "
                    "twice");
   const char *d3[] = {"timestamp", "last_updated_timestamp"};
-  order_error(d3, 2, FLT_REGISTERED_MODELS);
+  order_error(d3, 2, TRACK_FLT_REGISTERED_MODELS);
   const char *e1[] = {"tags.t"};
-  cr_expect_str_eq(order_error(e1, 1, FLT_EXPERIMENTS),
+  cr_expect_str_eq(order_error(e1, 1, TRACK_FLT_EXPERIMENTS),
                    "order_by: invalid order_by clause 1 'tags.t': at position 1: invalid order_by "
                    "entity: tag");
   const char *e2[] = {"creation_timestamp"};
-  cr_expect_str_eq(order_error(e2, 1, FLT_REGISTERED_MODELS),
+  cr_expect_str_eq(order_error(e2, 1, TRACK_FLT_REGISTERED_MODELS),
                    "order_by: invalid order_by clause 1 'creation_timestamp': at position 1: "
                    "invalid attribute key 'creation_timestamp' specified. Valid keys are 'name', "
                    "'timestamp', 'last_updated_timestamp'");
   const char *e3[] = {"metrics.acc DESC ASC"};
-  order_error(e3, 1, FLT_RUNS);
+  order_error(e3, 1, TRACK_FLT_RUNS);
   const char *e4[] = {"metrics.acc DESC, params.x"};
-  cr_expect_str_eq(order_error(e4, 1, FLT_RUNS),
+  cr_expect_str_eq(order_error(e4, 1, TRACK_FLT_RUNS),
                    "order_by: invalid order_by clause 1 'metrics.acc DESC, params.x': at position "
                    "17: invalid ordering key: expected ASC or DESC, found ','");
   /* found by fuzz_filter: the clause was quoted into the message before its
    * UTF-8 was checked */
   const char *u[] = {"params.lr AS\x8c\x93" "art_time"};
-  cr_expect_str_eq(order_error(u, 1, FLT_RUNS),
+  cr_expect_str_eq(order_error(u, 1, TRACK_FLT_RUNS),
                    "order_by: invalid order_by clause 1: at position 13: invalid UTF-8");
-  const char *many[FLT_MAX_ORDER_BY + 1];
-  for (int i = 0; i <= FLT_MAX_ORDER_BY; i++) many[i] = "metrics.a";
-  cr_expect_str_eq(order_error(many, FLT_MAX_ORDER_BY + 1, FLT_RUNS),
+  const char *many[TRACK_FLT_MAX_ORDER_BY + 1];
+  for (int i = 0; i <= TRACK_FLT_MAX_ORDER_BY; i++) many[i] = "metrics.a";
+  cr_expect_str_eq(order_error(many, TRACK_FLT_MAX_ORDER_BY + 1, TRACK_FLT_RUNS),
                    "order_by: more than 16 clauses");
   /* duplicates are MLflow's rule for runs and registered models only */
   const char *dup[] = {"name", "name DESC"};
-  struct flt_binds bb;
-  flt_binds_init(&bb);
-  free(order_sql(dup, 2, FLT_EXPERIMENTS, &bb));
-  flt_binds_fini(&bb);
+  struct track_flt_binds bb;
+  track_flt_binds_init(&bb);
+  free(order_sql(dup, 2, TRACK_FLT_EXPERIMENTS, &bb));
+  track_flt_binds_fini(&bb);
 }
 
 Test(filter_parse, bind_list_bound) {
-  struct flt_binds b;
+  struct track_flt_binds b;
   struct err e;
-  flt_binds_init(&b);
-  for (int i = 0; i < FLT_MAX_BINDS; i++) cr_assert_eq(flt_bind_i64(&b, i, &e), 0);
-  cr_expect_eq(flt_bind_text(&b, "x", 1, &e), -ERR_INVALID_PARAMETER_VALUE);
-  cr_expect_eq(flt_bind_f64(&b, 1, NULL), -ERR_INVALID_PARAMETER_VALUE);
-  cr_expect_eq(b.n, FLT_MAX_BINDS);
-  flt_binds_fini(&b);
+  track_flt_binds_init(&b);
+  for (int i = 0; i < TRACK_FLT_MAX_BINDS; i++) cr_assert_eq(track_flt_bind_i64(&b, i, &e), 0);
+  cr_expect_eq(track_flt_bind_text(&b, "x", 1, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_expect_eq(track_flt_bind_f64(&b, 1, NULL), -ERR_INVALID_PARAMETER_VALUE);
+  cr_expect_eq(b.n, TRACK_FLT_MAX_BINDS);
+  track_flt_binds_fini(&b);
   cr_expect_eq(b.n, 0);
 }
 
@@ -786,47 +786,47 @@ static void db_teardown(void) { sqlite3_close(db); }
 
 TestSuite(filter_sql, .init = db_setup, .fini = db_teardown);
 
-static void bind_all(sqlite3_stmt *st, const struct flt_binds *b) {
+static void bind_all(sqlite3_stmt *st, const struct track_flt_binds *b) {
   for (int i = 0; i < b->n; i++) {
-    const struct flt_bind *v = &b->v[i];
-    int rc = v->type == FLT_BIND_TEXT
+    const struct track_flt_bind *v = &b->v[i];
+    int rc = v->type == TRACK_FLT_BIND_TEXT
                  ? sqlite3_bind_text(st, i + 1, v->v.text.s, (int)v->v.text.len, SQLITE_STATIC)
-             : v->type == FLT_BIND_I64 ? sqlite3_bind_int64(st, i + 1, v->v.i64)
+             : v->type == TRACK_FLT_BIND_I64 ? sqlite3_bind_int64(st, i + 1, v->v.i64)
                                        : sqlite3_bind_double(st, i + 1, v->v.f64);
     cr_assert_eq(rc, SQLITE_OK);
   }
 }
 
 static const char *const select_of[] = {
-    [FLT_RUNS] = "SELECT r.run_uuid FROM runs r",
-    [FLT_EXPERIMENTS] = "SELECT e.name FROM experiments e",
-    [FLT_REGISTERED_MODELS] = "SELECT m.name FROM registered_models m",
-    [FLT_MODEL_VERSIONS] = "SELECT v.name || '/' || v.version FROM model_versions v",
+    [TRACK_FLT_RUNS] = "SELECT r.run_uuid FROM runs r",
+    [TRACK_FLT_EXPERIMENTS] = "SELECT e.name FROM experiments e",
+    [TRACK_FLT_REGISTERED_MODELS] = "SELECT m.name FROM registered_models m",
+    [TRACK_FLT_MODEL_VERSIONS] = "SELECT v.name || '/' || v.version FROM model_versions v",
 };
 static const char *const default_order[] = {
-    [FLT_RUNS] = "r.run_uuid",
-    [FLT_EXPERIMENTS] = "e.name",
-    [FLT_REGISTERED_MODELS] = "m.name",
-    [FLT_MODEL_VERSIONS] = "v.name, v.version",
+    [TRACK_FLT_RUNS] = "r.run_uuid",
+    [TRACK_FLT_EXPERIMENTS] = "e.name",
+    [TRACK_FLT_REGISTERED_MODELS] = "m.name",
+    [TRACK_FLT_MODEL_VERSIONS] = "v.name, v.version",
 };
 
 /* Runs the filter (and order_by, or a fixed order when clauses is NULL)
  * and returns the first column of every row, comma-separated (static). */
-static const char *query(enum flt_entity ent, const char *filter, const char *const *clauses,
+static const char *query(enum track_flt_entity ent, const char *filter, const char *const *clauses,
                          int nclauses) {
   static char out[1024];
-  struct flt *f;
+  struct track_flt *f;
   struct err e;
-  cr_assert_eq(flt_parse(filter, ent, &f, &e), 0, "[%s]: %s", filter, e.msg);
+  cr_assert_eq(track_flt_parse(filter, ent, &f, &e), 0, "[%s]: %s", filter, e.msg);
   struct buf sql;
-  struct flt_binds b;
+  struct track_flt_binds b;
   buf_init(&sql);
-  flt_binds_init(&b);
+  track_flt_binds_init(&b);
   buf_printf(&sql, "%s WHERE ", select_of[ent]);
-  cr_assert_eq(flt_to_sql(f, &sql, &b, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_flt_to_sql(f, &sql, &b, &e), 0, "%s", e.msg);
   buf_puts(&sql, " ORDER BY ");
   if (clauses)
-    cr_assert_eq(flt_order_by(clauses, nclauses, ent, &sql, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(track_flt_order_by(clauses, nclauses, ent, &sql, &b, &e), 0, "%s", e.msg);
   else
     buf_puts(&sql, default_order[ent]);
   sqlite3_stmt *st;
@@ -843,12 +843,12 @@ static const char *query(enum flt_entity ent, const char *filter, const char *co
   cr_assert_eq(rc, SQLITE_DONE, "%s", sqlite3_errmsg(db));
   sqlite3_finalize(st);
   buf_fini(&sql);
-  flt_binds_fini(&b);
-  flt_free(f);
+  track_flt_binds_fini(&b);
+  track_flt_free(f);
   return out;
 }
 
-#define RUNS_ARE(filter, want) cr_expect_str_eq(query(FLT_RUNS, filter, NULL, 0), want, "%s", filter)
+#define RUNS_ARE(filter, want) cr_expect_str_eq(query(TRACK_FLT_RUNS, filter, NULL, 0), want, "%s", filter)
 
 Test(filter_sql, metrics_compare_numerically_with_latest_value) {
   RUNS_ARE("", "r1,r2,r3,r4,r5,r6");
@@ -997,7 +997,7 @@ Test(filter_sql, injection_attempts_stay_values) {
 #define ORDER_IS(want, ...)                                                                        \
   do {                                                                                             \
     const char *cl_[] = {__VA_ARGS__};                                                             \
-    cr_expect_str_eq(query(FLT_RUNS, "", cl_, (int)(sizeof cl_ / sizeof cl_[0])), want, "%s",     \
+    cr_expect_str_eq(query(TRACK_FLT_RUNS, "", cl_, (int)(sizeof cl_ / sizeof cl_[0])), want, "%s",     \
                      cl_[0]);                                                                      \
   } while (0)
 
@@ -1014,9 +1014,9 @@ Test(filter_sql, order_by_metrics_nan_then_missing_last_both_ways) {
 
 Test(filter_sql, order_by_params_tags_attributes_and_ties) {
   /* no order_by: start_time DESC (NULL last), then run_id */
-  cr_expect_str_eq(query(FLT_RUNS, "", NULL, 0), "r1,r2,r3,r4,r5,r6");
+  cr_expect_str_eq(query(TRACK_FLT_RUNS, "", NULL, 0), "r1,r2,r3,r4,r5,r6");
   const char *none[1];
-  cr_expect_str_eq(query(FLT_RUNS, "", none, 0), "r3,r5,r2,r4,r1,r6");
+  cr_expect_str_eq(query(TRACK_FLT_RUNS, "", none, 0), "r3,r5,r2,r4,r1,r6");
   /* lr: r1 0.01, r2 0.1, r3 0.01, r5 1e-3, r6 a_b; r4 none: as strings */
   ORDER_IS("r3,r1,r2,r5,r6,r4", "params.lr");
   ORDER_IS("r6,r5,r2,r3,r1,r4", "params.lr DESC");
@@ -1031,51 +1031,51 @@ Test(filter_sql, order_by_params_tags_attributes_and_ties) {
   ORDER_IS("r6,r5,r4,r3,r2,r1", "run_id DESC");
   ORDER_IS("r5,r1,r3,r2,r4,r6", "user_id", "metrics.acc DESC");
   ORDER_IS("r5,r3,r1,r2,r4,r6", "user_id", "start_time DESC");
-  cr_expect_str_eq(query(FLT_RUNS, "metrics.acc > 0.5", (const char *[]){"metrics.acc DESC"}, 1),
+  cr_expect_str_eq(query(TRACK_FLT_RUNS, "metrics.acc > 0.5", (const char *[]){"metrics.acc DESC"}, 1),
                    "r6,r1,r5");
 }
 
 Test(filter_sql, experiments) {
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "name = 'Default'", NULL, 0), "Default");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "name LIKE 'churn%'", NULL, 0), "churn-model");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "attribute.name ILIKE 'churn%'", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "name = 'Default'", NULL, 0), "Default");
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "name LIKE 'churn%'", NULL, 0), "churn-model");
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "attribute.name ILIKE 'churn%'", NULL, 0),
                    "Churn_v2,churn-model");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "creation_time >= 200", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "creation_time >= 200", NULL, 0),
                    "Churn_v2,churn-model");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "last_update_time > 400 AND name != 'Default'", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "last_update_time > 400 AND name != 'Default'", NULL, 0),
                    "Churn_v2");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "tags.team = 'growth'", NULL, 0), "churn-model");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "tags.team ILIKE 'growth' OR tags.team = 'cv'", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "tags.team = 'growth'", NULL, 0), "churn-model");
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "tags.team ILIKE 'growth' OR tags.team = 'cv'", NULL, 0),
                    "Churn_v2,churn-model,vision");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "tags.team != 'cv'", NULL, 0), "Churn_v2,churn-model");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "NOT tags.team = 'cv'", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "tags.team != 'cv'", NULL, 0), "Churn_v2,churn-model");
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "NOT tags.team = 'cv'", NULL, 0),
                    "Churn_v2,Default,churn-model");
   const char *none[1];
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "", none, 0), "churn-model,Churn_v2,Default,vision");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "", (const char *[]){"creation_time ASC"}, 1),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "", none, 0), "churn-model,Churn_v2,Default,vision");
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "", (const char *[]){"creation_time ASC"}, 1),
                    "vision,Default,Churn_v2,churn-model");
-  cr_expect_str_eq(query(FLT_EXPERIMENTS, "", (const char *[]){"name DESC"}, 1),
+  cr_expect_str_eq(query(TRACK_FLT_EXPERIMENTS, "", (const char *[]){"name DESC"}, 1),
                    "vision,churn-model,Default,Churn_v2");
 }
 
 Test(filter_sql, registered_models_and_versions) {
-  cr_expect_str_eq(query(FLT_REGISTERED_MODELS, "name = 'churn'", NULL, 0), "churn");
-  cr_expect_str_eq(query(FLT_REGISTERED_MODELS, "name ILIKE 'churn%'", NULL, 0), "Churn2,churn");
-  cr_expect_str_eq(query(FLT_REGISTERED_MODELS, "tags.owner = 'bob'", NULL, 0), "vision");
+  cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "name = 'churn'", NULL, 0), "churn");
+  cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "name ILIKE 'churn%'", NULL, 0), "Churn2,churn");
+  cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "tags.owner = 'bob'", NULL, 0), "vision");
   const char *none[1];
-  cr_expect_str_eq(query(FLT_REGISTERED_MODELS, "", none, 0), "Churn2,churn,vision");
-  cr_expect_str_eq(query(FLT_REGISTERED_MODELS, "", (const char *[]){"timestamp DESC"}, 1),
+  cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "", none, 0), "Churn2,churn,vision");
+  cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "", (const char *[]){"timestamp DESC"}, 1),
                    "churn,Churn2,vision");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "name = 'churn'", NULL, 0), "churn/1,churn/2");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "run_id IN ('r1', 'r3')", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "name = 'churn'", NULL, 0), "churn/1,churn/2");
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "run_id IN ('r1', 'r3')", NULL, 0),
                    "churn/1,vision/1");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "run_id != 'r1'", NULL, 0), "churn/2,vision/1");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "version_number >= 2", NULL, 0), "churn/2,vision/2");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "source_path LIKE 'file:%'", NULL, 0),
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "run_id != 'r1'", NULL, 0), "churn/2,vision/1");
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "version_number >= 2", NULL, 0), "churn/2,vision/2");
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "source_path LIKE 'file:%'", NULL, 0),
                    "vision/1,vision/2");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "tags.stage = 'prod'", NULL, 0), "churn/2");
-  cr_expect_str_eq(query(FLT_MODEL_VERSIONS, "", none, 0), "churn/2,churn/1,vision/2,vision/1");
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "tags.stage = 'prod'", NULL, 0), "churn/2");
+  cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "", none, 0), "churn/2,churn/1,vision/2,vision/1");
   cr_expect_str_eq(
-      query(FLT_MODEL_VERSIONS, "", (const char *[]){"last_updated_timestamp DESC"}, 1),
+      query(TRACK_FLT_MODEL_VERSIONS, "", (const char *[]){"last_updated_timestamp DESC"}, 1),
       "vision/2,vision/1,churn/2,churn/1");
 }

@@ -1,19 +1,19 @@
-/* tracking/validate: MLflow's input rules — key syntax and lengths, run ids,
+/* track/validate: MLflow's input rules — key syntax and lengths, run ids,
  * statuses and view types, the latest-metric rule and page tokens. Pure
  * functions, so the unit tests pin MLflow's wording and edge cases. */
-#include "tracking.h"
+#include "track.h"
 
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
-int tracking_view_parse(const char *s, enum tracking_view *out, struct err *e) {
+int track_view_parse(const char *s, enum track_view *out, struct err *e) {
   static const char *const names[] = {NULL, "ACTIVE_ONLY", "DELETED_ONLY", "ALL"};
   for (int i = 1; i <= 3; i++) {
     char num[2] = {(char)('0' + i), 0};
     if (str_eq(s, names[i]) || str_eq(s, num)) {
-      *out = (enum tracking_view)i;
+      *out = (enum track_view)i;
       return 0;
     }
   }
@@ -23,15 +23,15 @@ int tracking_view_parse(const char *s, enum tracking_view *out, struct err *e) {
 
 static const char *const status_names[] = {NULL, "RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"};
 
-const char *tracking_status_name(enum tracking_status s) {
+const char *track_status_name(enum track_status s) {
   return s >= TRACKING_RUNNING && s <= TRACKING_KILLED ? status_names[s] : "RUNNING";
 }
 
-int tracking_status_parse(const char *s, enum tracking_status *out, struct err *e) {
+int track_status_parse(const char *s, enum track_status *out, struct err *e) {
   for (int i = 1; i <= 5; i++) {
     char num[2] = {(char)('0' + i), 0};
     if (str_eq(s, status_names[i]) || str_eq(s, num)) {
-      *out = (enum tracking_status)i;
+      *out = (enum track_status)i;
       return 0;
     }
   }
@@ -42,14 +42,14 @@ int tracking_status_parse(const char *s, enum tracking_status *out, struct err *
 
 /* ---- keys ------------------------------------------------------------------ */
 
-size_t tracking_utf8_chars(const char *s) {
+size_t track_utf8_chars(const char *s) {
   size_t n = 0;
   for (; *s; s++)
     if (((unsigned char)*s & 0xC0) != 0x80) n++;
   return n;
 }
 
-size_t tracking_utf8_prefix(const char *s, size_t n) {
+size_t track_utf8_prefix(const char *s, size_t n) {
   size_t i = 0, chars = 0;
   for (; s[i]; i++) {
     if (((unsigned char)s[i] & 0xC0) != 0x80) {
@@ -103,7 +103,7 @@ static void normpath(const char *p, char *out, size_t cap) {
   out[o] = 0;
 }
 
-int tracking_key_check(enum tracking_key_kind k, const char *key, struct err *e) {
+int track_key_check(enum track_key_kind k, const char *key, struct err *e) {
   static const char *const what[] = {"metric", "parameter", "tag"};
   static const char *const what_cap[] = {"Metric", "Parameter", "Tag"};
   static const char *const len_what[] = {"Metric name", "Param key", "Tag key"};
@@ -127,15 +127,15 @@ int tracking_key_check(enum tracking_key_kind k, const char *key, struct err *e)
                      "to '%.200s'",
                      what[k], key, norm);
   }
-  size_t chars = tracking_utf8_chars(key);
+  size_t chars = track_utf8_chars(key);
   if (chars > TRACKING_MAX_KEY_LEN)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                    "%s '%.*s' had length %zu, which exceeded length limit of %d", len_what[k],
-                   (int)tracking_utf8_prefix(key, 100), key, chars, TRACKING_MAX_KEY_LEN);
+                   (int)track_utf8_prefix(key, 100), key, chars, TRACKING_MAX_KEY_LEN);
   return 0;
 }
 
-bool tracking_run_id_valid(const char *s) {
+bool track_run_id_valid(const char *s) {
   if (!s || strlen(s) != TRACKING_RUN_ID_LEN) return false;
   for (; *s; s++)
     if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return false;
@@ -144,7 +144,7 @@ bool tracking_run_id_valid(const char *s) {
 
 /* ---- the latest-metric rule ------------------------------------------------------ */
 
-bool tracking_metric_supersedes(const struct tracking_metric *a, const struct tracking_metric *b) {
+bool track_metric_supersedes(const struct track_metric *a, const struct track_metric *b) {
   if (a->step != b->step) return a->step > b->step;
   if (a->timestamp != b->timestamp) return a->timestamp > b->timestamp;
   double va = isnan(a->value) ? 0 : a->value, vb = isnan(b->value) ? 0 : b->value;
@@ -153,14 +153,14 @@ bool tracking_metric_supersedes(const struct tracking_metric *a, const struct tr
 
 /* ---- page tokens ------------------------------------------------------------------ */
 
-void tracking_page_token_encode(int64_t offset, char out[TRACKING_PAGE_TOKEN_MAX]) {
+void track_page_token_encode(int64_t offset, char out[TRACKING_PAGE_TOKEN_MAX]) {
   char json[48];
   int n = snprintf(json, sizeof json, "{\"offset\": %lld}", (long long)offset);
   sodium_bin2base64(out, TRACKING_PAGE_TOKEN_MAX, (const unsigned char *)json, (size_t)n,
                     sodium_base64_VARIANT_ORIGINAL);
 }
 
-int tracking_page_token_decode(const char *token, int64_t *offset, struct err *e) {
+int track_page_token_decode(const char *token, int64_t *offset, struct err *e) {
   unsigned char raw[TRACKING_PAGE_TOKEN_MAX];
   size_t n = 0;
   size_t tl = strlen(token);
@@ -183,7 +183,7 @@ int tracking_page_token_decode(const char *token, int64_t *offset, struct err *e
 
 /* ---- run names ------------------------------------------------------------------------ */
 
-void tracking_run_name_generate(char out[64]) {
+void track_run_name_generate(char out[64]) {
   static const char *const adj[] = {
       "able",   "agile",  "amber",  "ample",  "bold",   "brave",  "bright", "brisk",  "calm",
       "clever", "crisp",  "dapper", "eager",  "fair",   "fast",   "fleet",  "gentle", "glad",

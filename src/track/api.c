@@ -1,10 +1,10 @@
-/* tracking/api: the MLflow tracking REST API's HTTP handlers, under
+/* track/api: the MLflow tracking REST API's HTTP handlers, under
  * /api/2.0/mlflow/ and the /ajax-api/2.0/mlflow/ alias. Thin: read the
  * fields (query parameters for GET, a JSON body for POST; int64 as numbers
  * or strings; unknown fields ignored), pick the project, call the domain,
  * reply. Every route's project is the caller's selected one (see locate). */
 #include "http/http.h"
-#include "tracking/tracking.h"
+#include "track/track.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -202,7 +202,7 @@ static int args_init(struct args *a, struct req *rq, struct reply *rp) {
 
 static void args_fini(struct args *a) { json_decref(a->body); }
 
-static int view_of(struct args *a, const char *name, enum tracking_view *v) {
+static int view_of(struct args *a, const char *name, enum track_view *v) {
   *v = TRACKING_VIEW_ACTIVE;
   const char *s;
   if (a->body && json_is_integer(json_object_get(a->body, name))) {
@@ -212,7 +212,7 @@ static int view_of(struct args *a, const char *name, enum tracking_view *v) {
   }
   if (!s || !*s) return 0;
   struct err e;
-  if (tracking_view_parse(s, v, &e)) return reply_err(a->rp, &e), -1;
+  if (track_view_parse(s, v, &e)) return reply_err(a->rp, &e), -1;
   return 0;
 }
 
@@ -253,7 +253,7 @@ static void set_nonempty_array(json_t *o, const char *key, json_t *arr) {
 
 /* ---- experiments -------------------------------------------------------------------- */
 
-static int kv_list(struct args *a, const char *name, struct tracking_kv **out, int *n) {
+static int kv_list(struct args *a, const char *name, struct track_kv **out, int *n) {
   *n = 0;
   *out = NULL;
   json_t *v = a->body ? json_object_get(a->body, name) : NULL;
@@ -279,13 +279,13 @@ static int h_exp_create(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp), *name, *loc;
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_kv *tags;
+  struct track_kv *tags;
   int ntags;
   int64_t id;
   struct err e;
   if (!f_str(&a, "name", true, &name) && !f_str(&a, "artifact_location", false, &loc) &&
       !kv_list(&a, "tags", &tags, &ntags)) {
-    if (tracking_experiment_create(DB(rq), proj, name, loc, tags, ntags, &id, &e)) reply_err(rp, &e);
+    if (track_experiment_create(DB(rq), proj, name, loc, tags, ntags, &id, &e)) reply_err(rp, &e);
     else reply_json(rp, 200, json_pack("{s:s}", "experiment_id", arena_printf(req_arena(rq), "%lld", (long long)id)));
   }
   args_fini(&a);
@@ -298,7 +298,7 @@ static int h_exp_get(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "experiment_id", true, &id)) {
-    json_t *x = tracking_experiment_get(DB(rq), proj, id, &e);
+    json_t *x = track_experiment_get(DB(rq), proj, id, &e);
     if (x) reply_json(rp, 200, json_pack("{s:o}", "experiment", x));
     else reply_err(rp, &e);
   }
@@ -312,7 +312,7 @@ static int h_exp_get_by_name(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "experiment_name", true, &name)) {
-    json_t *x = tracking_experiment_get_by_name(DB(rq), proj, name, &e);
+    json_t *x = track_experiment_get_by_name(DB(rq), proj, name, &e);
     if (x) reply_json(rp, 200, json_pack("{s:o}", "experiment", x));
     else reply_err(rp, &e);
   }
@@ -326,7 +326,7 @@ static int h_exp_update(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "experiment_id", true, &id) && !f_str(&a, "new_name", true, &name)) {
-    if (tracking_experiment_rename(DB(rq), proj, id, name, &e)) reply_err(rp, &e);
+    if (track_experiment_rename(DB(rq), proj, id, name, &e)) reply_err(rp, &e);
     else reply_empty(rp);
   }
   args_fini(&a);
@@ -339,8 +339,8 @@ static int exp_lifecycle(struct req *rq, struct reply *rp, bool restore) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "experiment_id", true, &id)) {
-    int rc = restore ? tracking_experiment_restore(DB(rq), proj, id, &e)
-                     : tracking_experiment_delete(DB(rq), proj, id, &e);
+    int rc = restore ? track_experiment_restore(DB(rq), proj, id, &e)
+                     : track_experiment_delete(DB(rq), proj, id, &e);
     if (rc) reply_err(rp, &e);
     else reply_empty(rp);
   }
@@ -358,7 +358,7 @@ static int h_exp_tag_set(struct req *rq, struct reply *rp) {
   if (!f_str(&a, "experiment_id", true, &id) && !f_str(&a, "key", true, &key) &&
       !f_str(&a, "value", false, &value)) {
     if (!value) missing(&a, "value");
-    else if (tracking_experiment_tag_set(DB(rq), proj, id, key, value, &e)) reply_err(rp, &e);
+    else if (track_experiment_tag_set(DB(rq), proj, id, key, value, &e)) reply_err(rp, &e);
     else reply_empty(rp);
   }
   args_fini(&a);
@@ -371,7 +371,7 @@ static int h_exp_tag_delete(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "experiment_id", true, &id) && !f_str(&a, "key", true, &key)) {
-    if (tracking_experiment_tag_delete(DB(rq), proj, id, key, &e)) reply_err(rp, &e);
+    if (track_experiment_tag_delete(DB(rq), proj, id, key, &e)) reply_err(rp, &e);
     else reply_empty(rp);
   }
   args_fini(&a);
@@ -380,7 +380,7 @@ static int h_exp_tag_delete(struct req *rq, struct reply *rp) {
 
 /* max_results absent means the default; given, it must be positive (an
  * explicit 0 is not taken as "the default"). */
-static int search_common(struct args *a, struct tracking_search *s, const char *view_field) {
+static int search_common(struct args *a, struct track_search *s, const char *view_field) {
   memset(s, 0, sizeof *s);
   const char **order;
   bool given;
@@ -400,11 +400,11 @@ static int h_exp_search(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp);
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_search s;
+  struct track_search s;
   struct err e;
   char next[TRACKING_PAGE_TOKEN_MAX];
   if (!search_common(&a, &s, "view_type")) {
-    json_t *arr = tracking_experiment_search(DB(rq), proj, &s, next, &e);
+    json_t *arr = track_experiment_search(DB(rq), proj, &s, next, &e);
     if (!arr) {
       reply_err(rp, &e);
     } else {
@@ -424,15 +424,15 @@ static int h_run_create(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp);
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_run_new in = {0};
-  struct tracking_kv *tags;
+  struct track_run_new in = {0};
+  struct track_kv *tags;
   struct err e;
   if (!f_str(&a, "experiment_id", false, &in.experiment_id) && !f_str(&a, "user_id", false, &in.user_id) &&
       !f_str(&a, "run_name", false, &in.run_name) && !f_i64(&a, "start_time", false, &in.start_time, NULL) &&
       !kv_list(&a, "tags", &tags, &in.ntags)) {
     in.tags = tags;
     if (!in.user_id || !*in.user_id) in.user_id = req_principal(rq)->username;
-    json_t *run = tracking_run_create(DB(rq), proj, &in, &e);
+    json_t *run = track_run_create(DB(rq), proj, &in, &e);
     if (run) reply_json(rp, 200, json_pack("{s:o}", "run", run));
     else reply_err(rp, &e);
   }
@@ -446,7 +446,7 @@ static int h_run_get(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_run_id(&a, &id)) {
-    json_t *run = tracking_run_get(DB(rq), proj, id, &e);
+    json_t *run = track_run_get(DB(rq), proj, id, &e);
     if (run) reply_json(rp, 200, json_pack("{s:o}", "run", run));
     else reply_err(rp, &e);
   }
@@ -458,7 +458,7 @@ static int h_run_update(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp), *id, *status;
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_run_update u = {0};
+  struct track_run_update u = {0};
   struct err e;
   if (!f_run_id(&a, &id) && !f_i64(&a, "end_time", false, &u.end_time, NULL) &&
       !f_str(&a, "run_name", false, &u.run_name)) {
@@ -468,10 +468,10 @@ static int h_run_update(struct req *rq, struct reply *rp) {
                                   : NULL;
     if (sv && !json_is_null(sv) && !status) {
       bad_type(&a, "status", sv);
-    } else if (status && tracking_status_parse(status, &u.status, &e)) {
+    } else if (status && track_status_parse(status, &u.status, &e)) {
       reply_err(rp, &e);
     } else {
-      json_t *info = tracking_run_update(DB(rq), proj, id, &u, &e);
+      json_t *info = track_run_update(DB(rq), proj, id, &u, &e);
       if (info) reply_json(rp, 200, json_pack("{s:o}", "run_info", info));
       else reply_err(rp, &e);
     }
@@ -486,7 +486,7 @@ static int run_lifecycle(struct req *rq, struct reply *rp, bool restore) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "run_id", true, &id)) {
-    int rc = restore ? tracking_run_restore(DB(rq), proj, id, &e) : tracking_run_delete(DB(rq), proj, id, &e);
+    int rc = restore ? track_run_restore(DB(rq), proj, id, &e) : track_run_delete(DB(rq), proj, id, &e);
     if (rc) reply_err(rp, &e);
     else reply_empty(rp);
   }
@@ -496,10 +496,10 @@ static int run_lifecycle(struct req *rq, struct reply *rp, bool restore) {
 static int h_run_delete(struct req *rq, struct reply *rp) { return run_lifecycle(rq, rp, false); }
 static int h_run_restore(struct req *rq, struct reply *rp) { return run_lifecycle(rq, rp, true); }
 
-static int log_one(struct req *rq, struct reply *rp, struct tracking_batch *b, const char *proj,
+static int log_one(struct req *rq, struct reply *rp, struct track_batch *b, const char *proj,
                    const char *run_id) {
   struct err e;
-  if (tracking_log_batch(DB(rq), proj, run_id, b, &e)) return reply_err(rp, &e);
+  if (track_log_batch(DB(rq), proj, run_id, b, &e)) return reply_err(rp, &e);
   return reply_empty(rp);
 }
 
@@ -507,10 +507,10 @@ static int h_run_set_tag(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp), *id;
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_kv kv;
+  struct track_kv kv;
   if (!f_run_id(&a, &id) && !f_str(&a, "key", true, &kv.key) && !f_str(&a, "value", false, &kv.value)) {
     if (!kv.value) missing(&a, "value");
-    else log_one(rq, rp, &(struct tracking_batch){.tags = &kv, .ntags = 1}, proj, id);
+    else log_one(rq, rp, &(struct track_batch){.tags = &kv, .ntags = 1}, proj, id);
   }
   args_fini(&a);
   return 0;
@@ -522,7 +522,7 @@ static int h_run_delete_tag(struct req *rq, struct reply *rp) {
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct err e;
   if (!f_str(&a, "run_id", true, &id) && !f_str(&a, "key", true, &key)) {
-    if (tracking_run_tag_delete(DB(rq), proj, id, key, &e)) reply_err(rp, &e);
+    if (track_run_tag_delete(DB(rq), proj, id, key, &e)) reply_err(rp, &e);
     else reply_empty(rp);
   }
   args_fini(&a);
@@ -533,11 +533,11 @@ static int h_log_metric(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp), *id;
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_metric m = {0};
+  struct track_metric m = {0};
   if (!f_run_id(&a, &id) && !f_str(&a, "key", true, &m.key) &&
       !metric_value(&a, "value", json_object_get(a.body, "value"), &m.value) &&
       !f_i64(&a, "timestamp", true, &m.timestamp, NULL) && !f_i64(&a, "step", false, &m.step, NULL))
-    log_one(rq, rp, &(struct tracking_batch){.metrics = &m, .nmetrics = 1}, proj, id);
+    log_one(rq, rp, &(struct track_batch){.metrics = &m, .nmetrics = 1}, proj, id);
   args_fini(&a);
   return 0;
 }
@@ -546,10 +546,10 @@ static int h_log_param(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp), *id;
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_kv kv;
+  struct track_kv kv;
   if (!f_run_id(&a, &id) && !f_str(&a, "key", true, &kv.key) && !f_str(&a, "value", false, &kv.value)) {
     if (!kv.value) missing(&a, "value");
-    else log_one(rq, rp, &(struct tracking_batch){.params = &kv, .nparams = 1, .single_param = true}, proj, id);
+    else log_one(rq, rp, &(struct track_batch){.params = &kv, .nparams = 1, .single_param = true}, proj, id);
   }
   args_fini(&a);
   return 0;
@@ -565,8 +565,8 @@ static int h_log_batch(struct req *rq, struct reply *rp) {
                       TRACKING_MAX_BATCH_REQUEST_BYTES, len);
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_batch b = {0};
-  struct tracking_kv *params, *tags;
+  struct track_batch b = {0};
+  struct track_kv *params, *tags;
   if (f_run_id(&a, &id) || kv_list(&a, "params", &params, &b.nparams) || kv_list(&a, "tags", &tags, &b.ntags))
     goto out;
   b.params = params;
@@ -578,7 +578,7 @@ static int h_log_batch(struct req *rq, struct reply *rp) {
       goto out;
     }
     size_t n = json_array_size(ms);
-    struct tracking_metric *m = arena_zalloc(req_arena(rq), (n + 1) * sizeof *m);
+    struct track_metric *m = arena_zalloc(req_arena(rq), (n + 1) * sizeof *m);
     if (!m) {
       reply_errf(rp, ERR_NO_MEMORY, "out of memory");
       goto out;
@@ -613,7 +613,7 @@ static int h_metric_history(struct req *rq, struct reply *rp) {
   char next[TRACKING_PAGE_TOKEN_MAX];
   if (!f_run_id(&a, &id) && !f_str(&a, "metric_key", true, &key) && !f_str(&a, "page_token", false, &token) &&
       !f_i64(&a, "max_results", false, &max, NULL)) {
-    json_t *arr = tracking_metric_history(DB(rq), proj, id, key, max, token, next, &e);
+    json_t *arr = track_metric_history(DB(rq), proj, id, key, max, token, next, &e);
     if (!arr) {
       reply_err(rp, &e);
     } else {
@@ -631,13 +631,13 @@ static int h_run_search(struct req *rq, struct reply *rp) {
   const char *proj = project(rq, rp);
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
-  struct tracking_search s;
+  struct track_search s;
   const char **ids;
   struct err e;
   char next[TRACKING_PAGE_TOKEN_MAX];
   if (!search_common(&a, &s, "run_view_type") && !f_list(&a, "experiment_ids", &ids, &s.nexperiment_ids)) {
     s.experiment_ids = ids;
-    json_t *arr = tracking_run_search(DB(rq), proj, &s, next, &e);
+    json_t *arr = track_run_search(DB(rq), proj, &s, next, &e);
     if (!arr) {
       reply_err(rp, &e);
     } else {
@@ -696,7 +696,7 @@ static int h_run_search(struct req *rq, struct reply *rp) {
   {method, "/ajax-api/2.0/mlflow/" path, perm, summary " (alias)", "mlflow tracking", req, resp,   \
    NULL, fn, ROUTE_PROJECT_SELECTED, locate}
 
-const struct route tracking_routes[] = {
+const struct route track_routes[] = {
     MLFLOW("POST", "experiments/create", PERM_WRITE, "Create an experiment in the selected project",
            S_REQ("\"name\"", "\"name\":" S_STR ",\"artifact_location\":" S_STR ",\"tags\":" P_KVS),
            "{\"type\":\"object\",\"required\":[\"experiment_id\"],\"properties\":{\"experiment_id\":"
@@ -789,4 +789,4 @@ const struct route tracking_routes[] = {
            "}," S_TOKEN "},\"additionalProperties\":false}",
            h_metric_history),
 };
-const size_t tracking_routes_count = sizeof tracking_routes / sizeof tracking_routes[0];
+const size_t track_routes_count = sizeof track_routes / sizeof track_routes[0];

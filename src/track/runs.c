@@ -1,4 +1,4 @@
-/* tracking/runs: runs and what is logged to them — params (immutable once
+/* track/runs: runs and what is logged to them — params (immutable once
  * logged), tags, the metric history and each key's latest value — plus the
  * run lifecycle. Every write of one call is one store job. */
 #include "internal.h"
@@ -131,7 +131,7 @@ json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e) {
 
 /* ---- reads -------------------------------------------------------------------------- */
 
-json_t *tracking_run_get(struct db *db, const char *project_id, const char *run_id, struct err *e) {
+json_t *track_run_get(struct db *db, const char *project_id, const char *run_id, struct err *e) {
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
   struct trk_run r;
@@ -141,12 +141,12 @@ json_t *tracking_run_get(struct db *db, const char *project_id, const char *run_
   return o;
 }
 
-json_t *tracking_metric_history(struct db *db, const char *project_id, const char *run_id,
+json_t *track_metric_history(struct db *db, const char *project_id, const char *run_id,
                                 const char *key, int64_t max_results, const char *page_token,
                                 char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
   int64_t offset = 0;
-  if (page_token && *page_token && tracking_page_token_decode(page_token, &offset, e)) return NULL;
+  if (page_token && *page_token && track_page_token_decode(page_token, &offset, e)) return NULL;
   if (max_results < 0 || max_results > TRACKING_MAX_HISTORY_RESULTS) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE,
             "Invalid value for request parameter max_results. It must be at most %d, but got value %lld",
@@ -174,7 +174,7 @@ json_t *tracking_metric_history(struct db *db, const char *project_id, const cha
   int rc;
   while ((rc = db_step(s, e)) == DB_ROW) {
     if (max_results > 0 && n == max_results) {
-      tracking_page_token_encode(offset + n, next);
+      track_page_token_encode(offset + n, next);
       break;
     }
     json_array_append_new(arr, json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value",
@@ -195,7 +195,7 @@ out:
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
-static const char *kv_find(const struct tracking_kv *kv, int n, const char *key) {
+static const char *kv_find(const struct track_kv *kv, int n, const char *key) {
   for (int i = 0; i < n; i++)
     if (str_eq(kv[i].key, key)) return kv[i].value ? kv[i].value : "";
   return NULL;
@@ -206,7 +206,7 @@ static const char *kv_find(const struct tracking_kv *kv, int n, const char *key)
 static int tag_upsert(struct db_conn *c, const char *run_id, const char *key, const char *value,
                       struct err *e) {
   const char *v = value ? value : "";
-  size_t n = tracking_utf8_prefix(v, TRACKING_MAX_TAG_VALUE_LEN);
+  size_t n = track_utf8_prefix(v, TRACKING_MAX_TAG_VALUE_LEN);
   struct db_stmt *s = db_prepare(c,
                                  "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)"
                                  " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
@@ -235,7 +235,7 @@ struct run_create_job {
   int64_t experiment_id;
   const char *shown, *user_id, *run_name;
   int64_t start_time;
-  const struct tracking_kv *tags;
+  const struct track_kv *tags;
   int ntags;
   char run_id[TRACKING_RUN_ID_LEN + 1];
   json_t *out;
@@ -268,15 +268,15 @@ static int run_create_job(struct db_conn *c, void *arg, struct err *e) {
   return j->out ? 0 : -ERR_INTERNAL;
 }
 
-static int check_tags(const struct tracking_kv *tags, int n, struct err *e) {
+static int check_tags(const struct track_kv *tags, int n, struct err *e) {
   for (int i = 0; i < n; i++) {
-    int rc = tracking_key_check(TRACKING_KEY_TAG, tags[i].key, e);
+    int rc = track_key_check(TRACKING_KEY_TAG, tags[i].key, e);
     if (rc) return rc;
   }
   return 0;
 }
 
-json_t *tracking_run_create(struct db *db, const char *project_id, const struct tracking_run_new *in,
+json_t *track_run_create(struct db *db, const char *project_id, const struct track_run_new *in,
                             struct err *e) {
   if (check_tags(in->tags, in->ntags, e)) return NULL;
   const char *tag_name = kv_find(in->tags, in->ntags, TAG_RUN_NAME);
@@ -291,14 +291,14 @@ json_t *tracking_run_create(struct db *db, const char *project_id, const struct 
   char generated[64];
   if (!name && tag_name && *tag_name) name = tag_name;
   if (!name) {
-    tracking_run_name_generate(generated);
+    track_run_name_generate(generated);
     name = generated;
   }
   const char *exp_text = in->experiment_id && *in->experiment_id ? in->experiment_id : TRACKING_DEFAULT_EXPERIMENT_ID;
   struct run_create_job j = {.project_id = project_id, .shown = exp_text, .user_id = in->user_id,
                              .run_name = name, .start_time = in->start_time ? in->start_time : time_wall_ms(),
                              .tags = in->tags, .ntags = in->ntags};
-  if (tracking_experiment_resolve(db, project_id, exp_text, &j.experiment_id, e)) return NULL;
+  if (track_experiment_resolve(db, project_id, exp_text, &j.experiment_id, e)) return NULL;
   if (db_write(db, run_create_job, &j, e)) {
     json_decref(j.out);
     return NULL;
@@ -319,7 +319,7 @@ enum run_op { RUN_UPDATE, RUN_DELETE, RUN_RESTORE, RUN_TAG_DELETE };
 struct run_job {
   enum run_op op;
   const char *project_id, *run_id, *key;
-  const struct tracking_run_update *u;
+  const struct track_run_update *u;
   json_t *out;
 };
 
@@ -333,7 +333,7 @@ static int run_job(struct db_conn *c, void *arg, struct err *e) {
     if ((rc = trk_run_check_active(&r, e))) return rc;
     if (j->u->status)
       rc = trk_exec(c, "UPDATE runs SET status = ? WHERE run_uuid = ?", e, "ss",
-                    tracking_status_name(j->u->status), j->run_id);
+                    track_status_name(j->u->status), j->run_id);
     if (!rc && j->u->end_time)
       rc = trk_exec(c, "UPDATE runs SET end_time = ? WHERE run_uuid = ?", e, "is", j->u->end_time, j->run_id);
     if (!rc && j->u->run_name && *j->u->run_name) rc = tag_upsert(c, j->run_id, TAG_RUN_NAME, j->u->run_name, e);
@@ -358,13 +358,13 @@ static int run_job(struct db_conn *c, void *arg, struct err *e) {
   return err_set(e, ERR_INTERNAL, "unknown run operation");
 }
 
-json_t *tracking_run_update(struct db *db, const char *project_id, const char *run_id,
-                            const struct tracking_run_update *u, struct err *e) {
+json_t *track_run_update(struct db *db, const char *project_id, const char *run_id,
+                            const struct track_run_update *u, struct err *e) {
   if (u->end_time < 0) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "end_time must be a nonnegative long (64-bit integer)");
     return NULL;
   }
-  if (u->run_name && tracking_utf8_chars(u->run_name) > TRACKING_MAX_TAG_VALUE_LEN) {
+  if (u->run_name && track_utf8_chars(u->run_name) > TRACKING_MAX_TAG_VALUE_LEN) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "run_name is longer than %d characters", TRACKING_MAX_TAG_VALUE_LEN);
     return NULL;
   }
@@ -376,17 +376,17 @@ json_t *tracking_run_update(struct db *db, const char *project_id, const char *r
   return j.out;
 }
 
-int tracking_run_delete(struct db *db, const char *project_id, const char *run_id, struct err *e) {
+int track_run_delete(struct db *db, const char *project_id, const char *run_id, struct err *e) {
   struct run_job j = {.op = RUN_DELETE, .project_id = project_id, .run_id = run_id};
   return db_write(db, run_job, &j, e);
 }
 
-int tracking_run_restore(struct db *db, const char *project_id, const char *run_id, struct err *e) {
+int track_run_restore(struct db *db, const char *project_id, const char *run_id, struct err *e) {
   struct run_job j = {.op = RUN_RESTORE, .project_id = project_id, .run_id = run_id};
   return db_write(db, run_job, &j, e);
 }
 
-int tracking_run_tag_delete(struct db *db, const char *project_id, const char *run_id,
+int track_run_tag_delete(struct db *db, const char *project_id, const char *run_id,
                             const char *key, struct err *e) {
   struct run_job j = {.op = RUN_TAG_DELETE, .project_id = project_id, .run_id = run_id, .key = key};
   return db_write(db, run_job, &j, e);
@@ -396,7 +396,7 @@ int tracking_run_tag_delete(struct db *db, const char *project_id, const char *r
 
 struct batch_job {
   const char *project_id, *run_id;
-  const struct tracking_batch *b;
+  const struct track_batch *b;
   const char **param_values; /* truncated copies */
   int *latest;               /* per metric: index of the best point of its key in this batch, or -1 */
 };
@@ -412,7 +412,7 @@ static void py_repr(struct buf *o, const char *s) {
 }
 
 static int log_params(struct db_conn *c, struct batch_job *j, struct err *e) {
-  const struct tracking_batch *b = j->b;
+  const struct track_batch *b = j->b;
   struct buf mismatch;
   buf_init(&mismatch);
   int nmis = 0, rc = 0;
@@ -472,9 +472,9 @@ static int log_params(struct db_conn *c, struct batch_job *j, struct err *e) {
 }
 
 static int log_metrics(struct db_conn *c, struct batch_job *j, struct err *e) {
-  const struct tracking_batch *b = j->b;
+  const struct track_batch *b = j->b;
   for (int i = 0; i < b->nmetrics; i++) {
-    const struct tracking_metric *m = &b->metrics[i];
+    const struct track_metric *m = &b->metrics[i];
     bool nan = isnan(m->value);
     double v = nan ? 0 : isinf(m->value) ? (m->value > 0 ? DBL_MAX : -DBL_MAX) : m->value;
     struct db_stmt *s = db_prepare(c,
@@ -527,7 +527,7 @@ static int batch_job(struct db_conn *c, void *arg, struct err *e) {
   return rc;
 }
 
-static int batch_validate(const struct tracking_batch *b, struct err *e) {
+static int batch_validate(const struct track_batch *b, struct err *e) {
   struct {
     const char *what;
     int n, limit;
@@ -543,8 +543,8 @@ static int batch_validate(const struct tracking_batch *b, struct err *e) {
                      lim[i].limit, lim[i].what, lim[i].n, lim[i].what, lim[i].what);
   int rc;
   for (int i = 0; i < b->nmetrics; i++) {
-    const struct tracking_metric *m = &b->metrics[i];
-    if ((rc = tracking_key_check(TRACKING_KEY_METRIC, m->key, e))) return rc;
+    const struct track_metric *m = &b->metrics[i];
+    if ((rc = track_key_check(TRACKING_KEY_METRIC, m->key, e))) return rc;
     if (m->timestamp < 0)
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                      "Got invalid timestamp %lld for metric '%.200s' (value=%g). Timestamp must be a "
@@ -552,9 +552,9 @@ static int batch_validate(const struct tracking_batch *b, struct err *e) {
                      (long long)m->timestamp, m->key, m->value);
   }
   for (int i = 0; i < b->nparams; i++)
-    if ((rc = tracking_key_check(TRACKING_KEY_PARAM, b->params[i].key, e))) return rc;
+    if ((rc = track_key_check(TRACKING_KEY_PARAM, b->params[i].key, e))) return rc;
   for (int i = 0; i < b->ntags; i++)
-    if ((rc = tracking_key_check(TRACKING_KEY_TAG, b->tags[i].key, e))) return rc;
+    if ((rc = track_key_check(TRACKING_KEY_TAG, b->tags[i].key, e))) return rc;
   /* one value per param key in a call */
   for (int i = 0; i < b->nparams; i++)
     for (int k = 0; k < i; k++)
@@ -577,8 +577,8 @@ static int cmp_key_idx(const void *pa, const void *pb) {
   return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-int tracking_log_batch(struct db *db, const char *project_id, const char *run_id,
-                       const struct tracking_batch *b, struct err *e) {
+int track_log_batch(struct db *db, const char *project_id, const char *run_id,
+                       const struct track_batch *b, struct err *e) {
   int rc = batch_validate(b, e);
   if (rc) return rc;
   const char **pv = calloc((size_t)b->nparams + 1, sizeof *pv);
@@ -592,7 +592,7 @@ int tracking_log_batch(struct db *db, const char *project_id, const char *run_id
   }
   for (int i = 0; i < b->nparams; i++) {
     const char *v = b->params[i].value ? b->params[i].value : "";
-    pv[i] = strndup(v, tracking_utf8_prefix(v, TRACKING_MAX_PARAM_VALUE_LEN));
+    pv[i] = strndup(v, track_utf8_prefix(v, TRACKING_MAX_PARAM_VALUE_LEN));
     if (!pv[i]) rc = err_set(e, ERR_NO_MEMORY, "out of memory");
   }
   /* The latest point per key within the call is picked here, so each key
@@ -602,7 +602,7 @@ int tracking_log_batch(struct db *db, const char *project_id, const char *run_id
   for (int s = 0; s < b->nmetrics;) {
     int best = order[s].idx, t = s + 1;
     while (t < b->nmetrics && str_eq(order[t].key, order[s].key)) {
-      if (tracking_metric_supersedes(&b->metrics[order[t].idx], &b->metrics[best])) best = order[t].idx;
+      if (track_metric_supersedes(&b->metrics[order[t].idx], &b->metrics[best])) best = order[t].idx;
       t++;
     }
     for (int k = s; k < t; k++) latest[order[k].idx] = best;

@@ -1,4 +1,4 @@
-/* tracking/experiments: experiments and their tags within a project, the
+/* track/experiments: experiments and their tags within a project, the
  * lazily created per-project Default experiment that "0" names, and the
  * lifecycle (active <-> deleted, which carries the experiment's runs). */
 #include "internal.h"
@@ -126,7 +126,7 @@ json_t *trk_kv_list_text(struct db_conn *c, const char *sql, const char *id, str
 
 static int check_name(const char *name, struct err *e) {
   if (!name || !*name) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "Invalid experiment name: '%s'", name ? name : "");
-  if (tracking_utf8_chars(name) > TRACKING_MAX_EXPERIMENT_NAME_LEN)
+  if (track_utf8_chars(name) > TRACKING_MAX_EXPERIMENT_NAME_LEN)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                    "Experiment name exceeds the maximum length of %d characters",
                    TRACKING_MAX_EXPERIMENT_NAME_LEN);
@@ -134,13 +134,13 @@ static int check_name(const char *name, struct err *e) {
 }
 
 static int check_exp_tag(const char *key, const char *value, struct err *e) {
-  int rc = tracking_key_check(TRACKING_KEY_TAG, key, e);
+  int rc = track_key_check(TRACKING_KEY_TAG, key, e);
   if (rc) return rc;
-  size_t n = value ? tracking_utf8_chars(value) : 0;
+  size_t n = value ? track_utf8_chars(value) : 0;
   if (n > TRACKING_MAX_EXPERIMENT_TAG_VALUE_LEN)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                    "Tag value '%.*s' had length %zu, which exceeded length limit of %d",
-                   (int)tracking_utf8_prefix(value, 100), value, n, TRACKING_MAX_EXPERIMENT_TAG_VALUE_LEN);
+                   (int)track_utf8_prefix(value, 100), value, n, TRACKING_MAX_EXPERIMENT_TAG_VALUE_LEN);
   return 0;
 }
 
@@ -216,7 +216,7 @@ static int default_job(struct db_conn *c, void *arg, struct err *e) {
                   e, "si", j->project_id, j->id);
 }
 
-int tracking_default_experiment(struct db *db, const char *project_id, int64_t *id, struct err *e) {
+int track_default_experiment(struct db *db, const char *project_id, int64_t *id, struct err *e) {
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return -ERR_UNAVAILABLE;
   bool found = false;
@@ -229,10 +229,10 @@ int tracking_default_experiment(struct db *db, const char *project_id, int64_t *
   return rc;
 }
 
-int tracking_experiment_resolve(struct db *db, const char *project_id, const char *experiment_id,
+int track_experiment_resolve(struct db *db, const char *project_id, const char *experiment_id,
                                 int64_t *id, struct err *e) {
   if (str_eq(experiment_id, TRACKING_DEFAULT_EXPERIMENT_ID))
-    return tracking_default_experiment(db, project_id, id, e);
+    return track_default_experiment(db, project_id, id, e);
   int64_t n;
   if (!trk_exp_id_parse(experiment_id, &n))
     return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "No Experiment with id=%.100s exists",
@@ -248,7 +248,7 @@ int tracking_experiment_resolve(struct db *db, const char *project_id, const cha
 
 struct create_job {
   const char *project_id, *name, *artifact_location;
-  const struct tracking_kv *tags;
+  const struct track_kv *tags;
   int ntags;
   int64_t id;
 };
@@ -270,8 +270,8 @@ static int create_job(struct db_conn *c, void *arg, struct err *e) {
   return rc;
 }
 
-int tracking_experiment_create(struct db *db, const char *project_id, const char *name,
-                               const char *artifact_location, const struct tracking_kv *tags,
+int track_experiment_create(struct db *db, const char *project_id, const char *name,
+                               const char *artifact_location, const struct track_kv *tags,
                                int ntags, int64_t *id_out, struct err *e) {
   int rc = check_name(name, e);
   if (rc) return rc;
@@ -291,10 +291,10 @@ int tracking_experiment_create(struct db *db, const char *project_id, const char
 
 /* ---- reads ------------------------------------------------------------------------------ */
 
-json_t *tracking_experiment_get(struct db *db, const char *project_id, const char *experiment_id,
+json_t *track_experiment_get(struct db *db, const char *project_id, const char *experiment_id,
                                 struct err *e) {
   int64_t id;
-  if (tracking_experiment_resolve(db, project_id, experiment_id, &id, e)) return NULL;
+  if (track_experiment_resolve(db, project_id, experiment_id, &id, e)) return NULL;
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
   json_t *o = trk_exp_json(c, id, e);
@@ -302,12 +302,12 @@ json_t *tracking_experiment_get(struct db *db, const char *project_id, const cha
   return o;
 }
 
-json_t *tracking_experiment_get_by_name(struct db *db, const char *project_id, const char *name,
+json_t *track_experiment_get_by_name(struct db *db, const char *project_id, const char *name,
                                         struct err *e) {
   /* the Default is made on first use, whichever way it is asked for */
   if (str_eq(name, TRACKING_DEFAULT_EXPERIMENT_NAME)) {
     int64_t id;
-    if (tracking_default_experiment(db, project_id, &id, e)) return NULL;
+    if (track_default_experiment(db, project_id, &id, e)) return NULL;
   }
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
@@ -414,11 +414,11 @@ static int exp_job(struct db_conn *c, void *arg, struct err *e) {
 
 static int exp_change(struct db *db, struct exp_job *j, const char *experiment_id, struct err *e) {
   j->shown = experiment_id ? experiment_id : "";
-  int rc = tracking_experiment_resolve(db, j->project_id, experiment_id, &j->id, e);
+  int rc = track_experiment_resolve(db, j->project_id, experiment_id, &j->id, e);
   return rc ? rc : db_write(db, exp_job, j, e);
 }
 
-int tracking_experiment_rename(struct db *db, const char *project_id, const char *experiment_id,
+int track_experiment_rename(struct db *db, const char *project_id, const char *experiment_id,
                                const char *new_name, struct err *e) {
   int rc = check_name(new_name, e);
   if (rc) return rc;
@@ -426,19 +426,19 @@ int tracking_experiment_rename(struct db *db, const char *project_id, const char
   return exp_change(db, &j, experiment_id, e);
 }
 
-int tracking_experiment_delete(struct db *db, const char *project_id, const char *experiment_id,
+int track_experiment_delete(struct db *db, const char *project_id, const char *experiment_id,
                                struct err *e) {
   struct exp_job j = {.op = EXP_DELETE, .project_id = project_id};
   return exp_change(db, &j, experiment_id, e);
 }
 
-int tracking_experiment_restore(struct db *db, const char *project_id, const char *experiment_id,
+int track_experiment_restore(struct db *db, const char *project_id, const char *experiment_id,
                                 struct err *e) {
   struct exp_job j = {.op = EXP_RESTORE, .project_id = project_id};
   return exp_change(db, &j, experiment_id, e);
 }
 
-int tracking_experiment_tag_set(struct db *db, const char *project_id, const char *experiment_id,
+int track_experiment_tag_set(struct db *db, const char *project_id, const char *experiment_id,
                                 const char *key, const char *value, struct err *e) {
   int rc = check_exp_tag(key, value, e);
   if (rc) return rc;
@@ -446,7 +446,7 @@ int tracking_experiment_tag_set(struct db *db, const char *project_id, const cha
   return exp_change(db, &j, experiment_id, e);
 }
 
-int tracking_experiment_tag_delete(struct db *db, const char *project_id,
+int track_experiment_tag_delete(struct db *db, const char *project_id,
                                    const char *experiment_id, const char *key, struct err *e) {
   struct exp_job j = {.op = EXP_TAG_DELETE, .project_id = project_id, .key = key};
   return exp_change(db, &j, experiment_id, e);

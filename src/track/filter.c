@@ -1,7 +1,7 @@
-/* tracking/filter: the search filter language — a recursive-descent parser
+/* track/filter: the search filter language — a recursive-descent parser
  * with character positions in its errors, and a compiler to SQLite WHERE and
  * ORDER BY fragments whose values all travel as `?` binds. */
-#include "tracking/filter.h"
+#include "track/filter.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -103,18 +103,18 @@ struct ent_def {
   const char *prefixes;                         /* for "valid values are" */
 };
 static const struct ent_def ents[] = {
-    [FLT_RUNS] = {"run", run_attrs, "latest_metrics", "params", "tags", "c.run_uuid = r.run_uuid",
+    [TRACK_FLT_RUNS] = {"run", run_attrs, "latest_metrics", "params", "tags", "c.run_uuid = r.run_uuid",
                   "'metrics', 'params', 'tags', 'attributes', 'datasets'"},
-    [FLT_EXPERIMENTS] = {"experiment", exp_attrs, NULL, NULL, "experiment_tags",
+    [TRACK_FLT_EXPERIMENTS] = {"experiment", exp_attrs, NULL, NULL, "experiment_tags",
                          "c.experiment_id = e.experiment_id", "'attributes', 'tags'"},
-    [FLT_REGISTERED_MODELS] = {"registered model", model_attrs, NULL, NULL,
+    [TRACK_FLT_REGISTERED_MODELS] = {"registered model", model_attrs, NULL, NULL,
                                "registered_model_tags", "c.name = m.name", "'attributes', 'tags'"},
-    [FLT_MODEL_VERSIONS] = {"model version", version_attrs, NULL, NULL, "model_version_tags",
+    [TRACK_FLT_MODEL_VERSIONS] = {"model version", version_attrs, NULL, NULL, "model_version_tags",
                             "c.name = v.name AND c.version = v.version", "'attributes', 'tags'"},
 };
 
-static const struct ent_def *ent_def(enum flt_entity ent) {
-  return (unsigned)ent < sizeof ents / sizeof ents[0] ? &ents[ent] : &ents[FLT_RUNS];
+static const struct ent_def *ent_def(enum track_flt_entity ent) {
+  return (unsigned)ent < sizeof ents / sizeof ents[0] ? &ents[ent] : &ents[TRACK_FLT_RUNS];
 }
 
 /* ---- the tree --------------------------------------------------------------- */
@@ -143,31 +143,31 @@ struct node {
   struct value *vals;
 };
 
-struct flt {
-  enum flt_entity ent;
+struct track_flt {
+  enum track_flt_entity ent;
   struct arena arena;
   struct node *root; /* NULL: matches everything */
 };
 
 /* ---- bind list ---------------------------------------------------------------- */
 
-void flt_binds_init(struct flt_binds *b) { memset(b, 0, sizeof *b); }
+void track_flt_binds_init(struct track_flt_binds *b) { memset(b, 0, sizeof *b); }
 
-void flt_binds_fini(struct flt_binds *b) {
+void track_flt_binds_fini(struct track_flt_binds *b) {
   for (int i = 0; i < b->n; i++)
-    if (b->v[i].type == FLT_BIND_TEXT) free(b->v[i].v.text.s);
+    if (b->v[i].type == TRACK_FLT_BIND_TEXT) free(b->v[i].v.text.s);
   free(b->v);
   memset(b, 0, sizeof *b);
 }
 
-static struct flt_bind *bind_push(struct flt_binds *b, struct err *e) {
-  if (b->n >= FLT_MAX_BINDS) {
-    err_set(e, ERR_INVALID_PARAMETER_VALUE, "filter: more than %d values to bind", FLT_MAX_BINDS);
+static struct track_flt_bind *bind_push(struct track_flt_binds *b, struct err *e) {
+  if (b->n >= TRACK_FLT_MAX_BINDS) {
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "filter: more than %d values to bind", TRACK_FLT_MAX_BINDS);
     return NULL;
   }
   if (b->n == b->cap) {
     int cap = b->cap ? b->cap * 2 : 16;
-    struct flt_bind *v = realloc(b->v, (size_t)cap * sizeof *v);
+    struct track_flt_bind *v = realloc(b->v, (size_t)cap * sizeof *v);
     if (!v) {
       err_set(e, ERR_NO_MEMORY, "out of memory");
       return NULL;
@@ -178,51 +178,51 @@ static struct flt_bind *bind_push(struct flt_binds *b, struct err *e) {
   return &b->v[b->n];
 }
 
-int flt_bind_text(struct flt_binds *b, const char *s, size_t len, struct err *e) {
+int track_flt_bind_text(struct track_flt_binds *b, const char *s, size_t len, struct err *e) {
   struct err local;
   if (!e) e = &local;
-  struct flt_bind *x = bind_push(b, e);
+  struct track_flt_bind *x = bind_push(b, e);
   if (!x) return -(int)e->code;
   char *copy = malloc(len + 1);
   if (!copy) return err_set(e, ERR_NO_MEMORY, "out of memory");
   if (len) memcpy(copy, s, len);
   copy[len] = 0;
-  x->type = FLT_BIND_TEXT;
+  x->type = TRACK_FLT_BIND_TEXT;
   x->v.text.s = copy;
   x->v.text.len = len;
   b->n++;
   return 0;
 }
 
-int flt_bind_i64(struct flt_binds *b, int64_t v, struct err *e) {
+int track_flt_bind_i64(struct track_flt_binds *b, int64_t v, struct err *e) {
   struct err local;
   if (!e) e = &local;
-  struct flt_bind *x = bind_push(b, e);
+  struct track_flt_bind *x = bind_push(b, e);
   if (!x) return -(int)e->code;
-  x->type = FLT_BIND_I64;
+  x->type = TRACK_FLT_BIND_I64;
   x->v.i64 = v;
   b->n++;
   return 0;
 }
 
-int flt_bind_f64(struct flt_binds *b, double v, struct err *e) {
+int track_flt_bind_f64(struct track_flt_binds *b, double v, struct err *e) {
   struct err local;
   if (!e) e = &local;
-  struct flt_bind *x = bind_push(b, e);
+  struct track_flt_bind *x = bind_push(b, e);
   if (!x) return -(int)e->code;
-  x->type = FLT_BIND_F64;
+  x->type = TRACK_FLT_BIND_F64;
   x->v.f64 = v;
   b->n++;
   return 0;
 }
 
-int flt_binds_apply(const struct flt_binds *b, struct db_stmt *s, int first) {
+int track_flt_binds_apply(const struct track_flt_binds *b, struct db_stmt *s, int first) {
   for (int i = 0; i < b->n; i++) {
-    const struct flt_bind *x = &b->v[i];
+    const struct track_flt_bind *x = &b->v[i];
     int rc;
     switch (x->type) {
-    case FLT_BIND_TEXT: rc = db_bind_textn(s, first + i, x->v.text.s, x->v.text.len); break;
-    case FLT_BIND_I64: rc = db_bind_i64(s, first + i, x->v.i64); break;
+    case TRACK_FLT_BIND_TEXT: rc = db_bind_textn(s, first + i, x->v.text.s, x->v.text.len); break;
+    case TRACK_FLT_BIND_I64: rc = db_bind_i64(s, first + i, x->v.i64); break;
     default: rc = db_bind_f64(s, first + i, x->v.f64); break;
     }
     if (rc < 0) return rc;
@@ -235,7 +235,7 @@ int flt_binds_apply(const struct flt_binds *b, struct db_stmt *s, int first) {
 struct parser {
   const char *s;
   size_t len, pos;
-  enum flt_entity ent;
+  enum track_flt_entity ent;
   const struct ent_def *def;
   struct arena *a;
   struct err *e;
@@ -528,7 +528,7 @@ static int parse_ident(struct parser *p, struct ident *id) {
       lower[i] = (char)((seg[i] >= 'A' && seg[i] <= 'Z') ? seg[i] + 32 : seg[i]);
     lower[n] = 0;
     bool fits = seglen < sizeof lower - 1 && strlen(seg) == seglen;
-    bool runs = p->ent == FLT_RUNS;
+    bool runs = p->ent == TRACK_FLT_RUNS;
     if (fits && (!strcmp(lower, "metric") || !strcmp(lower, "metrics")) && runs)
       id->ek = K_METRIC;
     else if (fits && runs &&
@@ -567,10 +567,10 @@ static int parse_ident(struct parser *p, struct ident *id) {
     id->keylen = seglen;
     if (seglen == 0) return perr(p, id->pos, "empty key");
   }
-  if (id->keylen > FLT_MAX_KEY)
-    return perr(p, id->pos, "key longer than %d bytes", FLT_MAX_KEY);
+  if (id->keylen > TRACK_FLT_MAX_KEY)
+    return perr(p, id->pos, "key longer than %d bytes", TRACK_FLT_MAX_KEY);
   if (memchr(id->key, 0, id->keylen)) return perr(p, id->pos, "NUL character in key");
-  if (id->ek == K_TAG && p->order_by && p->ent != FLT_RUNS)
+  if (id->ek == K_TAG && p->order_by && p->ent != TRACK_FLT_RUNS)
     return perr(p, id->pos, "invalid order_by entity: tag");
   if (id->ek == K_ATTR) {
     for (const struct attr_def *a = p->def->attrs; a->name; a++) {
@@ -773,8 +773,8 @@ static int parse_comparison(struct parser *p, struct node **out) {
   if (!(ops_allowed(&id) & B(op)))
     return perr(p, op_pos, "invalid comparator '%s' for %s; expected one of %s", opname,
                 lhs_name(&id, lhs, sizeof lhs), ops_list(&id));
-  if (++p->terms > FLT_MAX_TERMS)
-    return perr(p, id.pos, "more than %d comparisons", FLT_MAX_TERMS);
+  if (++p->terms > TRACK_FLT_MAX_TERMS)
+    return perr(p, id.pos, "more than %d comparisons", TRACK_FLT_MAX_TERMS);
   struct node *n = new_node(p, N_CMP);
   if (!n) return -1;
   n->ek = id.ek;
@@ -804,8 +804,8 @@ static int parse_comparison(struct parser *p, struct node **out) {
         cap *= 2;
       }
       size_t vpos = p->pos;
-      if (p->binds + nkey + n->nvals + 1 > FLT_MAX_FILTER_BINDS)
-        return perr(p, vpos, "more than %d values in one filter", FLT_MAX_FILTER_BINDS);
+      if (p->binds + nkey + n->nvals + 1 > TRACK_FLT_MAX_FILTER_BINDS)
+        return perr(p, vpos, "more than %d values in one filter", TRACK_FLT_MAX_FILTER_BINDS);
       if (parse_value(p, &id, &n->vals[n->nvals]) < 0) return -1;
       n->nvals++;
       if (peekc(p) == ',') {
@@ -838,8 +838,8 @@ static int parse_comparison(struct parser *p, struct node **out) {
     n->nvals = 1;
   }
   p->binds += nkey + n->nvals;
-  if (p->binds > FLT_MAX_FILTER_BINDS)
-    return perr(p, id.pos, "more than %d values in one filter", FLT_MAX_FILTER_BINDS);
+  if (p->binds > TRACK_FLT_MAX_FILTER_BINDS)
+    return perr(p, id.pos, "more than %d values in one filter", TRACK_FLT_MAX_FILTER_BINDS);
   *out = n;
   return 0;
 }
@@ -850,8 +850,8 @@ static int parse_unary(struct parser *p, struct node **out) {
   char found[64];
   size_t st = p->pos;
   if (kw_at(p, p->pos, "NOT")) {
-    if (++p->depth > FLT_MAX_DEPTH)
-      return perr(p, st, "nesting deeper than %d levels", FLT_MAX_DEPTH);
+    if (++p->depth > TRACK_FLT_MAX_DEPTH)
+      return perr(p, st, "nesting deeper than %d levels", TRACK_FLT_MAX_DEPTH);
     kw_take(p, "NOT");
     struct node *n = new_node(p, N_NOT), *kid;
     if (!n) return -1;
@@ -865,8 +865,8 @@ static int parse_unary(struct parser *p, struct node **out) {
     return 0;
   }
   if (peekc(p) == '(') {
-    if (++p->depth > FLT_MAX_DEPTH)
-      return perr(p, st, "nesting deeper than %d levels", FLT_MAX_DEPTH);
+    if (++p->depth > TRACK_FLT_MAX_DEPTH)
+      return perr(p, st, "nesting deeper than %d levels", TRACK_FLT_MAX_DEPTH);
     p->pos++;
     skip_ws(p);
     if (parse_or(p, out) < 0) return -1;
@@ -926,7 +926,7 @@ fail:
 
 static int parse_or(struct parser *p, struct node **out) { return parse_list(p, out, true); }
 
-static void parser_init(struct parser *p, const char *text, size_t len, enum flt_entity ent,
+static void parser_init(struct parser *p, const char *text, size_t len, enum track_flt_entity ent,
                         struct arena *a, struct err *e, const char *prefix) {
   memset(p, 0, sizeof *p);
   p->s = text;
@@ -938,16 +938,16 @@ static void parser_init(struct parser *p, const char *text, size_t len, enum flt
   p->prefix = prefix;
 }
 
-int flt_parse(const char *text, enum flt_entity ent, struct flt **out, struct err *e) {
+int track_flt_parse(const char *text, enum track_flt_entity ent, struct track_flt **out, struct err *e) {
   struct err local;
   if (!e) e = &local;
   *out = NULL;
-  if ((unsigned)ent > FLT_MODEL_VERSIONS)
+  if ((unsigned)ent > TRACK_FLT_MODEL_VERSIONS)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "filter: unknown entity");
   size_t len = text ? strlen(text) : 0;
-  if (len > FLT_MAX_TEXT)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "filter: longer than %d bytes", FLT_MAX_TEXT);
-  struct flt *f = calloc(1, sizeof *f);
+  if (len > TRACK_FLT_MAX_TEXT)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "filter: longer than %d bytes", TRACK_FLT_MAX_TEXT);
+  struct track_flt *f = calloc(1, sizeof *f);
   if (!f) return err_set(e, ERR_NO_MEMORY, "out of memory parsing filter");
   f->ent = ent;
   arena_init(&f->arena, 4096, 0);
@@ -970,24 +970,24 @@ int flt_parse(const char *text, enum flt_entity ent, struct flt **out, struct er
   *out = f;
   return 0;
 fail:
-  flt_free(f);
+  track_flt_free(f);
   return -(int)e->code;
 }
 
-void flt_free(struct flt *f) {
+void track_flt_free(struct track_flt *f) {
   if (!f) return;
   arena_fini(&f->arena);
   free(f);
 }
 
-bool flt_is_empty(const struct flt *f) { return !f || !f->root; }
-enum flt_entity flt_entity_of(const struct flt *f) { return f ? f->ent : FLT_RUNS; }
+bool track_flt_is_empty(const struct track_flt *f) { return !f || !f->root; }
+enum track_flt_entity track_flt_entity_of(const struct track_flt *f) { return f ? f->ent : TRACK_FLT_RUNS; }
 
 /* ---- SQL --------------------------------------------------------------------- */
 
 struct cc {
   struct buf *sql;
-  struct flt_binds *binds;
+  struct track_flt_binds *binds;
   const struct ent_def *def;
   struct err *e;
   int rc;
@@ -998,15 +998,15 @@ static void put(struct cc *c, const char *s) {
 }
 
 static void bind_text(struct cc *c, const char *s, size_t n) {
-  if (c->rc == 0) c->rc = flt_bind_text(c->binds, s, n, c->e);
+  if (c->rc == 0) c->rc = track_flt_bind_text(c->binds, s, n, c->e);
 }
 
 static void bind_num(struct cc *c, const struct value *v, bool as_double) {
   if (c->rc) return;
   if (v->is_int && !as_double)
-    c->rc = flt_bind_i64(c->binds, v->i, c->e);
+    c->rc = track_flt_bind_i64(c->binds, v->i, c->e);
   else
-    c->rc = flt_bind_f64(c->binds, v->d, c->e);
+    c->rc = track_flt_bind_f64(c->binds, v->d, c->e);
 }
 
 /* LIKE patterns: '%' any run, '_' one character; a backslash before '%',
@@ -1181,11 +1181,11 @@ static void emit_node(struct cc *c, const struct node *n) {
   }
 }
 
-int flt_to_sql(const struct flt *f, struct buf *sql, struct flt_binds *binds, struct err *e) {
+int track_flt_to_sql(const struct track_flt *f, struct buf *sql, struct track_flt_binds *binds, struct err *e) {
   struct err local;
   if (!e) e = &local;
-  struct cc c = {sql, binds, ent_def(flt_entity_of(f)), e, 0};
-  if (flt_is_empty(f)) {
+  struct cc c = {sql, binds, ent_def(track_flt_entity_of(f)), e, 0};
+  if (track_flt_is_empty(f)) {
     put(&c, "(1=1)");
     return c.rc;
   }
@@ -1254,16 +1254,16 @@ static void emit_order_key(struct cc *c, const struct okey *k, bool nulls_last) 
     put(c, k->asc ? " ASC NULLS LAST" : " DESC NULLS LAST");
 }
 
-static int parse_order_clause(const char *clause, int idx, enum flt_entity ent, struct arena *a,
+static int parse_order_clause(const char *clause, int idx, enum track_flt_entity ent, struct arena *a,
                               struct okey *k, struct err *e) {
   char prefix[96], snip[48];
   size_t len = clause ? strlen(clause) : 0;
   struct parser p;
   snprintf(prefix, sizeof prefix, "order_by: invalid order_by clause %d", idx + 1);
   parser_init(&p, clause ? clause : "", len, ent, a, e, prefix);
-  if (len > FLT_MAX_KEY + 64)
+  if (len > TRACK_FLT_MAX_KEY + 64)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: longer than %d bytes", prefix,
-                   FLT_MAX_KEY + 64);
+                   TRACK_FLT_MAX_KEY + 64);
   if (check_utf8(&p) < 0) return -ERR_INVALID_PARAMETER_VALUE;
   size_t sn = len > 32 ? 32 : len;
   while (sn > 0 && sn < len && ((unsigned char)clause[sn] & 0xC0) == 0x80) sn--;
@@ -1294,18 +1294,18 @@ static int parse_order_clause(const char *clause, int idx, enum flt_entity ent, 
   return 0;
 }
 
-int flt_order_by(const char *const *clauses, int n, enum flt_entity ent, struct buf *sql,
-                 struct flt_binds *binds, struct err *e) {
+int track_flt_order_by(const char *const *clauses, int n, enum track_flt_entity ent, struct buf *sql,
+                 struct track_flt_binds *binds, struct err *e) {
   struct err local;
   if (!e) e = &local;
-  if ((unsigned)ent > FLT_MODEL_VERSIONS)
+  if ((unsigned)ent > TRACK_FLT_MODEL_VERSIONS)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "order_by: unknown entity");
   if (n < 0) n = 0;
-  if (n > FLT_MAX_ORDER_BY)
+  if (n > TRACK_FLT_MAX_ORDER_BY)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "order_by: more than %d clauses",
-                   FLT_MAX_ORDER_BY);
+                   TRACK_FLT_MAX_ORDER_BY);
   const struct ent_def *d = ent_def(ent);
-  struct okey keys[FLT_MAX_ORDER_BY];
+  struct okey keys[TRACK_FLT_MAX_ORDER_BY];
   struct arena a;
   arena_init(&a, 1024, 0);
   int rc = 0;
@@ -1313,7 +1313,7 @@ int flt_order_by(const char *const *clauses, int n, enum flt_entity ent, struct 
     rc = parse_order_clause(clauses[i], i, ent, &a, &keys[i], e);
     if (rc < 0) goto out;
     /* MLflow refuses a key given twice for runs and registered models */
-    if (ent == FLT_RUNS || ent == FLT_REGISTERED_MODELS) {
+    if (ent == TRACK_FLT_RUNS || ent == TRACK_FLT_REGISTERED_MODELS) {
       for (int j = 0; j < i; j++) {
         if (okey_same(&keys[i], &keys[j])) {
           char kb[64];
@@ -1328,26 +1328,26 @@ int flt_order_by(const char *const *clauses, int n, enum flt_entity ent, struct 
   struct cc c = {sql, binds, d, e, 0};
   for (int i = 0; i < n; i++) {
     if (i) put(&c, ", ");
-    emit_order_key(&c, &keys[i], ent == FLT_RUNS);
+    emit_order_key(&c, &keys[i], ent == TRACK_FLT_RUNS);
   }
   /* MLflow's tie-breakers, each unless its key was given */
   static const struct {
-    enum flt_entity ent;
+    enum track_flt_entity ent;
     const char *canon;
     bool asc;
   } ties[] = {
-      {FLT_RUNS, "start_time", false},      {FLT_RUNS, "run_id", true},
-      {FLT_EXPERIMENTS, "experiment_id", false}, {FLT_REGISTERED_MODELS, "name", true},
-      {FLT_MODEL_VERSIONS, "name", true},   {FLT_MODEL_VERSIONS, "version_number", false},
+      {TRACK_FLT_RUNS, "start_time", false},      {TRACK_FLT_RUNS, "run_id", true},
+      {TRACK_FLT_EXPERIMENTS, "experiment_id", false}, {TRACK_FLT_REGISTERED_MODELS, "name", true},
+      {TRACK_FLT_MODEL_VERSIONS, "name", true},   {TRACK_FLT_MODEL_VERSIONS, "version_number", false},
   };
-  if (ent == FLT_EXPERIMENTS && n == 0) {
+  if (ent == TRACK_FLT_EXPERIMENTS && n == 0) {
     put(&c, "e.creation_time DESC, e.experiment_id ASC");
   } else {
     bool first = n == 0;
     for (size_t t = 0; t < sizeof ties / sizeof ties[0]; t++) {
       if (ties[t].ent != ent) continue;
       /* runs always end with run_id ASC, as MLflow does */
-      bool always = ent == FLT_RUNS && !strcmp(ties[t].canon, "run_id");
+      bool always = ent == TRACK_FLT_RUNS && !strcmp(ties[t].canon, "run_id");
       if (!always && given(keys, n, ties[t].canon)) continue;
       struct okey tb = {K_ATTR, attr_by_canon(d, ties[t].canon), NULL, 0, ties[t].asc};
       if (!first) put(&c, ", ");

@@ -1,25 +1,25 @@
-/* tests for tracking/validate: MLflow's key rules and messages, UTF-8
+/* tests for track/validate: MLflow's key rules and messages, UTF-8
  * lengths, the latest-metric rule, page tokens, run ids, statuses, views
  * and generated run names. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
 
-#include "tracking/tracking.h"
+#include "track/track.h"
 
-static void key_ok(enum tracking_key_kind k, const char *key) {
+static void key_ok(enum track_key_kind k, const char *key) {
   struct err e = {0};
-  cr_assert_eq(tracking_key_check(k, key, &e), 0, "'%s' refused: %s", key, e.msg);
+  cr_assert_eq(track_key_check(k, key, &e), 0, "'%s' refused: %s", key, e.msg);
 }
 
-static void key_bad(enum tracking_key_kind k, const char *key, const char *fragment) {
+static void key_bad(enum track_key_kind k, const char *key, const char *fragment) {
   struct err e = {0};
-  cr_assert_eq(tracking_key_check(k, key, &e), -ERR_INVALID_PARAMETER_VALUE, "'%s' accepted", key ? key : "(null)");
+  cr_assert_eq(track_key_check(k, key, &e), -ERR_INVALID_PARAMETER_VALUE, "'%s' accepted", key ? key : "(null)");
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, fragment), "'%s': message '%s' lacks '%s'", key ? key : "(null)", e.msg, fragment);
 }
 
-Test(tracking_validate, keys_follow_mlflow_rules) {
+Test(track_validate, keys_follow_mlflow_rules) {
   key_ok(TRACKING_KEY_METRIC, "acc");
   key_ok(TRACKING_KEY_METRIC, "val/loss");
   key_ok(TRACKING_KEY_METRIC, "a.b-c_d e:f");
@@ -43,7 +43,7 @@ Test(tracking_validate, keys_follow_mlflow_rules) {
   key_bad(TRACKING_KEY_METRIC, "a/../..", "This name would resolve to '..'");
 }
 
-Test(tracking_validate, key_length_counts_characters) {
+Test(track_validate, key_length_counts_characters) {
   char k[2 * 252 + 1];
   memset(k, 'k', 250);
   k[250] = 0;
@@ -59,23 +59,23 @@ Test(tracking_validate, key_length_counts_characters) {
   key_ok(TRACKING_KEY_PARAM, k);
 }
 
-Test(tracking_validate, utf8_lengths_and_prefixes) {
-  cr_assert_eq(tracking_utf8_chars(""), 0);
-  cr_assert_eq(tracking_utf8_chars("abc"), 3);
-  cr_assert_eq(tracking_utf8_chars("\xc3\xa9t\xc3\xa9"), 3);
-  cr_assert_eq(tracking_utf8_chars("\xf0\x9f\x94\xa5"), 1);
-  cr_assert_eq(tracking_utf8_prefix("\xc3\xa9t\xc3\xa9", 2), 3);
-  cr_assert_eq(tracking_utf8_prefix("\xc3\xa9t\xc3\xa9", 3), 5);
-  cr_assert_eq(tracking_utf8_prefix("\xc3\xa9t\xc3\xa9", 99), 5);
-  cr_assert_eq(tracking_utf8_prefix("abc", 0), 0);
+Test(track_validate, utf8_lengths_and_prefixes) {
+  cr_assert_eq(track_utf8_chars(""), 0);
+  cr_assert_eq(track_utf8_chars("abc"), 3);
+  cr_assert_eq(track_utf8_chars("\xc3\xa9t\xc3\xa9"), 3);
+  cr_assert_eq(track_utf8_chars("\xf0\x9f\x94\xa5"), 1);
+  cr_assert_eq(track_utf8_prefix("\xc3\xa9t\xc3\xa9", 2), 3);
+  cr_assert_eq(track_utf8_prefix("\xc3\xa9t\xc3\xa9", 3), 5);
+  cr_assert_eq(track_utf8_prefix("\xc3\xa9t\xc3\xa9", 99), 5);
+  cr_assert_eq(track_utf8_prefix("abc", 0), 0);
 }
 
 static bool sup(int64_t s1, int64_t t1, double v1, int64_t s2, int64_t t2, double v2) {
-  struct tracking_metric a = {"k", v1, t1, s1}, b = {"k", v2, t2, s2};
-  return tracking_metric_supersedes(&a, &b);
+  struct track_metric a = {"k", v1, t1, s1}, b = {"k", v2, t2, s2};
+  return track_metric_supersedes(&a, &b);
 }
 
-Test(tracking_validate, latest_metric_rule) {
+Test(track_validate, latest_metric_rule) {
   cr_assert(sup(2, 1, 0, 1, 99, 99), "a higher step wins whatever the time and value");
   cr_assert_not(sup(1, 99, 99, 2, 1, 0));
   cr_assert(sup(1, 20, 0, 1, 10, 5), "same step: the later timestamp wins");
@@ -88,55 +88,55 @@ Test(tracking_validate, latest_metric_rule) {
   cr_assert(sup(-1, 10, 0, -2, 10, 0), "negative steps order too");
 }
 
-Test(tracking_validate, page_tokens_are_mlflows) {
+Test(track_validate, page_tokens_are_mlflows) {
   char t[TRACKING_PAGE_TOKEN_MAX];
-  tracking_page_token_encode(100, t);
+  track_page_token_encode(100, t);
   cr_assert_str_eq(t, "eyJvZmZzZXQiOiAxMDB9"); /* base64('{"offset": 100}'), as MLflow writes it */
   int64_t off = -1;
   struct err e;
-  cr_assert_eq(tracking_page_token_decode(t, &off, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_page_token_decode(t, &off, &e), 0, "%s", e.msg);
   cr_assert_eq(off, 100);
-  tracking_page_token_encode(0, t);
-  cr_assert_eq(tracking_page_token_decode(t, &off, &e), 0);
+  track_page_token_encode(0, t);
+  cr_assert_eq(track_page_token_decode(t, &off, &e), 0);
   cr_assert_eq(off, 0);
-  cr_assert_eq(tracking_page_token_decode("%%%", &off, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_page_token_decode("%%%", &off, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert_str_eq(e.msg, "Invalid page token, could not base64-decode");
-  cr_assert_eq(tracking_page_token_decode("bm90IGpzb24=", &off, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_page_token_decode("bm90IGpzb24=", &off, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, "decoded value=not json"), "%s", e.msg);
   /* {"offset": -5} */
-  cr_assert_eq(tracking_page_token_decode("eyJvZmZzZXQiOiAtNX0=", &off, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_page_token_decode("eyJvZmZzZXQiOiAtNX0=", &off, &e), -ERR_INVALID_PARAMETER_VALUE);
   char big[200];
   memset(big, 'A', sizeof big - 1);
   big[sizeof big - 1] = 0;
-  cr_assert_eq(tracking_page_token_decode(big, &off, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_page_token_decode(big, &off, &e), -ERR_INVALID_PARAMETER_VALUE);
 }
 
-Test(tracking_validate, run_ids_statuses_views_and_names) {
-  cr_assert(tracking_run_id_valid("0123456789abcdef0123456789abcdef"));
-  cr_assert_not(tracking_run_id_valid("0123456789ABCDEF0123456789abcdef"));
-  cr_assert_not(tracking_run_id_valid("0123456789abcdef"));
-  cr_assert_not(tracking_run_id_valid(NULL));
-  enum tracking_status st;
+Test(track_validate, run_ids_statuses_views_and_names) {
+  cr_assert(track_run_id_valid("0123456789abcdef0123456789abcdef"));
+  cr_assert_not(track_run_id_valid("0123456789ABCDEF0123456789abcdef"));
+  cr_assert_not(track_run_id_valid("0123456789abcdef"));
+  cr_assert_not(track_run_id_valid(NULL));
+  enum track_status st;
   struct err e;
-  cr_assert_eq(tracking_status_parse("FINISHED", &st, &e), 0);
+  cr_assert_eq(track_status_parse("FINISHED", &st, &e), 0);
   cr_assert_eq(st, TRACKING_FINISHED);
-  cr_assert_eq(tracking_status_parse("5", &st, &e), 0);
+  cr_assert_eq(track_status_parse("5", &st, &e), 0);
   cr_assert_eq(st, TRACKING_KILLED);
-  cr_assert_str_eq(tracking_status_name(TRACKING_SCHEDULED), "SCHEDULED");
-  cr_assert_eq(tracking_status_parse("finished", &st, &e), -ERR_INVALID_PARAMETER_VALUE);
-  cr_assert_eq(tracking_status_parse("0", &st, &e), -ERR_INVALID_PARAMETER_VALUE);
-  enum tracking_view v;
-  cr_assert_eq(tracking_view_parse("DELETED_ONLY", &v, &e), 0);
+  cr_assert_str_eq(track_status_name(TRACKING_SCHEDULED), "SCHEDULED");
+  cr_assert_eq(track_status_parse("finished", &st, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_status_parse("0", &st, &e), -ERR_INVALID_PARAMETER_VALUE);
+  enum track_view v;
+  cr_assert_eq(track_view_parse("DELETED_ONLY", &v, &e), 0);
   cr_assert_eq(v, TRACKING_VIEW_DELETED);
-  cr_assert_eq(tracking_view_parse("3", &v, &e), 0);
+  cr_assert_eq(track_view_parse("3", &v, &e), 0);
   cr_assert_eq(v, TRACKING_VIEW_ALL);
-  cr_assert_eq(tracking_view_parse("4", &v, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_view_parse("4", &v, &e), -ERR_INVALID_PARAMETER_VALUE);
   char name[64];
   for (int i = 0; i < 50; i++) {
-    tracking_run_name_generate(name);
+    track_run_name_generate(name);
     char *d1 = strchr(name, '-'), *d2 = d1 ? strchr(d1 + 1, '-') : NULL;
     cr_assert(d1 && d2 && d2[1] >= '0' && d2[1] <= '9', "%s", name);
     struct err ke;
-    cr_assert_eq(tracking_key_check(TRACKING_KEY_TAG, name, &ke), 0, "%s", name);
+    cr_assert_eq(track_key_check(TRACKING_KEY_TAG, name, &ke), 0, "%s", name);
   }
 }

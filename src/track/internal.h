@@ -1,10 +1,10 @@
-/* tracking/internal: what the room's files share — row loaders scoped by
+/* track/internal: what the room's files share — row loaders scoped by
  * project, the entity builders (protobuf-JSON shape) and small SQL helpers.
  * Not part of the public header. */
 #ifndef KILN_TRACKING_INTERNAL_H
 #define KILN_TRACKING_INTERNAL_H
 
-#include "tracking.h"
+#include "track.h"
 
 #define TRK_LIFECYCLE_ACTIVE "active"
 #define TRK_LIFECYCLE_DELETED "deleted"
@@ -45,7 +45,7 @@ json_t *trk_metric_value_json(double v, bool is_nan);
 int trk_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...);
 
 /* Experiment search's and run search's SQL pieces (search.c). */
-int trk_search_limits(const struct tracking_search *s, int64_t *max_results, int64_t *offset,
+int trk_search_limits(const struct track_search *s, int64_t *max_results, int64_t *offset,
                       struct err *e);
 
 #endif

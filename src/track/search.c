@@ -1,4 +1,4 @@
-/* tracking/search: experiments/search and runs/search — view types, order_by
+/* track/search: experiments/search and runs/search — view types, order_by
  * clauses with MLflow's tie-breakers and missing-last rule, and offset page
  * tokens, all pushed into one SQL query per page. The filter and order_by
  * SQL come from the search grammar (filter.h). */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int trk_search_limits(const struct tracking_search *s, int64_t *max_results, int64_t *offset,
+int trk_search_limits(const struct track_search *s, int64_t *max_results, int64_t *offset,
                       struct err *e) {
   *max_results = s->max_results ? s->max_results : TRACKING_DEFAULT_SEARCH_RESULTS;
   if (*max_results < 1)
@@ -23,11 +23,11 @@ int trk_search_limits(const struct tracking_search *s, int64_t *max_results, int
                    "value %lld",
                    TRACKING_MAX_SEARCH_RESULTS, (long long)*max_results);
   *offset = 0;
-  if (s->page_token && *s->page_token) return tracking_page_token_decode(s->page_token, offset, e);
+  if (s->page_token && *s->page_token) return track_page_token_decode(s->page_token, offset, e);
   return 0;
 }
 
-static const char *lifecycle_clause(enum tracking_view v) {
+static const char *lifecycle_clause(enum track_view v) {
   switch (v) {
   case TRACKING_VIEW_DELETED: return " AND %s.lifecycle_stage = 'deleted'";
   case TRACKING_VIEW_ALL: return "";
@@ -37,33 +37,33 @@ static const char *lifecycle_clause(enum tracking_view v) {
 
 /* WHERE <ours> AND <filter> ORDER BY <order_by> LIMIT ? OFFSET ?, with the
  * filter grammar's binds following ours in one list. */
-static int add_filter_and_order(const struct tracking_search *s, enum flt_entity ent, struct buf *sql,
-                                struct flt_binds *binds, int64_t limit, int64_t offset, struct err *e) {
-  struct flt *f = NULL;
-  int rc = flt_parse(s->filter, ent, &f, e);
+static int add_filter_and_order(const struct track_search *s, enum track_flt_entity ent, struct buf *sql,
+                                struct track_flt_binds *binds, int64_t limit, int64_t offset, struct err *e) {
+  struct track_flt *f = NULL;
+  int rc = track_flt_parse(s->filter, ent, &f, e);
   if (rc) return rc;
-  if (!flt_is_empty(f)) {
+  if (!track_flt_is_empty(f)) {
     buf_puts(sql, " AND ");
-    rc = flt_to_sql(f, sql, binds, e);
+    rc = track_flt_to_sql(f, sql, binds, e);
   }
-  flt_free(f);
+  track_flt_free(f);
   if (!rc) {
     buf_puts(sql, " ORDER BY ");
-    rc = flt_order_by(s->order_by, s->norder_by, ent, sql, binds, e);
+    rc = track_flt_order_by(s->order_by, s->norder_by, ent, sql, binds, e);
   }
   if (!rc) {
     buf_puts(sql, " LIMIT ? OFFSET ?");
-    rc = flt_bind_i64(binds, limit, e);
+    rc = track_flt_bind_i64(binds, limit, e);
   }
-  if (!rc) rc = flt_bind_i64(binds, offset, e);
+  if (!rc) rc = track_flt_bind_i64(binds, offset, e);
   if (!rc && !sql->data) rc = err_set(e, ERR_NO_MEMORY, "out of memory building a search");
   return rc;
 }
 
-static struct db_stmt *prepare_bound(struct db_conn *c, const struct buf *sql, const struct flt_binds *b,
+static struct db_stmt *prepare_bound(struct db_conn *c, const struct buf *sql, const struct track_flt_binds *b,
                                      struct err *e) {
   struct db_stmt *st = db_prepare(c, sql->data, e);
-  if (st && flt_binds_apply(b, st, 1) < 0) {
+  if (st && track_flt_binds_apply(b, st, 1) < 0) {
     db_stmt_done(st);
     err_set(e, ERR_INTERNAL, "binding search values failed");
     return NULL;
@@ -73,25 +73,25 @@ static struct db_stmt *prepare_bound(struct db_conn *c, const struct buf *sql, c
 
 /* ---- experiments ---------------------------------------------------------------------- */
 
-json_t *tracking_experiment_search(struct db *db, const char *project_id,
-                                   const struct tracking_search *s,
+json_t *track_experiment_search(struct db *db, const char *project_id,
+                                   const struct track_search *s,
                                    char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
   int64_t max, offset, def;
   if (trk_search_limits(s, &max, &offset, e)) return NULL;
   struct buf sql;
-  struct flt_binds binds;
+  struct track_flt_binds binds;
   buf_init(&sql);
-  flt_binds_init(&binds);
+  track_flt_binds_init(&binds);
   json_t *out = NULL;
   int64_t *list = NULL, n = 0;
   buf_puts(&sql, "SELECT e.experiment_id FROM experiments e WHERE e.project_id = ?");
   buf_printf(&sql, lifecycle_clause(s->view), "e");
-  if (flt_bind_text(&binds, project_id, strlen(project_id), e) ||
-      add_filter_and_order(s, FLT_EXPERIMENTS, &sql, &binds, max + 1, offset, e))
+  if (track_flt_bind_text(&binds, project_id, strlen(project_id), e) ||
+      add_filter_and_order(s, TRACK_FLT_EXPERIMENTS, &sql, &binds, max + 1, offset, e))
     goto out;
   /* the Default is listed as soon as anyone looks, as in MLflow */
-  if (tracking_default_experiment(db, project_id, &def, e)) goto out;
+  if (track_default_experiment(db, project_id, &def, e)) goto out;
   if (!(list = malloc((size_t)(max + 1) * sizeof *list))) {
     err_set(e, ERR_NO_MEMORY, NULL);
     goto out;
@@ -113,11 +113,11 @@ json_t *tracking_experiment_search(struct db *db, const char *project_id,
       json_array_append_new(out, x);
     }
   }
-  if (out && n > max) tracking_page_token_encode(offset + max, next);
+  if (out && n > max) track_page_token_encode(offset + max, next);
   db_reader_release(db, c);
 out:
   free(list);
-  flt_binds_fini(&binds);
+  track_flt_binds_fini(&binds);
   buf_fini(&sql);
   return out;
 }
@@ -134,7 +134,7 @@ static int padded(int n) {
 
 #define MAX_SEARCH_EXPERIMENTS 64
 
-json_t *tracking_run_search(struct db *db, const char *project_id, const struct tracking_search *s,
+json_t *track_run_search(struct db *db, const char *project_id, const struct track_search *s,
                             char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
   int64_t max, offset;
@@ -150,7 +150,7 @@ json_t *tracking_run_search(struct db *db, const char *project_id, const struct 
   for (int i = 0; i < s->nexperiment_ids; i++) {
     struct err why;
     int64_t id;
-    if (tracking_experiment_resolve(db, project_id, s->experiment_ids[i], &id, &why) == 0) {
+    if (track_experiment_resolve(db, project_id, s->experiment_ids[i], &id, &why) == 0) {
       ids[nids++] = id;
     } else if (why.code != ERR_RESOURCE_DOES_NOT_EXIST) {
       *e = why;
@@ -158,23 +158,23 @@ json_t *tracking_run_search(struct db *db, const char *project_id, const struct 
     }
   }
   struct buf sql;
-  struct flt_binds binds;
+  struct track_flt_binds binds;
   buf_init(&sql);
-  flt_binds_init(&binds);
+  track_flt_binds_init(&binds);
   json_t *out = NULL;
   char(*list)[TRACKING_RUN_ID_LEN + 1] = NULL;
   int64_t n = 0;
   buf_puts(&sql, "SELECT r.run_uuid FROM runs r WHERE r.project_id = ? AND r.experiment_id IN (");
-  int rc = flt_bind_text(&binds, project_id, strlen(project_id), e);
+  int rc = track_flt_bind_text(&binds, project_id, strlen(project_id), e);
   int np = nids ? padded(nids) : 1;
   for (int i = 0; i < np && !rc; i++) {
     buf_puts(&sql, i ? ", ?" : "?");
-    rc = flt_bind_i64(&binds, nids ? ids[i < nids ? i : nids - 1] : -1, e);
+    rc = track_flt_bind_i64(&binds, nids ? ids[i < nids ? i : nids - 1] : -1, e);
   }
   buf_putc(&sql, ')');
   buf_printf(&sql, lifecycle_clause(s->view), "r");
   /* the filter and order_by are checked even when no experiment matched */
-  if (rc || add_filter_and_order(s, FLT_RUNS, &sql, &binds, max + 1, offset, e)) goto out;
+  if (rc || add_filter_and_order(s, TRACK_FLT_RUNS, &sql, &binds, max + 1, offset, e)) goto out;
   if (nids == 0) {
     out = json_array();
     goto out;
@@ -199,11 +199,11 @@ json_t *tracking_run_search(struct db *db, const char *project_id, const struct 
       json_array_append_new(out, x);
     }
   }
-  if (out && n > max) tracking_page_token_encode(offset + max, next);
+  if (out && n > max) track_page_token_encode(offset + max, next);
   db_reader_release(db, c);
 out:
   free(list);
-  flt_binds_fini(&binds);
+  track_flt_binds_fini(&binds);
   buf_fini(&sql);
   return out;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tracking/tracking.h"
+#include "track/track.h"
 
 static char dir[64];
 static struct db *db;
@@ -35,7 +35,7 @@ static void teardown(void) {
   cr_assert_eq(system(cmd), 0);
 }
 
-TestSuite(tracking_domain, .init = setup, .fini = teardown);
+TestSuite(track_domain, .init = setup, .fini = teardown);
 
 static const char *str(json_t *o, const char *path1, const char *path2) {
   json_t *v = json_object_get(o, path1);
@@ -46,7 +46,7 @@ static const char *str(json_t *o, const char *path1, const char *path2) {
 static char *new_experiment(const char *project, const char *name) {
   int64_t id;
   struct err e;
-  cr_assert_eq(tracking_experiment_create(db, project, name, NULL, NULL, 0, &id, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_experiment_create(db, project, name, NULL, NULL, 0, &id, &e), 0, "%s", e.msg);
   char *s = malloc(24);
   snprintf(s, 24, "%lld", (long long)id);
   return s;
@@ -54,61 +54,61 @@ static char *new_experiment(const char *project, const char *name) {
 
 static char *new_run(const char *project, const char *exp) {
   struct err e;
-  struct tracking_run_new in = {.experiment_id = exp, .user_id = "tester"};
-  json_t *run = tracking_run_create(db, project, &in, &e);
+  struct track_run_new in = {.experiment_id = exp, .user_id = "tester"};
+  json_t *run = track_run_create(db, project, &in, &e);
   cr_assert_not_null(run, "%s", e.msg);
   char *id = strdup(str(json_object_get(run, "info"), "run_id", NULL));
   json_decref(run);
   return id;
 }
 
-Test(tracking_domain, default_experiment_is_lazy_and_per_project) {
+Test(track_domain, default_experiment_is_lazy_and_per_project) {
   int64_t a, a2, b;
   struct err e;
-  cr_assert_eq(tracking_default_experiment(db, P1, &a, &e), 0, "%s", e.msg);
-  cr_assert_eq(tracking_default_experiment(db, P1, &a2, &e), 0);
+  cr_assert_eq(track_default_experiment(db, P1, &a, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_default_experiment(db, P1, &a2, &e), 0);
   cr_assert_eq(a, a2);
-  cr_assert_eq(tracking_experiment_resolve(db, P2, "0", &b, &e), 0);
+  cr_assert_eq(track_experiment_resolve(db, P2, "0", &b, &e), 0);
   cr_assert_neq(a, b);
-  json_t *x = tracking_experiment_get(db, P1, "0", &e);
+  json_t *x = track_experiment_get(db, P1, "0", &e);
   cr_assert_str_eq(str(x, "name", NULL), "Default");
   json_decref(x);
-  cr_assert_eq(tracking_experiment_delete(db, P1, "0", &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_experiment_delete(db, P1, "0", &e), -ERR_INVALID_PARAMETER_VALUE);
   /* an experiment named Default made by hand becomes the Default */
   char *own = new_experiment("cccc0000000000000000000000000003", "Default");
   int64_t c, own_id;
-  cr_assert_eq(tracking_default_experiment(db, "cccc0000000000000000000000000003", &c, &e), 0);
+  cr_assert_eq(track_default_experiment(db, "cccc0000000000000000000000000003", &c, &e), 0);
   cr_assert_eq(str_to_i64(own, &own_id), 0);
   cr_assert_eq(c, own_id);
   free(own);
 }
 
-Test(tracking_domain, projects_are_isolated) {
+Test(track_domain, projects_are_isolated) {
   char *exp = new_experiment(P1, "mine");
   char *run = new_run(P1, exp);
   struct err e;
-  cr_assert_null(tracking_experiment_get(db, P2, exp, &e));
+  cr_assert_null(track_experiment_get(db, P2, exp, &e));
   cr_assert_eq(e.code, ERR_RESOURCE_DOES_NOT_EXIST);
-  cr_assert_null(tracking_experiment_get_by_name(db, P2, "mine", &e));
-  cr_assert_null(tracking_run_get(db, P2, run, &e));
+  cr_assert_null(track_experiment_get_by_name(db, P2, "mine", &e));
+  cr_assert_null(track_run_get(db, P2, run, &e));
   cr_assert_eq(e.code, ERR_RESOURCE_DOES_NOT_EXIST);
-  struct tracking_kv t = {"k", "v"};
-  struct tracking_batch b = {.tags = &t, .ntags = 1};
-  cr_assert_eq(tracking_log_batch(db, P2, run, &b, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
-  cr_assert_eq(tracking_run_delete(db, P2, run, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
-  cr_assert_eq(tracking_experiment_delete(db, P2, exp, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
+  struct track_kv t = {"k", "v"};
+  struct track_batch b = {.tags = &t, .ntags = 1};
+  cr_assert_eq(track_log_batch(db, P2, run, &b, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
+  cr_assert_eq(track_run_delete(db, P2, run, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
+  cr_assert_eq(track_experiment_delete(db, P2, exp, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
   /* names are per project */
   char *again = new_experiment(P2, "mine");
   cr_assert_str_neq(again, exp);
   int64_t id;
-  cr_assert_eq(tracking_experiment_create(db, P1, "mine", NULL, NULL, 0, &id, &e), -ERR_RESOURCE_ALREADY_EXISTS);
+  cr_assert_eq(track_experiment_create(db, P1, "mine", NULL, NULL, 0, &id, &e), -ERR_RESOURCE_ALREADY_EXISTS);
   const char *ids[] = {exp};
-  struct tracking_search s = {.experiment_ids = ids, .nexperiment_ids = 1};
+  struct track_search s = {.experiment_ids = ids, .nexperiment_ids = 1};
   char next[TRACKING_PAGE_TOKEN_MAX];
-  json_t *found = tracking_run_search(db, P2, &s, next, &e);
+  json_t *found = track_run_search(db, P2, &s, next, &e);
   cr_assert_eq(json_array_size(found), 0);
   json_decref(found);
-  found = tracking_run_search(db, P1, &s, next, &e);
+  found = track_run_search(db, P1, &s, next, &e);
   cr_assert_eq(json_array_size(found), 1);
   json_decref(found);
   free(exp);
@@ -116,22 +116,22 @@ Test(tracking_domain, projects_are_isolated) {
   free(again);
 }
 
-Test(tracking_domain, deleting_an_experiment_carries_its_runs) {
+Test(track_domain, deleting_an_experiment_carries_its_runs) {
   char *exp = new_experiment(P1, "life");
   char *r1 = new_run(P1, exp), *r2 = new_run(P1, exp);
   struct err e;
-  cr_assert_eq(tracking_experiment_delete(db, P1, exp, &e), 0, "%s", e.msg);
-  json_t *run = tracking_run_get(db, P1, r1, &e);
+  cr_assert_eq(track_experiment_delete(db, P1, exp, &e), 0, "%s", e.msg);
+  json_t *run = track_run_get(db, P1, r1, &e);
   cr_assert_str_eq(str(run, "info", "lifecycle_stage"), "deleted");
   json_decref(run);
-  cr_assert_eq(tracking_experiment_delete(db, P1, exp, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
-  cr_assert_eq(tracking_experiment_rename(db, P1, exp, "x", &e), -ERR_INVALID_STATE);
-  struct tracking_run_new in = {.experiment_id = exp};
-  cr_assert_null(tracking_run_create(db, P1, &in, &e));
+  cr_assert_eq(track_experiment_delete(db, P1, exp, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
+  cr_assert_eq(track_experiment_rename(db, P1, exp, "x", &e), -ERR_INVALID_STATE);
+  struct track_run_new in = {.experiment_id = exp};
+  cr_assert_null(track_run_create(db, P1, &in, &e));
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE);
-  cr_assert_eq(tracking_experiment_restore(db, P1, exp, &e), 0, "%s", e.msg);
-  cr_assert_eq(tracking_experiment_restore(db, P1, exp, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
-  run = tracking_run_get(db, P1, r2, &e);
+  cr_assert_eq(track_experiment_restore(db, P1, exp, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_experiment_restore(db, P1, exp, &e), -ERR_RESOURCE_DOES_NOT_EXIST);
+  run = track_run_get(db, P1, r2, &e);
   cr_assert_str_eq(str(run, "info", "lifecycle_stage"), "active");
   json_decref(run);
   free(exp);
@@ -141,7 +141,7 @@ Test(tracking_domain, deleting_an_experiment_carries_its_runs) {
 
 static json_t *latest(const char *run_id, const char *key) {
   struct err e;
-  json_t *run = tracking_run_get(db, P1, run_id, &e);
+  json_t *run = track_run_get(db, P1, run_id, &e);
   cr_assert_not_null(run, "%s", e.msg);
   json_t *ms = json_object_get(json_object_get(run, "data"), "metrics");
   size_t i;
@@ -158,13 +158,13 @@ static json_t *latest(const char *run_id, const char *key) {
 }
 
 static void log_metric(const char *run, const char *key, double v, int64_t ts, int64_t step) {
-  struct tracking_metric m = {key, v, ts, step};
-  struct tracking_batch b = {.metrics = &m, .nmetrics = 1};
+  struct track_metric m = {key, v, ts, step};
+  struct track_batch b = {.metrics = &m, .nmetrics = 1};
   struct err e;
-  cr_assert_eq(tracking_log_batch(db, P1, run, &b, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_log_batch(db, P1, run, &b, &e), 0, "%s", e.msg);
 }
 
-Test(tracking_domain, latest_metric_across_calls_and_history_order) {
+Test(track_domain, latest_metric_across_calls_and_history_order) {
   char *exp = new_experiment(P1, "metrics");
   char *run = new_run(P1, exp);
   log_metric(run, "m", 1.0, 100, 5);
@@ -185,7 +185,7 @@ Test(tracking_domain, latest_metric_across_calls_and_history_order) {
 
   struct err e;
   char next[TRACKING_PAGE_TOKEN_MAX];
-  json_t *h = tracking_metric_history(db, P1, run, "m", 0, NULL, next, &e);
+  json_t *h = track_metric_history(db, P1, run, "m", 0, NULL, next, &e);
   cr_assert_eq(json_array_size(h), 4);
   int64_t steps[] = {4, 5, 5, 5}, ts[] = {999, 50, 100, 100};
   for (size_t i = 0; i < 4; i++) {
@@ -194,13 +194,13 @@ Test(tracking_domain, latest_metric_across_calls_and_history_order) {
   }
   cr_assert_str_eq(next, "");
   json_decref(h);
-  h = tracking_metric_history(db, P1, run, "m", 3, NULL, next, &e);
+  h = track_metric_history(db, P1, run, "m", 3, NULL, next, &e);
   cr_assert_eq(json_array_size(h), 3);
   cr_assert_str_neq(next, "");
   json_decref(h);
   char tok[TRACKING_PAGE_TOKEN_MAX];
   str_copy(tok, sizeof tok, next);
-  h = tracking_metric_history(db, P1, run, "m", 3, tok, next, &e);
+  h = track_metric_history(db, P1, run, "m", 3, tok, next, &e);
   cr_assert_eq(json_array_size(h), 1);
   cr_assert_str_eq(next, "");
   json_decref(h);
@@ -208,35 +208,35 @@ Test(tracking_domain, latest_metric_across_calls_and_history_order) {
   free(run);
 }
 
-Test(tracking_domain, params_are_immutable_and_batches_all_or_nothing) {
+Test(track_domain, params_are_immutable_and_batches_all_or_nothing) {
   char *exp = new_experiment(P1, "params");
   char *run = new_run(P1, exp);
   struct err e;
-  struct tracking_kv p = {"lr", "0.1"};
-  struct tracking_batch one = {.params = &p, .nparams = 1, .single_param = true};
-  cr_assert_eq(tracking_log_batch(db, P1, run, &one, &e), 0, "%s", e.msg);
-  cr_assert_eq(tracking_log_batch(db, P1, run, &one, &e), 0, "the same value again is fine");
+  struct track_kv p = {"lr", "0.1"};
+  struct track_batch one = {.params = &p, .nparams = 1, .single_param = true};
+  cr_assert_eq(track_log_batch(db, P1, run, &one, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_log_batch(db, P1, run, &one, &e), 0, "the same value again is fine");
   p.value = "0.2";
-  cr_assert_eq(tracking_log_batch(db, P1, run, &one, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(track_log_batch(db, P1, run, &one, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, "Param with key='lr' was already logged with value='0.1'"), "%s", e.msg);
-  struct tracking_metric m = {"after", 1.0, 1, 0};
-  struct tracking_batch both = {.params = &p, .nparams = 1, .metrics = &m, .nmetrics = 1};
-  cr_assert_eq(tracking_log_batch(db, P1, run, &both, &e), -ERR_INVALID_PARAMETER_VALUE);
+  struct track_metric m = {"after", 1.0, 1, 0};
+  struct track_batch both = {.params = &p, .nparams = 1, .metrics = &m, .nmetrics = 1};
+  cr_assert_eq(track_log_batch(db, P1, run, &both, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, "Params were already logged='[{'key': 'lr', 'old_value': '0.1', 'new_value': '0.2'}]'"),
             "%s", e.msg);
   json_t *l = latest(run, "after");
   cr_assert_null(l, "the failed batch logged its metric");
   char next[TRACKING_PAGE_TOKEN_MAX];
-  json_t *h = tracking_metric_history(db, P1, run, "after", 0, NULL, next, &e);
+  json_t *h = track_metric_history(db, P1, run, "after", 0, NULL, next, &e);
   cr_assert_eq(json_array_size(h), 0);
   json_decref(h);
   /* limits are checked before anything is written */
-  struct tracking_metric *many = calloc(1001, sizeof *many);
-  for (int i = 0; i < 1001; i++) many[i] = (struct tracking_metric){"k", i, i, i};
-  struct tracking_batch big = {.metrics = many, .nmetrics = 1001};
-  cr_assert_eq(tracking_log_batch(db, P1, run, &big, &e), -ERR_INVALID_PARAMETER_VALUE);
+  struct track_metric *many = calloc(1001, sizeof *many);
+  for (int i = 0; i < 1001; i++) many[i] = (struct track_metric){"k", i, i, i};
+  struct track_batch big = {.metrics = many, .nmetrics = 1001};
+  cr_assert_eq(track_log_batch(db, P1, run, &big, &e), -ERR_INVALID_PARAMETER_VALUE);
   big.nmetrics = 1000;
-  cr_assert_eq(tracking_log_batch(db, P1, run, &big, &e), 0, "%s", e.msg);
+  cr_assert_eq(track_log_batch(db, P1, run, &big, &e), 0, "%s", e.msg);
   l = latest(run, "k");
   cr_assert_eq(json_integer_value(json_object_get(l, "step")), 999);
   json_decref(l);
@@ -245,23 +245,23 @@ Test(tracking_domain, params_are_immutable_and_batches_all_or_nothing) {
   free(run);
 }
 
-Test(tracking_domain, run_search_pages_in_start_time_order) {
+Test(track_domain, run_search_pages_in_start_time_order) {
   char *exp = new_experiment(P1, "search");
   char ids[5][TRACKING_RUN_ID_LEN + 1];
   struct err e;
   for (int i = 0; i < 5; i++) {
-    struct tracking_run_new in = {.experiment_id = exp, .start_time = 1000 + i};
-    json_t *run = tracking_run_create(db, P1, &in, &e);
+    struct track_run_new in = {.experiment_id = exp, .start_time = 1000 + i};
+    json_t *run = track_run_create(db, P1, &in, &e);
     cr_assert_not_null(run, "%s", e.msg);
     str_copy(ids[i], sizeof ids[i], str(json_object_get(run, "info"), "run_id", NULL));
     json_decref(run);
   }
   const char *exps[] = {exp};
-  struct tracking_search s = {.experiment_ids = exps, .nexperiment_ids = 1, .max_results = 2};
+  struct track_search s = {.experiment_ids = exps, .nexperiment_ids = 1, .max_results = 2};
   char next[TRACKING_PAGE_TOKEN_MAX], tok[TRACKING_PAGE_TOKEN_MAX];
   int seen = 0;
   do {
-    json_t *page = tracking_run_search(db, P1, &s, next, &e);
+    json_t *page = track_run_search(db, P1, &s, next, &e);
     cr_assert_not_null(page, "%s", e.msg);
     size_t i;
     json_t *r;
@@ -275,7 +275,7 @@ Test(tracking_domain, run_search_pages_in_start_time_order) {
   } while (next[0]);
   cr_assert_eq(seen, 5);
   s.max_results = 50001;
-  cr_assert_null(tracking_run_search(db, P1, &s, next, &e));
+  cr_assert_null(track_run_search(db, P1, &s, next, &e));
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE);
   free(exp);
 }
