@@ -28,6 +28,7 @@ export function App() {
   }, [signedIn, user?.id]);
 
   const Page = needsLogin ? null : page?.component;
+  const activeId = page?.section ?? page?.id;
   const nav = pages.filter(
     (d) =>
       !d.hidden &&
@@ -75,7 +76,7 @@ export function App() {
             <li key={d.id}>
               <a
                 href={d.path}
-                class={page?.id === d.id ? "active" : undefined}
+                class={activeId === d.id ? "active" : undefined}
                 aria-current={page?.id === d.id ? "page" : undefined}
                 data-testid={`nav-${d.id}`}
                 onClick={(e) => linkClick(e, d.path)}

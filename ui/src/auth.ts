@@ -109,15 +109,23 @@ function jsonInit(method: string, body?: unknown): RequestInit {
 /**
  * An authenticated JSON request on the session cookie. A 401 means the
  * session ended (expired, signed out elsewhere, password changed): back to
- * the login page.
+ * the login page. `headers` adds request headers (e.g. `X-Kiln-Project`).
  */
-export async function authJSON<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+export async function authJSON<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  signal?: AbortSignal,
+  headers?: Record<string, string>,
+): Promise<T> {
   if (!state.session) {
     toLogin();
     throw new ApiError(401, "UNAUTHENTICATED", "Sign in to continue.", path);
   }
   const init = jsonInit(method, body);
   if (signal) init.signal = signal;
+  // Extra headers (e.g. X-Kiln-Project) never replace the CSRF token.
+  if (headers) init.headers = { ...headers, ...(init.headers as Record<string, string>) };
   const r = await request(path, init);
   if (r.status === 401) {
     clearSession();

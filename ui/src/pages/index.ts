@@ -5,10 +5,14 @@ import type { ProjectView } from "../project";
 import { AcceptInvitation } from "./AcceptInvitation";
 import { ApiKeys } from "./ApiKeys";
 import { Audit } from "./Audit";
+import { Compare } from "./Compare";
+import { Experiments } from "./Experiments";
 import { Invitations } from "./Invitations";
 import { Login } from "./Login";
 import { Members } from "./Members";
 import { Overview } from "./Overview";
+import { Run } from "./Run";
+import { Runs } from "./Runs";
 
 export interface PageDef {
   id: string;
@@ -23,6 +27,10 @@ export interface PageDef {
    * the server answers 403 to everyone else).
    */
   access: "public" | "user" | "admin";
+  /** Paths with parameters (e.g. /runs/{id}) this page also shows. */
+  match?: (path: string) => boolean;
+  /** The nav entry marked current while this page shows (default: its own). */
+  section?: string;
   /** Left out of the navigation. */
   hidden?: boolean;
   /** Listed in the navigation only when this holds for the current project (the page still opens). */
@@ -32,6 +40,28 @@ export interface PageDef {
 
 export const pages: PageDef[] = [
   { id: "overview", title: "Overview", path: "/", aliases: ["/overview"], access: "public", component: Overview },
+  { id: "experiments", title: "Experiments", path: "/experiments", access: "user", component: Experiments },
+  {
+    id: "runs",
+    title: "Runs",
+    path: "/experiments/{id}",
+    access: "user",
+    hidden: true,
+    section: "experiments",
+    match: (p) => /^\/experiments\/[^/]+$/.test(p),
+    component: Runs,
+  },
+  {
+    id: "run",
+    title: "Run",
+    path: "/runs/{id}",
+    access: "user",
+    hidden: true,
+    section: "experiments",
+    match: (p) => /^\/runs\/[^/]+$/.test(p),
+    component: Run,
+  },
+  { id: "compare", title: "Compare runs", path: "/compare", access: "user", hidden: true, section: "experiments", component: Compare },
   { id: "members", title: "Members", path: "/members", access: "user", component: Members },
   {
     id: "invitations",
@@ -56,5 +86,5 @@ export const pages: PageDef[] = [
 
 export function findPage(path: string): PageDef | undefined {
   const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
-  return pages.find((d) => d.path === p || (d.aliases ?? []).includes(p));
+  return pages.find((d) => d.path === p || (d.aliases ?? []).includes(p) || (d.match?.(p) ?? false));
 }
