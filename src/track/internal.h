@@ -36,10 +36,28 @@ int trk_run_load(struct db_conn *c, const char *project_id, const char *run_id, 
 int trk_run_check_active(const struct trk_run *r, struct err *e);
 /* A Run object (info, data with latest metrics, params and tags, inputs). */
 json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e);
+/* RunInputs of a run (inputs.c). */
+json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
 /* A RunInfo object. */
+
 json_t *trk_run_info_json(struct db_conn *c, const char *run_id, struct err *e);
 /* Metric value as protobuf JSON writes doubles ("NaN" for NaN). */
 json_t *trk_metric_value_json(double v, bool is_nan);
+
+/* Numbers as jansson's JSON_REAL_PRECISION(17) writes them (emit.c); out
+ * holds at least TRK_FMT_REAL_MAX / 24 bytes. Return the length written. */
+#define TRK_FMT_REAL_MAX 32
+size_t trk_fmt_real(char *out, double v);
+size_t trk_fmt_i64(char *out, int64_t v);
+/* A GetMetricHistory answer written point by point into out (emit.c). */
+struct trk_history_writer {
+  struct buf *out;
+  struct buf prefix; /* {"key":<key>,"value": */
+  int64_t n;
+};
+int trk_history_begin(struct trk_history_writer *w, struct buf *out, const char *key, struct err *e);
+int trk_history_point(struct trk_history_writer *w, double value, bool is_nan, int64_t timestamp, int64_t step);
+int trk_history_end(struct trk_history_writer *w, const char *next_page_token, struct err *e);
 
 /* One statement with a few binds, no rows expected. */
 int trk_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...);

@@ -170,5 +170,10 @@ int track_log_batch(struct db *db, const char *project_id, const char *run_id,
 json_t *track_metric_history(struct db *db, const char *project_id, const char *run_id,
                                 const char *key, int64_t max_results, const char *page_token,
                                 char next[TRACKING_PAGE_TOKEN_MAX], struct err *e);
+/* The same page as a whole GetMetricHistory response body written into out
+ * ({"metrics":[...],"next_page_token":...}, empty parts left out) without a
+ * value per point: what the HTTP handler sends (emit.c). */
+int track_metric_history_write(struct db *db, const char *project_id, const char *run_id, const char *key,
+                               int64_t max_results, const char *page_token, struct buf *out, struct err *e);
 
 #endif

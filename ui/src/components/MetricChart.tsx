@@ -110,14 +110,21 @@ export function MetricChart(props: {
         stroke: smooth ? withAlpha(c, 0.25) : c,
         width: smooth ? 1 : 1.5,
         spanGaps: true,
-        points: { show: false },
+        // Dots only where a line cannot show the data (a handful of points).
+        points: { show: !smooth && s.points.length <= 30, size: 6, fill: c },
       });
       if (smooth) uSeries.push({ label: s.label, stroke: c, width: 1.75, spanGaps: true, points: { show: false } });
     });
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: props.height ?? 220,
-      scales: { x: { time: xMode === "time" } },
+      scales: {
+        x: {
+          time: xMode === "time",
+          // One x value (a single point, or every run's final step): widen it so it shows.
+          range: (_u, min, max) => (min === max ? [min - (xMode === "time" ? 60 : 1), max + (xMode === "time" ? 60 : 1)] : [min, max]),
+        },
+      },
       series: uSeries,
       axes: [axis, { ...axis, size: 56 }],
       legend: { show: series.length > 1 || smooth, live: true },

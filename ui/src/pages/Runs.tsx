@@ -344,9 +344,7 @@ export function Runs() {
         <label class="field field-grow">
           <span>
             Filter{" "}
-            <a href="https://mlflow.org/docs/latest/search-runs.html" target="_blank" rel="noreferrer" class="muted">
-              (MLflow search syntax, plus OR, NOT and parentheses)
-            </a>
+            <span class="muted">(MLflow's search syntax, plus OR, NOT and parentheses; Enter applies)</span>
           </span>
           <input
             value={filterText}

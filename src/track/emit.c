@@ -1,0 +1,297 @@
+/* track/emit: hand-written JSON for the room's big answers (a 100,000-point
+ * metric history), written straight into one buffer instead of through a
+ * tree of jansson values, and byte for byte what the jansson path writes
+ * (numbers as JSON_REAL_PRECISION(17) prints them). */
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+size_t trk_fmt_i64(char *out, int64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  size_t k = 0;
+  if (v < 0) out[k++] = '-';
+  while (n) out[k++] = tmp[--n];
+  out[k] = 0;
+  return k;
+}
+
+/* jansson's touch-ups after "%.17g" (jsonp_dtostr): a ".0" when there is
+ * neither '.' nor 'e', and no '+' or leading zeros in the exponent. */
+static size_t jansson_fixup(char *b, size_t len) {
+  if (!memchr(b, '.', len) && !memchr(b, 'e', len)) {
+    b[len++] = '.';
+    b[len++] = '0';
+    b[len] = 0;
+  }
+  char *start = memchr(b, 'e', len);
+  if (start) {
+    start++;
+    char *end = start + 1;
+    if (*start == '-') start++;
+    while (*end == '0') end++;
+    if (end != start) {
+      memmove(start, end, len - (size_t)(end - b) + 1);
+      len -= (size_t)(end - start);
+    }
+  }
+  return len;
+}
+
+static const uint64_t POW10[20] = {1ULL,
+                                   10ULL,
+                                   100ULL,
+                                   1000ULL,
+                                   10000ULL,
+                                   100000ULL,
+                                   1000000ULL,
+                                   10000000ULL,
+                                   100000000ULL,
+                                   1000000000ULL,
+                                   10000000000ULL,
+                                   100000000000ULL,
+                                   1000000000000ULL,
+                                   10000000000000ULL,
+                                   100000000000000ULL,
+                                   1000000000000000ULL,
+                                   10000000000000000ULL,
+                                   100000000000000000ULL,
+                                   1000000000000000000ULL,
+                                   10000000000000000000ULL};
+
+typedef unsigned __int128 u128;
+
+/* The 17 significant digits "%.17g" prints for v > 0, as an integer in
+ * [1e16, 1e17), and its decimal exponent; false when v is outside the range
+ * the exact 128-bit arithmetic below covers (printf does those). printf
+ * rounds the exact binary value to nearest, ties to even; so does this. */
+static bool digits17(double v, uint64_t *digits, int *exp10) {
+  if (!(v >= 1e-6 && v < 1e16)) return false;
+  int e2;
+  double fr = frexp(v, &e2); /* v = fr * 2^e2, fr in [0.5, 1) */
+  uint64_t m = (uint64_t)ldexp(fr, 53);
+  int e = e2 - 53; /* v = m * 2^e exactly */
+  int d = (int)floor(log10(v));
+  for (int tries = 0; tries < 3; tries++) {
+    int k = 16 - d; /* scale so 17 digits sit left of the point */
+    if (k < 0 || k > 22) return false;
+    u128 p10 = (u128)POW10[k > 19 ? 19 : k];
+    for (int i = 19; i < k; i++) p10 *= 10;
+    u128 n = (u128)m * p10; /* < 2^53 * 10^22 < 2^127 */
+    uint64_t q;
+    bool up;
+    if (e >= 0) {
+      if (e > 10) return false;
+      u128 x = n << e;
+      if (x >> 64) return false;
+      q = (uint64_t)x;
+      up = false;
+    } else {
+      int s = -e;
+      if (s >= 127) return false;
+      u128 x = n >> s;
+      if (x >> 64) return false;
+      q = (uint64_t)x;
+      u128 rem = n - (x << s), half = (u128)1 << (s - 1);
+      up = rem > half || (rem == half && (q & 1));
+    }
+    if (q < POW10[16]) { /* log10 guessed one too high */
+      d--;
+      continue;
+    }
+    if (q >= POW10[17]) {
+      d++;
+      continue;
+    }
+    if (up) q++;
+    if (q == POW10[17]) {
+      q = POW10[16];
+      d++;
+    }
+    *digits = q;
+    *exp10 = d;
+    return true;
+  }
+  return false;
+}
+
+size_t trk_fmt_real(char *out, double v) {
+  uint64_t q;
+  int x;
+  bool neg = signbit(v) != 0;
+  double a = neg ? -v : v;
+  if (!isfinite(v) || !digits17(a, &q, &x)) {
+    int n = snprintf(out, TRK_FMT_REAL_MAX, "%.17g", v);
+    if (n < 0 || n >= TRK_FMT_REAL_MAX - 3) { /* cannot happen for a double */
+      memcpy(out, "0.0", 4);
+      return 3;
+    }
+    return jansson_fixup(out, (size_t)n);
+  }
+  char dg[17];
+  for (int i = 16; i >= 0; i--) {
+    dg[i] = (char)('0' + q % 10);
+    q /= 10;
+  }
+  int nd = 17; /* significant digits once trailing zeros go, as %g drops them */
+  while (nd > 1 && dg[nd - 1] == '0') nd--;
+  size_t k = 0;
+  if (neg) out[k++] = '-';
+  if (x >= -4 && x < 17) { /* %f style */
+    if (x >= 0) {
+      for (int i = 0; i <= x; i++) out[k++] = dg[i];
+      if (nd > x + 1) {
+        out[k++] = '.';
+        for (int i = x + 1; i < nd; i++) out[k++] = dg[i];
+      }
+    } else {
+      out[k++] = '0';
+      out[k++] = '.';
+      for (int i = 0; i < -x - 1; i++) out[k++] = '0';
+      for (int i = 0; i < nd; i++) out[k++] = dg[i];
+    }
+  } else { /* %e style: d.ddde-XX */
+    out[k++] = dg[0];
+    if (nd > 1) {
+      out[k++] = '.';
+      for (int i = 1; i < nd; i++) out[k++] = dg[i];
+    }
+    out[k++] = 'e';
+    out[k++] = x < 0 ? '-' : '+';
+    int ax = x < 0 ? -x : x;
+    if (ax >= 100) out[k++] = (char)('0' + ax / 100);
+    out[k++] = (char)('0' + ax / 10 % 10);
+    out[k++] = (char)('0' + ax % 10);
+  }
+  out[k] = 0;
+  return jansson_fixup(out, k);
+}
+
+/* ---- metric histories ------------------------------------------------------------ */
+
+int trk_history_begin(struct trk_history_writer *w, struct buf *out, const char *key, struct err *e) {
+  memset(w, 0, sizeof *w);
+  w->out = out;
+  /* the key as jansson escapes it, once for every point */
+  json_t *k = json_string(key);
+  struct buf kb;
+  buf_init(&kb);
+  int rc = k ? json_emit(&kb, k) : -ERR_NO_MEMORY;
+  json_decref(k);
+  if (!rc) rc = buf_puts(out, "{\"metrics\":[");
+  if (!rc) rc = buf_printf(&w->prefix, "{\"key\":%s,\"value\":", kb.data);
+  buf_fini(&kb);
+  if (rc) return err_set(e, ERR_NO_MEMORY, "out of memory writing a metric history");
+  return 0;
+}
+
+int trk_history_point(struct trk_history_writer *w, double value, bool is_nan, int64_t timestamp, int64_t step) {
+  /* the longest point: prefix + 24 (real) + 13 + 20 + 8 + 20 + 1 */
+  if (buf_reserve(w->out, w->prefix.len + 96) < 0) return -ERR_NO_MEMORY;
+  char *p = w->out->data + w->out->len;
+  if (w->n++) *p++ = ',';
+  memcpy(p, w->prefix.data, w->prefix.len);
+  p += w->prefix.len;
+  if (is_nan || isnan(value)) {
+    memcpy(p, "\"NaN\"", 5);
+    p += 5;
+  } else if (isinf(value)) {
+    const char *s = value > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    p += n;
+  } else {
+    p += trk_fmt_real(p, value);
+  }
+  memcpy(p, ",\"timestamp\":", 13);
+  p += 13;
+  p += trk_fmt_i64(p, timestamp);
+  memcpy(p, ",\"step\":", 8);
+  p += 8;
+  p += trk_fmt_i64(p, step);
+  *p++ = '}';
+  *p = 0;
+  w->out->len = (size_t)(p - w->out->data);
+  return 0;
+}
+
+int trk_history_end(struct trk_history_writer *w, const char *next_page_token, struct err *e) {
+  int rc;
+  if (w->n == 0) { /* protobuf JSON leaves an empty list out */
+    w->out->len = 0;
+    if (w->out->data) w->out->data[0] = 0;
+    rc = buf_putc(w->out, '{');
+  } else {
+    rc = buf_putc(w->out, ']');
+  }
+  if (!rc && next_page_token && *next_page_token)
+    rc = buf_printf(w->out, "%s\"next_page_token\":\"%s\"", w->n ? "," : "", next_page_token);
+  if (!rc) rc = buf_putc(w->out, '}');
+  buf_fini(&w->prefix);
+  if (rc) return err_set(e, ERR_NO_MEMORY, "out of memory writing a metric history");
+  return 0;
+}
+
+int track_metric_history_write(struct db *db, const char *project_id, const char *run_id, const char *key,
+                               int64_t max_results, const char *page_token, struct buf *out, struct err *e) {
+  int64_t offset = 0;
+  if (page_token && *page_token && track_page_token_decode(page_token, &offset, e)) return -(int)e->code;
+  if (max_results < 0 || max_results > TRACKING_MAX_HISTORY_RESULTS)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "Invalid value for request parameter max_results. It must be at most %d, but got value %lld",
+                   TRACKING_MAX_HISTORY_RESULTS, (long long)max_results);
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) return -(int)e->code;
+  struct trk_run r;
+  int rc = trk_run_load(c, project_id, run_id, &r, e);
+  if (rc) goto out;
+  /* the primary key's order: one range scan of its index (as track_metric_history) */
+  struct db_stmt *s = db_prepare(c,
+                                 "SELECT value, timestamp, step, is_nan FROM metrics"
+                                 " WHERE run_uuid = ? AND key = ?"
+                                 " ORDER BY step, timestamp, value, is_nan LIMIT ? OFFSET ?",
+                                 e);
+  if (!s) {
+    rc = -ERR_INTERNAL;
+    goto out;
+  }
+  db_bind_text(s, 1, run_id);
+  db_bind_text(s, 2, key);
+  db_bind_i64(s, 3, max_results > 0 ? max_results + 1 : -1);
+  db_bind_i64(s, 4, offset);
+  struct trk_history_writer w;
+  if ((rc = trk_history_begin(&w, out, key, e))) {
+    db_stmt_done(s);
+    goto out;
+  }
+  char next[TRACKING_PAGE_TOKEN_MAX] = "";
+  int64_t n = 0;
+  while ((rc = db_step(s, e)) == DB_ROW) {
+    if (max_results > 0 && n == max_results) {
+      track_page_token_encode(offset + n, next);
+      break;
+    }
+    if (trk_history_point(&w, db_col_f64(s, 0), db_col_i64(s, 3) != 0, db_col_i64(s, 1), db_col_i64(s, 2)) < 0) {
+      rc = err_set(e, ERR_NO_MEMORY, "out of memory writing a metric history");
+      break;
+    }
+    n++;
+  }
+  db_stmt_done(s);
+  if (rc < 0) {
+    buf_fini(&w.prefix);
+    goto out;
+  }
+  rc = trk_history_end(&w, next, e);
+out:
+  db_reader_release(db, c);
+  return rc;
+}
