@@ -29,5 +29,8 @@ int cli_keys(int argc, char **argv);
 int cli_projects(int argc, char **argv);
 int cli_members(int argc, char **argv);
 int cli_invitations(int argc, char **argv);
+int cli_experiments(int argc, char **argv);
+int cli_runs(int argc, char **argv);
+int cli_sync(int argc, char **argv);
 
 #endif

@@ -102,6 +102,53 @@ const struct cli_verb cli_verbs[] = {
      "Only the org's owners and admins (and server administrators) may create,\n"
      "list and revoke.\n",
      cli_invitations},
+    {"experiments", "list, create and delete tracking experiments",
+     "usage: kiln experiments list [--filter EXPR] [--order-by KEY [ASC|DESC]]... [--max-results N]\n"
+     "                             [--all | --deleted] [--json]\n"
+     "       kiln experiments create NAME [--json]\n"
+     "       kiln experiments delete ID_OR_NAME\n"
+     "\n"
+     "Experiments of the selected project (the API key's, else your default).\n"
+     "list prints ID, NAME, STAGE and CREATED (UTC) as a table; --filter and\n"
+     "--order-by take MLflow's search grammar (e.g. --filter \"name LIKE 'cv-%'\"\n"
+     "--order-by \"creation_time DESC\"; repeat --order-by for ties); --all also\n"
+     "lists deleted experiments, --deleted only those. --json prints the\n"
+     "server's answer (experiments/search) as is.\n"
+     "delete marks the experiment and its runs deleted (restorable through the\n"
+     "API); an all-digit argument is an id, anything else a name.\n",
+     cli_experiments},
+    {"runs", "list, show and compare tracking runs",
+     "usage: kiln runs list [--experiment ID_OR_NAME]... [--filter EXPR] [--order-by KEY [ASC|DESC]]...\n"
+     "                      [--max-results N] [--all | --deleted] [--json]\n"
+     "       kiln runs show RUN_ID [--json]\n"
+     "       kiln runs compare RUN_ID RUN_ID... [--json]\n"
+     "\n"
+     "list searches the runs of the experiments given (default: the project's\n"
+     "Default experiment) and prints RUN ID, NAME, STATUS, STARTED (UTC),\n"
+     "DURATION and the latest value of up to 6 metrics (alphabetical). --filter\n"
+     "and --order-by take MLflow's search grammar with Kiln's OR/NOT/parentheses,\n"
+     "e.g. --filter \"metrics.acc > 0.9 and params.lr = '0.01'\" --order-by\n"
+     "\"metrics.acc DESC\". --max-results caps the rows (server default 1000).\n"
+     "show prints a run's info, params, latest metrics (with their step) and tags.\n"
+     "compare prints one column per run and one row per param and metric; rows\n"
+     "whose values differ are marked *. --json prints the server's answers\n"
+     "(runs/search; runs/get's run; {\"runs\": [...]} for compare).\n",
+     cli_runs},
+    {"sync", "replay tracking writes the Python SDK spooled while the server was unreachable",
+     "usage: kiln sync [--dir DIR] [--json]\n"
+     "\n"
+     "The Python SDK keeps metrics, params, tags and run updates it could not\n"
+     "send in append-only spool files (KILN_SPOOL_DIR, else\n"
+     "$XDG_CACHE_HOME/kiln/spool, else ~/.cache/kiln/spool). sync sends them to\n"
+     "the server in order (runs started offline are created first, or found\n"
+     "again by their kiln.spoolId tag) and removes each file once all of it went\n"
+     "through. Replays are idempotent: running sync twice, or after the SDK\n"
+     "replayed part of a file, stores nothing twice. Files spooled for another\n"
+     "server URL are left alone. A record the server refuses for good is\n"
+     "reported and skipped; when the server is unreachable or erroring, the file\n"
+     "is kept for next time and the exit status is 1. `python3 -m kiln sync`\n"
+     "does the same from the SDK.\n",
+     cli_sync},
     {"version", "print the version and build commit", "usage: kiln version\n", cli_version},
     {"help", "show help for a command", "usage: kiln help [COMMAND]\n", cli_help},
 };

@@ -390,6 +390,44 @@ def test_next_process_replays_on_first_success(down_server: Server, _spool_dir: 
     _check_replayed(kiln.Client(srv.url, api_key=srv.key), exp, "first", 2_000)  # type: ignore[attr-defined]
 
 
+def test_kiln_sync_cli_replays(down_server: Server, _spool_dir: Path, tmp_path: Path) -> None:
+    srv = down_server
+    env = {"KILN_SPOOL_DIR": str(_spool_dir)}
+    exp = uniq("clisync")
+    _python(_offline_script(srv.url, srv.key, exp, 1_500, "cli"), env)  # type: ignore[attr-defined]
+    files = spool.pending_files(None, _spool_dir)
+    assert len(files) == 1
+    saved = files[0].read_bytes()
+    # a torn last line (a crash mid-write) is skipped
+    with open(files[0], "ab") as f:
+        f.write(b'{"v":1,"op":"batch","metrics":[{"key":"lo')
+    cenv = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
+    cenv.update(KILN_URL=srv.url, KILN_API_KEY=srv.key, KILN_SPOOL_DIR=str(_spool_dir),  # type: ignore[attr-defined]
+                KILN_CONFIG_DIR=str(tmp_path / "cfg"))
+    p = subprocess.run([str(_binary()), "sync"], capture_output=True, text=True, env=cenv, timeout=60)
+    assert p.returncode == 1 and "kept" in p.stderr, (p.stdout, p.stderr)  # server down
+    srv.start()
+    p = subprocess.run([str(_binary()), "sync"], capture_output=True, text=True, env=cenv, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "1 file" in p.stdout and "1501 metric points" in p.stdout, p.stdout
+    assert spool.pending_files(None, _spool_dir) == []
+    client = kiln.Client(srv.url, api_key=srv.key)  # type: ignore[attr-defined]
+    _check_replayed(client, exp, "cli", 1_500)
+    # idempotent: the same file replayed again by kiln sync, then by python -m kiln sync
+    files[0].write_bytes(saved)
+    p = subprocess.run([str(_binary()), "sync", "--json"], capture_output=True, text=True, env=cenv, timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["files_replayed"] == 1, (p.stdout, p.stderr)
+    _check_replayed(client, exp, "cli", 1_500)
+    files[0].write_bytes(saved)
+    penv = dict(cenv, PYTHONPATH=str(SDK))
+    p = subprocess.run([sys.executable, "-m", "kiln", "sync", "--json"], capture_output=True, text=True,
+                       env=penv, timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["metrics_sent"] == 1_501, (p.stdout, p.stderr)
+    _check_replayed(client, exp, "cli", 1_500)
+    p = subprocess.run([str(_binary()), "sync"], capture_output=True, text=True, env=cenv, timeout=60)
+    assert p.returncode == 0 and "nothing to replay" in p.stdout
+
+
 # ---- autolog ------------------------------------------------------------------------
 
 
