@@ -433,6 +433,7 @@ def test_kiln_sync_cli_replays(down_server: Server, _spool_dir: Path, tmp_path: 
 
 @pytest.fixture
 def autologged(api: kiln.Client) -> Iterator[kiln.Client]:
+    tracking._artifacts_ok = None
     kiln.autolog()
     try:
         yield api
@@ -462,6 +463,10 @@ def test_autolog_sklearn(autologged: kiln.Client) -> None:
     tags = kv(r["data"]["tags"])
     assert tags["estimator_name"] == "LogisticRegression" and r["info"]["status"] == "FINISHED"
     assert tags["kiln.autolog.model"] in (autolog_note(), "model/model.joblib")
+    if tags["kiln.autolog.model"] == "model/model.joblib":
+        files = api._request_dict("GET", f"{ML}/artifacts/list",
+                                  params={"run_id": r["info"]["run_id"], "path": "model"})["files"]
+        assert [f["path"] for f in files] == ["model/model.joblib"] and files[0]["file_size"] > 0
 
     # inside a run, a pipeline logs once (its steps' fits are not runs of their own)
     with kiln.start_run(run_name="pipe") as run:
@@ -506,7 +511,13 @@ def test_autolog_xgboost_train_with_evals(autologged: kiln.Client) -> None:
         assert [p["step"] for p in pts] == list(range(15)), key
     tr = [p["value"] for p in history(api, run.info.run_id, "train-rmse")]
     assert tr[-1] < tr[0]
-    assert kv(r["data"]["tags"])["kiln.autolog.model"] in (autolog_note(), "model/model.xgb.json")
+    model_tag = kv(r["data"]["tags"])["kiln.autolog.model"]
+    assert model_tag in (autolog_note(), "model/model.xgb.json")
+    if model_tag == "model/model.xgb.json":
+        base = run.info.artifact_uri[len("mlflow-artifacts:"):].lstrip("/")
+        saved = json.loads(api._request("GET", f"/api/2.0/mlflow-artifacts/artifacts/{base}/model/model.xgb.json",
+                                        raw=True))
+        assert "learner" in saved
 
     # the scikit-learn wrapper goes through xgboost.train: one run, no nested logging twice
     with kiln.start_run() as run2:
@@ -548,3 +559,27 @@ def test_environment_configuration(server: Server, monkeypatch: pytest.MonkeyPat
     with kiln.start_run() as run:
         kiln.log_metric("k", 1)
     assert run_get(client, run.info.run_id)["info"]["status"] == "FINISHED"
+
+
+# ---- artifacts ----------------------------------------------------------------------
+
+
+def test_log_artifacts(api: kiln.Client, tmp_path: Path) -> None:
+    kiln.set_experiment(uniq("art"))
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "a.txt").write_text("alpha")
+    (tmp_path / "out" / "sub" / "b.json").write_text('{"b": 1}')
+    tracking._artifacts_ok = None
+    with kiln.start_run() as run:
+        if not tracking.artifacts_supported():
+            with pytest.raises(kiln.NotFound) as info:
+                kiln.log_artifact(tmp_path / "out" / "a.txt")
+            assert info.value.error_code == "ENDPOINT_NOT_FOUND"
+            return
+        assert kiln.log_artifact(tmp_path / "out" / "a.txt", "notes") == "notes/a.txt"
+        assert kiln.log_artifacts(tmp_path / "out", "tree") == ["tree/a.txt", "tree/sub/b.json"]
+    listed = api._request_dict("GET", f"{ML}/artifacts/list", params={"run_id": run.info.run_id, "path": "tree/sub"})
+    assert [(f["path"], f.get("file_size")) for f in listed["files"]] == [("tree/sub/b.json", 8)]
+    base = run.info.artifact_uri[len("mlflow-artifacts:"):].lstrip("/")
+    got = api._request("GET", f"/api/2.0/mlflow-artifacts/artifacts/{base}/notes/a.txt", raw=True)
+    assert got == b"alpha"
