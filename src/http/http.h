@@ -101,7 +101,25 @@ int reply_retry_after(struct reply *rp, int64_t seconds);
 /* Adds another header of the same name (Set-Cookie) instead of replacing. */
 int reply_header_add(struct reply *rp, const char *name, const char *value);
 
+/* ---- live replies (http/live.c) -------------------------------------------
+ * An open-ended body produced over time (Server-Sent Events) that holds no
+ * thread while idle. pull(ctx, buf, max) returns bytes written (> 0), 0
+ * when nothing is ready (the connection is parked until http_live_wake),
+ * HTTP_LIVE_END or HTTP_LIVE_ERROR. done(ctx) runs exactly once, when the
+ * reply is over: ended, client gone, server stopping, or never sent. *out
+ * is the handle to wake it, valid until done(ctx) has returned; wake may be
+ * called from any thread, any number of times. Server shutdown ends every
+ * live reply. Returns 0. */
+#define HTTP_LIVE_END ((ssize_t)-1)
+#define HTTP_LIVE_ERROR ((ssize_t)-2)
+struct http_live;
+typedef ssize_t (*reply_pull_fn)(void *ctx, char *buf, size_t max);
+int reply_live(struct reply *rp, int status, const char *content_type, reply_pull_fn pull,
+               void (*done)(void *ctx), void *ctx, struct http_live **out);
+void http_live_wake(struct http_live *l);
+
 /* ---- router (unit-testable, no sockets) ---------------------------------- */
+
 struct router;
 struct router_match {
   const struct route *route;
@@ -184,6 +202,9 @@ extern const struct route auth_org_routes[];
 extern const size_t auth_org_routes_count;
 extern const struct route track_routes[];
 extern const size_t track_routes_count;
+extern const struct route track_more_routes[];
+extern const size_t track_more_routes_count;
+
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

@@ -29,6 +29,8 @@ struct reply {
     const char *name, *value;
   } headers[REPLY_MAX_HEADERS];
   struct arena *arena;
+  struct http_live *live; /* an open-ended body (reply_live), until handed to MHD */
+
 };
 
 struct req {
@@ -62,7 +64,18 @@ void req_fini(struct req *rq);
 void req_body_append(struct req *rq, const char *p, size_t n);
 /* Runs the handler (or 404/405/413/static) and fills rq->rp. */
 void http_handle(struct req *rq);
+/* Live replies (live.c): release one not handed over (runs its done);
+ * the MHD response that takes it over; end them all (shutdown) or allow
+ * them again (start); the in-process dispatch reads one to its end. */
+struct MHD_Connection;
+struct MHD_Response;
+void http_live_release(struct reply *rp);
+struct MHD_Response *http_live_response(struct reply *rp, struct MHD_Connection *conn);
+void http_live_close_all(void);
+void http_live_open(void);
+void http_live_drain_test(struct reply *rp, struct buf *out);
 /* Metrics and the access log once the reply has gone out. */
+
 void http_observe(struct req *rq, bool access_log);
 
 #endif

@@ -61,6 +61,8 @@ int req_init(struct req *rq, struct app *app, struct router *r, const char *meth
 
 void req_fini(struct req *rq) {
   if (m_inflight_s) metrics_add(m_inflight_s, -1);
+  http_live_release(&rq->rp);
+
   if (rq->json) json_decref(rq->json);
   if (rq->rp.body && !rq->rp.persistent) free(rq->rp.body);
   buf_fini(&rq->body);
@@ -182,6 +184,8 @@ json_t *req_json_object(struct req *rq, struct reply *rp) {
 /* ---- replies ------------------------------------------------------------------ */
 
 static void reply_clear_body(struct reply *rp) {
+  http_live_release(rp);
+
   if (rp->body && !rp->persistent) free(rp->body);
   rp->body = NULL;
   rp->len = 0;

@@ -75,6 +75,17 @@ static const struct req_transport mhd_transport = {mhd_header, mhd_query, mhd_qu
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct req *rq) {
   struct reply *rp = &rq->rp;
   struct MHD_Response *res;
+  if (rp->live) { /* an open-ended body: MHD pulls it as it comes (live.c) */
+    res = http_live_response(rp, conn);
+    if (!res) return MHD_NO;
+    if (rp->ctype) MHD_add_response_header(res, "Content-Type", rp->ctype);
+    for (int i = 0; i < rp->nheaders; i++)
+      MHD_add_response_header(res, rp->headers[i].name, rp->headers[i].value);
+    enum MHD_Result r = MHD_queue_response(conn, (unsigned)rp->status, res);
+    MHD_destroy_response(res);
+    return r;
+  }
+
   if (rp->persistent) {
     res = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_PERSISTENT);
   } else {
@@ -222,6 +233,8 @@ int http_server_start(struct http_server **out, const struct http_opts *o, struc
   struct http_server *s = calloc(1, sizeof *s);
   if (!s) return err_set(e, ERR_NO_MEMORY, NULL);
   s->o = *o;
+  http_live_open();
+
   s->router = r;
   s->app = app;
   int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -276,6 +289,8 @@ void http_server_stop(struct http_server *s, int grace_ms) {
   if (!s) return;
   /* stop accepting first; connections already open keep being served */
   MHD_socket lfd = MHD_quiesce_daemon(s->d);
+  http_live_close_all(); /* parked live replies end, so their requests finish */
+
   if (lfd != MHD_INVALID_SOCKET) close(lfd);
   int64_t deadline = time_mono_us() + (int64_t)grace_ms * 1000;
   while (atomic_load(&s->inflight) > 0 && time_mono_us() < deadline) usleep(2000);
@@ -354,7 +369,9 @@ int http_dispatch_test(struct router *r, struct app *app, const char *method, co
     out->status = rq.rp.status;
     buf_init(&out->body);
     buf_append(&out->body, rq.rp.body ? rq.rp.body : "", rq.rp.len);
+    if (rq.rp.live) http_live_drain_test(&rq.rp, &out->body);
     str_copy(out->content_type, sizeof out->content_type, rq.rp.ctype ? rq.rp.ctype : "");
+
     out->allow[0] = 0;
     for (int i = 0; i < rq.rp.nheaders; i++)
       if (strcasecmp(rq.rp.headers[i].name, "Allow") == 0)

@@ -791,3 +791,7 @@ const struct route track_routes[] = {
            h_metric_history),
 };
 const size_t track_routes_count = sizeof track_routes / sizeof track_routes[0];
+
+/* The project choice, for the room's other route files (api_artifacts.c). */
+const char *track_api_locate(struct req *rq, bool *missing) { return locate(rq, missing); }
+const char *track_api_project(struct req *rq, struct reply *rp) { return project(rq, rp); }

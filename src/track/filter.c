@@ -1360,3 +1360,25 @@ out:
   arena_fini(&a);
   return rc;
 }
+
+int track_flt_order_first_metric(const char *const *clauses, int n, char *key, size_t cap, bool *asc,
+                                 struct err *e) {
+  struct err local;
+  if (!e) e = &local;
+  if (n < 1 || !clauses) return 0;
+  struct arena a;
+  arena_init(&a, 1024, 0);
+  struct okey k;
+  int rc = parse_order_clause(clauses[0], 0, TRACK_FLT_RUNS, &a, &k, e);
+  if (rc >= 0) {
+    rc = 0;
+    if (k.ek == K_METRIC && k.keylen < cap && !memchr(k.key, 0, k.keylen)) {
+      memcpy(key, k.key, k.keylen);
+      key[k.keylen] = 0;
+      *asc = k.asc;
+      rc = 1;
+    }
+  }
+  arena_fini(&a);
+  return rc;
+}

@@ -121,4 +121,16 @@ int track_flt_to_sql(const struct track_flt *f, struct buf *sql, struct track_fl
 int track_flt_order_by(const char *const *clauses, int n, enum track_flt_entity ent, struct buf *sql,
                  struct track_flt_binds *binds, struct err *e);
 
+/* Whether a runs search is ordered first by a metric: 1 with its key
+ * (NUL-terminated, at most cap-1 bytes, else 0) and direction, 0 when not
+ * (no clauses, or an attribute, param or tag first), <0 when the first
+ * clause is malformed (the error track_flt_order_by gives). A search that
+ * is can be driven from latest_metrics' (key, value) index instead of
+ * computing the key for every run: its rows in order are the runs with a
+ * non-NaN value by value, then those with NaN, then those without the key,
+ * each group ordered by the remaining clauses and the tie-breakers, which
+ * track_flt_order_by(clauses + 1, n - 1, ...) writes (search.c). */
+int track_flt_order_first_metric(const char *const *clauses, int n, char *key, size_t cap, bool *asc,
+                                 struct err *e);
+
 #endif

@@ -38,7 +38,10 @@ int trk_run_check_active(const struct trk_run *r, struct err *e);
 json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e);
 /* RunInputs of a run (inputs.c). */
 json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
+/* RunInputs of a run (inputs.c). */
+json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
 /* A RunInfo object. */
+
 
 json_t *trk_run_info_json(struct db_conn *c, const char *run_id, struct err *e);
 /* Metric value as protobuf JSON writes doubles ("NaN" for NaN). */
@@ -61,6 +64,10 @@ int trk_history_end(struct trk_history_writer *w, const char *next_page_token, s
 
 /* One statement with a few binds, no rows expected. */
 int trk_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...);
+
+/* Runs searches ordered first by a metric read latest_metrics' (key, value)
+ * index (search.c); false takes the general path (tests compare the two). */
+extern bool trk_search_by_metric_index;
 
 /* Experiment search's and run search's SQL pieces (search.c). */
 int trk_search_limits(const struct track_search *s, int64_t *max_results, int64_t *offset,

@@ -126,7 +126,14 @@ json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e) {
     if (json_array_size(parts[i])) json_object_set_new(data, names[i], parts[i]);
     else json_decref(parts[i]);
   }
-  return json_pack("{s:o, s:o, s:{}}", "info", info, "data", data, "inputs");
+  json_t *inputs = trk_run_inputs_json(c, run_id, e);
+  if (!inputs) {
+    json_decref(info);
+    json_decref(data);
+    return NULL;
+  }
+  return json_pack("{s:o, s:o, s:o}", "info", info, "data", data, "inputs", inputs);
+
 }
 
 /* ---- reads -------------------------------------------------------------------------- */
@@ -373,7 +380,9 @@ json_t *track_run_update(struct db *db, const char *project_id, const char *run_
     json_decref(j.out);
     return NULL;
   }
+  if (u->status) track_events_status(run_id, track_status_name(u->status));
   return j.out;
+
 }
 
 int track_run_delete(struct db *db, const char *project_id, const char *run_id, struct err *e) {
@@ -610,7 +619,9 @@ int track_log_batch(struct db *db, const char *project_id, const char *run_id,
   }
   struct batch_job j = {.project_id = project_id, .run_id = run_id, .b = b, .param_values = pv, .latest = latest};
   if (!rc) rc = db_write(db, batch_job, &j, e);
+  if (!rc && b->nmetrics) track_events_metrics(run_id, b->metrics, b->nmetrics); /* live subscribers */
   for (int i = 0; i < b->nparams; i++) free((void *)pv[i]);
+
   free(pv);
   free(latest);
   free(order);

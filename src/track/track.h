@@ -124,7 +124,123 @@ json_t *track_experiment_search(struct db *db, const char *project_id,
 json_t *track_run_search(struct db *db, const char *project_id, const struct track_search *s,
                             char next[TRACKING_PAGE_TOKEN_MAX], struct err *e);
 
+/* ---- inputs and logged models (inputs.c, models.c) ------------------------------- *
+ * MLflow's limits: dataset name 500, digest 36, source 65,535, schema
+ * 1,048,575, profile 16,777,215 characters; input tag key 255, value 500. */
+#define TRACKING_MAX_DATASET_NAME_LEN 500
+#define TRACKING_MAX_DATASET_DIGEST_LEN 36
+#define TRACKING_MAX_DATASET_SOURCE_LEN 65535
+#define TRACKING_MAX_DATASET_SCHEMA_LEN 1048575
+#define TRACKING_MAX_DATASET_PROFILE_LEN 16777215
+#define TRACKING_MAX_INPUT_TAG_KEY_LEN 255
+#define TRACKING_MAX_INPUT_TAG_VALUE_LEN 500
+#define TRACKING_MAX_INPUT_TAGS 100
+#define TRACKING_MAX_INPUTS_PER_CALL 1000
+#define TRACKING_MAX_MODEL_JSON_BYTES 1000000
+struct track_dataset_input {
+  const char *name, *digest, *source_type, *source, *schema, *profile;
+  const struct track_kv *tags; /* input tags: mlflow.data.context, ... */
+  int ntags;
+};
+struct track_inputs {
+  const struct track_dataset_input *datasets;
+  int ndatasets;
+  const char *const *model_ids;
+  int nmodels;
+};
+/* Datasets are stored once per (experiment, name, digest); a dataset logged
+ * to a run twice keeps its first input (and tags), as MLflow. */
+int track_log_inputs(struct db *db, const char *project_id, const char *run_id,
+                     const struct track_inputs *in, struct err *e);
+/* Appends the model's JSON to the run's mlflow.log-model.history tag. */
+int track_log_model(struct db *db, const char *project_id, const char *run_id,
+                    const char *model_json, struct err *e);
+
+/* MLflow 3 logged models. Ids are "m-" + 32 hex; status is one of
+ * LOGGED_MODEL_PENDING (on create), LOGGED_MODEL_READY,
+ * LOGGED_MODEL_UPLOAD_FAILED. Objects come back as LoggedModel
+ * ({"info": ..., "data": ...}). */
+#define TRACKING_LOGGED_MODEL_DEFAULT_RESULTS 50
+#define TRACKING_LOGGED_MODEL_MAX_RESULTS 1000
+struct track_logged_model_new {
+  const char *experiment_id, *name, *model_type, *source_run_id;
+  const struct track_kv *params, *tags;
+  int nparams, ntags;
+};
+json_t *track_logged_model_create(struct db *db, const char *project_id,
+                                  const struct track_logged_model_new *in, struct err *e);
+json_t *track_logged_model_get(struct db *db, const char *project_id, const char *model_id,
+                               struct err *e);
+/* status: a LoggedModelStatus name or number. */
+json_t *track_logged_model_finalize(struct db *db, const char *project_id, const char *model_id,
+                                    const char *status, struct err *e);
+int track_logged_model_delete(struct db *db, const char *project_id, const char *model_id,
+                              struct err *e);
+json_t *track_logged_model_set_tags(struct db *db, const char *project_id, const char *model_id,
+                                    const struct track_kv *tags, int ntags, struct err *e);
+int track_logged_model_delete_tag(struct db *db, const char *project_id, const char *model_id,
+                                  const char *key, struct err *e);
+int track_logged_model_log_params(struct db *db, const char *project_id, const char *model_id,
+                                  const struct track_kv *params, int nparams, struct err *e);
+/* Models of the listed experiments (all of the project's when none), newest
+ * first; filter supports name = '...' and source_run_id = '...' only. */
+json_t *track_logged_model_search(struct db *db, const char *project_id,
+                                  const char *const *experiment_ids, int nexperiment_ids,
+                                  const char *filter, int64_t max_results, const char *page_token,
+                                  char next[TRACKING_PAGE_TOKEN_MAX], struct err *e);
+
+/* ---- sampled histories (sampled.c) ------------------------------------------------- *
+ * A long series charted in N points: the x range is cut into buckets and
+ * each keeps its first, last, lowest and highest point, so every peak and
+ * trough survives. One pass over the history's primary-key index. */
+#define TRACKING_MAX_BULK_RUN_IDS 100
+#define TRACKING_MAX_BULK_INTERVAL_RESULTS 2500 /* per run */
+#define TRACKING_MAX_SAMPLED_POINTS 100000
+#define TRACKING_DEFAULT_SAMPLED_POINTS 1000
+struct track_sample {
+  int64_t points;          /* at most this many points (>= 4) */
+  bool by_time;            /* buckets over timestamps instead of steps */
+  bool has_start, has_end; /* inclusive x range */
+  int64_t start, end;
+};
+/* Metric objects of one run's key, in x order; *total: points in range. */
+json_t *track_metric_sampled(struct db *db, const char *project_id, const char *run_id,
+                             const char *key, const struct track_sample *o, int64_t *total,
+                             struct err *e);
+/* MLflow's get-history-bulk-interval: MetricWithRunId objects of each run
+ * (max_results per run), over a step range shared by all runs so their
+ * buckets line up. */
+json_t *track_metric_bulk_interval(struct db *db, const char *project_id,
+                                   const char *const *run_ids, int nrun_ids, const char *key,
+                                   const struct track_sample *o, struct err *e);
+
+/* ---- live events (events.c) ------------------------------------------------------------ *
+ * Subscribers of one run get its status and new metric points as
+ * Server-Sent Events text. Writers only append to bounded buffers under a
+ * short lock; a ticker thread (every TRACKING_EVENTS_FLUSH_MS) calls wake
+ * for subscribers with something to send, so the writer never blocks on a
+ * reader. A subscriber whose buffer overflows is dropped (counted in
+ * kiln_track_events_dropped_total). */
+#define TRACKING_EVENTS_FLUSH_MS 250
+#define TRACKING_EVENTS_HEARTBEAT_MS 15000
+#define TRACKING_EVENTS_BUFFER_BYTES (1u << 20)
+struct track_sub;
+/* wake(ctx) runs on the ticker thread, never after track_sub_free returned. */
+struct track_sub *track_sub_new(const char *run_id, size_t max_buffered, void (*wake)(void *ctx),
+                                void *ctx);
+void track_sub_free(struct track_sub *s);
+/* Moves pending events into out as SSE text; *end: the stream is over (the
+ * run finished or the subscriber was dropped) once out is sent. */
+void track_sub_take(struct track_sub *s, struct buf *out, bool *end);
+/* The status event a stream starts with; terminal statuses end it. */
+void track_sub_status(struct track_sub *s, const char *status);
+/* Writers: called after the write committed. */
+void track_events_metrics(const char *run_id, const struct track_metric *m, int n);
+void track_events_status(const char *run_id, const char *status);
+void track_events_metrics_init(void);
+
 /* ---- runs (runs.c) ---------------------------------------------------------------- */
+
 struct track_run_new {
   const char *experiment_id; /* NULL or "" means "0" */
   const char *user_id;       /* who the run is by (MLflow's user_id) */
