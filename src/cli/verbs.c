@@ -22,8 +22,9 @@ const struct cli_verb cli_verbs[] = {
      "\n"
      "options:\n",
      cli_server},
-    {"admin", "operator tasks on a store (audit-verify, rotate-signing-key)",
+    {"admin", "operator tasks on a store (audit-verify, rotate-signing-key, gc)",
      "usage: kiln admin audit-verify [--data DIR] [--db URL]\n"
+     "       kiln admin gc [--data DIR] [--db URL] [--blobs URL] [--older-than SECONDS] [--grace SECONDS]\n"
      "       kiln admin rotate-signing-key [--data DIR] [--db URL]\n"
      "\n"
      "audit-verify  walks the hash-chained audit log and checks every entry.\n"
@@ -35,11 +36,18 @@ const struct cli_verb cli_verbs[] = {
      "rotate-signing-key  adds a new JWT signing key and retires the old one;\n"
      "              tokens it signed stay valid until they expire (no one is\n"
      "              logged out). Safe while the server runs.\n"
+     "gc            permanently deletes runs and experiments in the deleted\n"
+     "              stage (deleted at least --older-than seconds ago, default\n"
+     "              0), drops their artifacts' blob references, then removes\n"
+     "              blobs nothing references (stored at least --grace seconds\n"
+     "              ago, default 600) and prints what it reclaimed. Safe while\n"
+     "              the server runs.\n"
      "\n"
      "options:\n"
      "  --data DIR   data directory (default ./data; env KILN_DATA); the store\n"
      "               is DIR/kiln.db\n"
      "  --db URL     metadata store URL, e.g. sqlite:PATH (env KILN_DB)\n"
+     "  --blobs URL  blob store URL (gc; default file:DIR/blobs; env KILN_BLOBS)\n"
      "\n"
      "Exit codes: 0 intact, 1 broken or the store cannot be opened, 2 usage.\n",
      cli_admin},

@@ -36,7 +36,27 @@ enum route_flags {
   /* the project is the caller's selection (key's project, X-Kiln-Project,
    * default project), not a path parameter: MLflow-API routes */
   ROUTE_PROJECT_SELECTED = 1u << 2,
+  /* the body is not buffered: the route's `stream` hooks get it in chunks as
+   * it arrives (uploads of any size, up to max_stream_body) */
+  ROUTE_STREAM_BODY = 1u << 3,
 };
+
+/* A streamed request body (ROUTE_STREAM_BODY). The central access check has
+ * passed before begin runs, and begin runs before the first body byte is
+ * accepted: a refused upload is never handed to the route. begin sets
+ * *state (the route's own) and returns 0, or sets the reply and returns <0
+ * (the body is then discarded). chunk gets the body in pieces; <0 with the
+ * reply set stops the upload (abort follows). end runs once the whole body
+ * is in, must set the reply and release state. abort releases state when the
+ * upload stops early (limit, error, lost connection); it must not reply. */
+struct route_stream {
+  int (*begin)(struct req *rq, struct reply *rp, uint64_t announced_len, void **state);
+  int (*chunk)(struct req *rq, struct reply *rp, void *state, const char *p, size_t n);
+  int (*end)(struct req *rq, struct reply *rp, void *state);
+  void (*abort)(struct req *rq, void *state);
+};
+/* announced_len when the client sent no Content-Length (chunked) */
+#define HTTP_LEN_UNKNOWN UINT64_MAX
 
 struct route {
   const char *method;      /* "GET", "POST", ... */
@@ -54,6 +74,7 @@ struct route {
    * that cannot find the resource returns NULL and sets *missing, which
    * answers 404 before the handler runs. */
   const char *(*project_of)(struct req *rq, bool *missing);
+  const struct route_stream *stream; /* with ROUTE_STREAM_BODY */
 };
 
 /* ---- request accessors ---------------------------------------------------- */
@@ -100,6 +121,28 @@ int reply_header(struct reply *rp, const char *name, const char *value); /* copi
 int reply_retry_after(struct reply *rp, int64_t seconds);
 /* Adds another header of the same name (Set-Cookie) instead of replacing. */
 int reply_header_add(struct reply *rp, const char *name, const char *value);
+/* A body produced while it is sent (downloads): read(ctx, pos, buf, max)
+ * returns bytes written into buf (> 0), REPLY_STREAM_END, or
+ * REPLY_STREAM_ERROR (the connection is cut; the status line is already
+ * out). len is the Content-Length; read is not called past it. done(ctx)
+ * runs exactly once, after the last read or when the reply is dropped or
+ * replaced. Returns 0. */
+#define REPLY_STREAM_END ((ssize_t)-1)
+#define REPLY_STREAM_ERROR ((ssize_t)-2)
+typedef ssize_t (*reply_read_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
+int reply_stream(struct reply *rp, int status, const char *content_type, uint64_t len,
+                 reply_read_fn read, void (*done)(void *ctx), void *ctx);
+
+/* ---- Range (RFC 9110 14.2), one range -------------------------------------- */
+enum http_range_kind {
+  HTTP_RANGE_NONE = 0,      /* absent, malformed, or several ranges: send it all (200) */
+  HTTP_RANGE_OK = 1,        /* [*first, *last] inclusive: 206 */
+  HTTP_RANGE_UNSATISFIABLE, /* 416 with Content-Range: bytes * / size */
+};
+/* Parses a Range header value ("bytes=0-99", "bytes=100-", "bytes=-N") for a
+ * representation of size bytes. */
+enum http_range_kind http_range_parse(const char *value, uint64_t size, uint64_t *first,
+                                      uint64_t *last);
 
 /* ---- live replies (http/live.c) -------------------------------------------
  * An open-ended body produced over time (Server-Sent Events) that holds no
@@ -169,6 +212,7 @@ struct http_opts {
   const char *listen;   /* "127.0.0.1:8080"; port 0 picks a free one */
   int threads;          /* 0 = number of CPUs */
   uint64_t max_body;    /* bytes; larger bodies answer 413 */
+  uint64_t max_stream_body; /* ROUTE_STREAM_BODY routes' limit (0: 5 GiB); 413 above */
   int conn_timeout_s;   /* idle connection timeout */
   int max_conns;
   bool access_log;
@@ -188,10 +232,25 @@ struct http_test_result {
   struct buf body;
   char content_type[128];
   char allow[128];
+  char headers[1024]; /* every reply header, "Name: value\n" each */
+  bool truncated;     /* a streamed reply body failed part way */
 };
 int http_dispatch_test(struct router *r, struct app *app, const char *method, const char *url,
                        const char *const *headers, const char *body, size_t body_len,
                        uint64_t max_body, struct http_test_result *out);
+/* The same with streaming knobs: a ROUTE_STREAM_BODY route gets the body in
+ * pieces of `chunk` bytes (0: one piece), announced as Content-Length
+ * (unless the headers carry "Transfer-Encoding: chunked"). */
+struct http_test_opts {
+  uint64_t max_body;
+  uint64_t max_stream_body; /* 0: 5 GiB */
+  size_t chunk;
+};
+int http_dispatch_test_opts(struct router *r, struct app *app, const char *method, const char *url,
+                            const char *const *headers, const char *body, size_t body_len,
+                            const struct http_test_opts *o, struct http_test_result *out);
+/* The streamed upload limit when none is configured. */
+#define HTTP_DEFAULT_MAX_STREAM_BODY (5ull << 30)
 
 /* ---- route tables of the rooms ---------------------------------------- */
 extern const struct route sys_routes[];
@@ -205,6 +264,8 @@ extern const size_t track_routes_count;
 extern const struct route track_more_routes[];
 extern const size_t track_more_routes_count;
 
+extern const struct route track_artifact_routes[];
+extern const size_t track_artifact_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

@@ -31,6 +31,10 @@ struct reply {
   struct arena *arena;
   struct http_live *live; /* an open-ended body (reply_live), until handed to MHD */
 
+  /* a streamed body (reply_stream): owned until handed to the transport */
+  reply_read_fn stream_read;
+  void (*stream_done)(void *ctx);
+  void *stream_ctx;
 };
 
 struct req {
@@ -53,6 +57,13 @@ struct req {
   const char *route_label; /* pattern, "static" or "unmatched" */
   struct auth_principal principal;
   char addr[64];
+  /* ROUTE_STREAM_BODY: the route's state between begin and end/abort */
+  bool streaming;       /* the route streams its body */
+  bool stream_live;     /* begin accepted; end or abort not yet run */
+  bool stream_discard;  /* answered already: drop the rest of the body */
+  void *stream_state;
+  uint64_t max_stream, streamed, discarded;
+  bool sent; /* the reply was handed to the transport */
 };
 
 /* Sets method, path, id (from X-Request-Id when well formed) and matches the
@@ -64,6 +75,13 @@ void req_fini(struct req *rq);
 void req_body_append(struct req *rq, const char *p, size_t n);
 /* Runs the handler (or 404/405/413/static) and fills rq->rp. */
 void http_handle(struct req *rq);
+/* Streamed bodies: begin runs the access check, the announced-length check
+ * and the route's begin; true when the request was answered already (the
+ * body is then discarded). chunk feeds body bytes; end (the whole body is
+ * in) sets the reply. */
+bool http_stream_begin(struct req *rq, uint64_t announced_len);
+void http_stream_chunk(struct req *rq, const char *p, size_t n);
+void http_stream_end(struct req *rq);
 /* Live replies (live.c): release one not handed over (runs its done);
  * the MHD response that takes it over; end them all (shutdown) or allow
  * them again (start); the in-process dispatch reads one to its end. */

@@ -59,10 +59,22 @@ int req_init(struct req *rq, struct app *app, struct router *r, const char *meth
   return 0;
 }
 
+static void reply_stream_release(struct reply *rp) {
+  if (rp->stream_done) rp->stream_done(rp->stream_ctx);
+  rp->stream_read = NULL;
+  rp->stream_done = NULL;
+  rp->stream_ctx = NULL;
+}
+
 void req_fini(struct req *rq) {
   if (m_inflight_s) metrics_add(m_inflight_s, -1);
   http_live_release(&rq->rp);
 
+  if (rq->stream_live) { /* the connection went away mid-upload */
+    rq->stream_live = false;
+    rq->m.route->stream->abort(rq, rq->stream_state);
+  }
+  reply_stream_release(&rq->rp);
   if (rq->json) json_decref(rq->json);
   if (rq->rp.body && !rq->rp.persistent) free(rq->rp.body);
   buf_fini(&rq->body);
@@ -186,6 +198,7 @@ json_t *req_json_object(struct req *rq, struct reply *rp) {
 static void reply_clear_body(struct reply *rp) {
   http_live_release(rp);
 
+  reply_stream_release(rp);
   if (rp->body && !rp->persistent) free(rp->body);
   rp->body = NULL;
   rp->len = 0;
@@ -286,6 +299,77 @@ int reply_header(struct reply *rp, const char *name, const char *value) {
   return 0;
 }
 
+int reply_stream(struct reply *rp, int status, const char *content_type, uint64_t len,
+                 reply_read_fn read, void (*done)(void *ctx), void *ctx) {
+  reply_clear_body(rp);
+  rp->status = status;
+  rp->ctype = content_type;
+  rp->len = (size_t)len; /* for the access log; body stays NULL */
+  rp->stream_read = read;
+  rp->stream_done = done;
+  rp->stream_ctx = ctx;
+  rp->set = true;
+  return 0;
+}
+
+/* ---- Range ------------------------------------------------------------------ */
+
+static bool range_digits(const char **p, uint64_t *out) {
+  const char *s = *p;
+  uint64_t v = 0;
+  if (*s < '0' || *s > '9') return false;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    uint64_t d = (uint64_t)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10) return false; /* past 2^64: malformed */
+    v = v * 10 + d;
+  }
+  *p = s;
+  *out = v;
+  return true;
+}
+
+/* RFC 9110 14.1.2: a malformed Range or one this server does not do (several
+ * ranges, another unit) is ignored, which answers the whole representation;
+ * only a well-formed single range that misses the content is a 416. */
+enum http_range_kind http_range_parse(const char *value, uint64_t size, uint64_t *first,
+                                      uint64_t *last) {
+  if (!value) return HTTP_RANGE_NONE;
+  const char *p = value;
+  while (*p == ' ' || *p == '\t') p++;
+  if (strncasecmp(p, "bytes", 5) != 0) return HTTP_RANGE_NONE;
+  p += 5;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p++ != '=') return HTTP_RANGE_NONE;
+  while (*p == ' ' || *p == '\t') p++;
+  uint64_t a = 0, b = 0;
+  bool suffix = false, open_end = false;
+  if (*p == '-') {
+    p++;
+    suffix = true;
+    if (!range_digits(&p, &b)) return HTTP_RANGE_NONE;
+  } else {
+    if (!range_digits(&p, &a) || *p++ != '-') return HTTP_RANGE_NONE;
+    if (*p >= '0' && *p <= '9') {
+      if (!range_digits(&p, &b)) return HTTP_RANGE_NONE;
+    } else {
+      open_end = true;
+    }
+  }
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p) return HTTP_RANGE_NONE; /* several ranges, or trailing junk */
+  if (suffix) {
+    if (b == 0 || size == 0) return HTTP_RANGE_UNSATISFIABLE;
+    *first = b >= size ? 0 : size - b;
+    *last = size - 1;
+    return HTTP_RANGE_OK;
+  }
+  if (!open_end && b < a) return HTTP_RANGE_NONE; /* invalid: ignored */
+  if (a >= size) return HTTP_RANGE_UNSATISFIABLE;
+  *first = a;
+  *last = open_end || b >= size ? size - 1 : b;
+  return HTTP_RANGE_OK;
+}
+
 int reply_retry_after(struct reply *rp, int64_t seconds) {
   char s[24];
   snprintf(s, sizeof s, "%lld", (long long)(seconds > 0 ? seconds : 1));
@@ -374,7 +458,8 @@ void http_handle(struct req *rq) {
       struct auth_audit_ctx actx = {.actor = req_actor(rq), .client_addr = req_client_addr(rq),
                                     .request_id = rq->id};
       db_context_set(&actx);
-      rq->m.route->fn(rq, rp);
+      if (rq->m.route->fn) rq->m.route->fn(rq, rp);
+      else reply_errf(rp, ERR_INTERNAL, "this endpoint takes its body streamed");
       db_context_set(NULL);
       if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
     }
@@ -389,6 +474,79 @@ void http_handle(struct req *rq) {
     reply_errf(rp, ERR_ENDPOINT_NOT_FOUND, "no endpoint %s %s", rq->method, rq->path);
   }
   reply_header(rp, "X-Request-Id", rq->id);
+}
+
+/* ---- streamed bodies ------------------------------------------------------------- */
+
+static void stream_too_large(struct req *rq) {
+  reply_errf(&rq->rp, ERR_PAYLOAD_TOO_LARGE, "request body exceeds the limit of %llu bytes",
+             (unsigned long long)rq->max_stream);
+}
+
+static void stream_stop(struct req *rq) {
+  if (rq->stream_live) {
+    rq->stream_live = false;
+    rq->m.route->stream->abort(rq, rq->stream_state);
+  }
+  rq->stream_discard = true;
+  if (!rq->rp.set) reply_errf(&rq->rp, ERR_INTERNAL, "the upload handler stopped without a reply");
+  reply_header(&rq->rp, "X-Request-Id", rq->id);
+}
+
+bool http_stream_begin(struct req *rq, uint64_t announced_len) {
+  struct reply *rp = &rq->rp;
+  rq->streaming = true;
+  if (announced_len != HTTP_LEN_UNKNOWN && announced_len > rq->max_stream) {
+    stream_too_large(rq);
+    stream_stop(rq);
+    return true;
+  }
+  if (http_check_access(rq, rp) != 0) {
+    stream_stop(rq);
+    return true;
+  }
+  struct auth_audit_ctx actx = {.actor = req_actor(rq), .client_addr = req_client_addr(rq),
+                                .request_id = rq->id};
+  db_context_set(&actx);
+  rq->stream_state = NULL;
+  int rc = rq->m.route->stream->begin(rq, rp, announced_len, &rq->stream_state);
+  db_context_set(NULL);
+  if (rc < 0) {
+    stream_stop(rq);
+    return true;
+  }
+  rq->stream_live = true;
+  return false;
+}
+
+void http_stream_chunk(struct req *rq, const char *p, size_t n) {
+  if (rq->stream_discard || !rq->stream_live) {
+    rq->discarded += n;
+    return;
+  }
+  if (n > rq->max_stream - rq->streamed) { /* a chunked upload past the limit */
+    stream_too_large(rq);
+    stream_stop(rq);
+    rq->discarded += n;
+    return;
+  }
+  rq->streamed += n;
+  if (rq->m.route->stream->chunk(rq, &rq->rp, rq->stream_state, p, n) < 0) stream_stop(rq);
+}
+
+void http_stream_end(struct req *rq) {
+  if (rq->stream_live) {
+    struct auth_audit_ctx actx = {.actor = req_actor(rq), .client_addr = req_client_addr(rq),
+                                  .request_id = rq->id};
+    rq->stream_live = false;
+    db_context_set(&actx);
+    rq->m.route->stream->end(rq, &rq->rp, rq->stream_state);
+    db_context_set(NULL);
+    if (!rq->rp.set) reply_errf(&rq->rp, ERR_INTERNAL, "the upload handler produced no reply");
+  } else if (!rq->rp.set) {
+    reply_errf(&rq->rp, ERR_INTERNAL, "the upload was not started");
+  }
+  reply_header(&rq->rp, "X-Request-Id", rq->id);
 }
 
 /* Label values must come from a closed set, or a client could mint series. */

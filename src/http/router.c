@@ -92,7 +92,12 @@ static int precedence(const struct compiled *a, const struct compiled *b) {
 }
 
 int router_add(struct router *r, const struct route *rt, struct err *e) {
-  if (!rt->method || !rt->fn) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "route %s lacks method or handler", rt->path);
+  bool streams = (rt->flags & ROUTE_STREAM_BODY) != 0;
+  if (streams && (!rt->stream || !rt->stream->begin || !rt->stream->chunk || !rt->stream->end ||
+                  !rt->stream->abort))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "streaming route %s lacks its stream hooks", rt->path);
+  if (!rt->method || (!rt->fn && !streams))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "route %s lacks method or handler", rt->path);
   if (rt->perm == PERM_NONE)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "route %s %s declares no permission", rt->method, rt->path);
   struct compiled c;

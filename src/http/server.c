@@ -72,6 +72,12 @@ static void mhd_client_addr(void *ctx, char *out, size_t cap) {
 static const struct req_transport mhd_transport = {mhd_header, mhd_query, mhd_query_all,
                                                    mhd_client_addr};
 
+_Static_assert(REPLY_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM, "stream end marker");
+_Static_assert(REPLY_STREAM_ERROR == MHD_CONTENT_READER_END_WITH_ERROR, "stream error marker");
+
+/* Bytes a streamed reply asks its reader for at a time. */
+#define HTTP_STREAM_BLOCK (64u << 10)
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct req *rq) {
   struct reply *rp = &rq->rp;
   struct MHD_Response *res;
@@ -86,7 +92,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct req *rq) {
     return r;
   }
 
-  if (rp->persistent) {
+  rq->sent = true;
+  if (rp->stream_read) {
+    res = MHD_create_response_from_callback((uint64_t)rp->len, HTTP_STREAM_BLOCK, rp->stream_read,
+                                            rp->stream_ctx, rp->stream_done);
+    /* MHD calls stream_done from now on */
+    if (res) rp->stream_read = NULL, rp->stream_done = NULL, rp->stream_ctx = NULL;
+  } else if (rp->persistent) {
     res = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_PERSISTENT);
   } else {
     /* MHD frees the body once sent; the request no longer owns it */
@@ -119,6 +131,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       return MHD_NO;
     }
     *con_cls = rq;
+    rq->max_stream = s->o.max_stream_body ? s->o.max_stream_body : HTTP_DEFAULT_MAX_STREAM_BODY;
+    if (rq->m.route && (rq->m.route->flags & ROUTE_STREAM_BODY)) {
+      const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+      uint64_t n;
+      bool have_len = cl && str_to_u64(cl, &n) == 0;
+      /* access and size are checked before the first byte is accepted */
+      if (!http_stream_begin(rq, have_len ? n : HTTP_LEN_UNKNOWN)) return MHD_YES;
+      /* Refused. As for the 413 below: a small (or chunked) body is read
+       * and dropped so that the client sees the answer and not a reset (a
+       * chunked one is cut past the bound); a client waiting on
+       * 100-continue never sends it. */
+      const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+      if ((have_len && (n == 0 || n > HTTP_DISCARD_MAX)) ||
+          (expect && strcasecmp(expect, "100-continue") == 0))
+        return send_reply(conn, rq);
+      return MHD_YES;
+    }
     /* An announced oversized body is refused. Up to a bound we read and drop
      * it first: answering mid-upload makes the kernel reset the connection
      * and the client would see a reset, not the 413. Past the bound we
@@ -137,6 +166,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       }
     }
     return MHD_YES;
+  }
+  if (rq->streaming) {
+    if (*upload_size) {
+      size_t n = *upload_size;
+      *upload_size = 0;
+      if (rq->sent) return MHD_YES;
+      http_stream_chunk(rq, upload, n);
+      /* MHD cannot answer mid-upload; past the bound, cut the connection */
+      return rq->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (rq->sent) return MHD_YES;
+    http_stream_end(rq);
+    return send_reply(conn, rq);
   }
   if (*upload_size) {
     req_body_append(rq, upload, *upload_size);
@@ -346,7 +388,42 @@ static const struct req_transport test_transport = {t_header, t_query, t_query_a
 int http_dispatch_test(struct router *r, struct app *app, const char *method, const char *url,
                        const char *const *headers, const char *body, size_t body_len,
                        uint64_t max_body, struct http_test_result *out) {
+  struct http_test_opts o = {.max_body = max_body};
+  return http_dispatch_test_opts(r, app, method, url, headers, body, body_len, &o, out);
+}
+
+/* A streamed upload fed in pieces, as the transport would. */
+static void t_stream_body(struct req *rq, struct test_ctx *t, const char *body, size_t body_len,
+                          size_t chunk) {
+  const char *te = t_header(t, "Transfer-Encoding");
+  bool chunked = te && strcasecmp(te, "chunked") == 0;
+  if (!http_stream_begin(rq, chunked ? HTTP_LEN_UNKNOWN : (uint64_t)body_len)) {
+    size_t step = chunk ? chunk : (body_len ? body_len : 1);
+    for (size_t off = 0; off < body_len; off += step)
+      http_stream_chunk(rq, body + off, body_len - off < step ? body_len - off : step);
+  }
+  http_stream_end(rq);
+}
+
+/* Reads a streamed reply to its end into out->body. */
+static void t_stream_reply(struct reply *rp, struct http_test_result *out) {
+  char *blk = malloc(HTTP_STREAM_BLOCK);
+  uint64_t pos = 0, len = (uint64_t)rp->len;
+  while (blk && pos < len) {
+    ssize_t n = rp->stream_read(rp->stream_ctx, pos, blk, HTTP_STREAM_BLOCK);
+    if (n <= 0) break;
+    buf_append(&out->body, blk, (size_t)n);
+    pos += (uint64_t)n;
+  }
+  out->truncated = pos < len;
+  free(blk);
+}
+
+int http_dispatch_test_opts(struct router *r, struct app *app, const char *method, const char *url,
+                            const char *const *headers, const char *body, size_t body_len,
+                            const struct http_test_opts *o, struct http_test_result *out) {
   struct test_ctx t = {.headers = headers};
+  uint64_t max_body = o->max_body;
   const char *qm = strchr(url, '?');
   char *path = qm ? strndup(url, (size_t)(qm - url)) : strdup(url);
   if (qm) {
@@ -363,19 +440,32 @@ int http_dispatch_test(struct router *r, struct app *app, const char *method, co
   struct req rq;
   int rc = req_init(&rq, app, r, method, path, &test_transport, &t, max_body);
   if (rc == 0) {
-    if (body && body_len) req_body_append(&rq, body, body_len);
-    http_handle(&rq);
+    rq.max_stream = o->max_stream_body ? o->max_stream_body : HTTP_DEFAULT_MAX_STREAM_BODY;
+    if (rq.m.route && (rq.m.route->flags & ROUTE_STREAM_BODY)) {
+      t_stream_body(&rq, &t, body, body_len, o->chunk);
+    } else {
+      if (body && body_len) req_body_append(&rq, body, body_len);
+      http_handle(&rq);
+    }
     http_observe(&rq, false);
     out->status = rq.rp.status;
+    out->truncated = false;
     buf_init(&out->body);
-    buf_append(&out->body, rq.rp.body ? rq.rp.body : "", rq.rp.len);
+    if (rq.rp.stream_read) t_stream_reply(&rq.rp, out);
+    else buf_append(&out->body, rq.rp.body ? rq.rp.body : "", rq.rp.len);
     if (rq.rp.live) http_live_drain_test(&rq.rp, &out->body);
     str_copy(out->content_type, sizeof out->content_type, rq.rp.ctype ? rq.rp.ctype : "");
 
     out->allow[0] = 0;
-    for (int i = 0; i < rq.rp.nheaders; i++)
+    out->headers[0] = 0;
+    size_t hl = 0;
+    for (int i = 0; i < rq.rp.nheaders; i++) {
       if (strcasecmp(rq.rp.headers[i].name, "Allow") == 0)
         str_copy(out->allow, sizeof out->allow, rq.rp.headers[i].value);
+      int k = snprintf(out->headers + hl, sizeof out->headers - hl, "%s: %s\n",
+                       rq.rp.headers[i].name, rq.rp.headers[i].value);
+      if (k > 0 && (size_t)k < sizeof out->headers - hl) hl += (size_t)k;
+    }
   }
   req_fini(&rq);
   free(path);

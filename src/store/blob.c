@@ -851,6 +851,8 @@ struct blob_gc_job {
   int64_t cutoff_ms;
   int selected, removed;
   char (*shas)[65];
+  int64_t *sizes;  /* stored bytes of each selected blob */
+  uint64_t bytes;  /* stored bytes of the objects removed by this batch */
 };
 
 /* GC runs in two writer jobs per batch (rows, then objects), both on the
@@ -864,7 +866,7 @@ static int blob_gc_rows_fn(struct db_conn *c, void *arg, struct err *e) {
   struct blob_gc_job *j = arg;
   j->selected = 0;
   struct db_stmt *s = db_prepare(c,
-                                 "SELECT sha256 FROM blobs WHERE refcount = 0 AND last_put_at < ? "
+                                 "SELECT sha256, stored_size FROM blobs WHERE refcount = 0 AND last_put_at < ? "
                                  "ORDER BY last_put_at LIMIT ?",
                                  e);
   if (!s) return blob_errc(e);
@@ -873,7 +875,10 @@ static int blob_gc_rows_fn(struct db_conn *c, void *arg, struct err *e) {
   int rc;
   while ((rc = db_step(s, e)) == DB_ROW) {
     const char *sha = db_col_text(s, 0);
-    if (j->selected < BLOB_GC_BATCH && sha256_hex_valid(sha)) memcpy(j->shas[j->selected++], sha, 65);
+    if (j->selected < BLOB_GC_BATCH && sha256_hex_valid(sha)) {
+      j->sizes[j->selected] = db_col_i64(s, 1);
+      memcpy(j->shas[j->selected++], sha, 65);
+    }
   }
   db_stmt_done(s);
   if (rc < 0) return rc;
@@ -892,6 +897,7 @@ static int blob_gc_rows_fn(struct db_conn *c, void *arg, struct err *e) {
 static int blob_gc_objects_fn(struct db_conn *c, void *arg, struct err *e) {
   struct blob_gc_job *j = arg;
   j->removed = 0;
+  j->bytes = 0;
   for (int i = 0; i < j->selected; i++) {
     struct db_stmt *s = db_prepare(c, "SELECT 1 FROM blobs WHERE sha256 = ?", e);
     if (!s) return blob_errc(e);
@@ -907,12 +913,20 @@ static int blob_gc_objects_fn(struct db_conn *c, void *arg, struct err *e) {
       continue;
     }
     j->removed++;
+    j->bytes += j->sizes[i] > 0 ? (uint64_t)j->sizes[i] : 0;
   }
   return 0;
 }
 
 int blob_gc(struct blob_store *bs, int64_t grace_s, int *removed, struct err *e) {
-  if (removed) *removed = 0;
+  struct blob_gc_report r;
+  int rc = blob_gc_report(bs, grace_s, &r, e);
+  if (removed) *removed = r.removed;
+  return rc;
+}
+
+int blob_gc_report(struct blob_store *bs, int64_t grace_s, struct blob_gc_report *out, struct err *e) {
+  memset(out, 0, sizeof *out);
   if (!bs) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "blob_gc: no store");
   if (grace_s < 0) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "GC grace period must be >= 0");
   int rc = blob_need_db(bs, e);
@@ -921,7 +935,12 @@ int blob_gc(struct blob_store *bs, int64_t grace_s, int *removed, struct err *e)
   if (grace_s > now / 1000) return 0; /* nothing is that old; also avoids overflow */
   struct blob_gc_job job = {.bs = bs, .cutoff_ms = now - grace_s * 1000};
   job.shas = malloc(BLOB_GC_BATCH * sizeof *job.shas);
-  if (!job.shas) return err_set(e, ERR_NO_MEMORY, NULL);
+  job.sizes = malloc(BLOB_GC_BATCH * sizeof *job.sizes);
+  if (!job.shas || !job.sizes) {
+    free(job.shas);
+    free(job.sizes);
+    return err_set(e, ERR_NO_MEMORY, NULL);
+  }
   int total = 0;
   for (;;) {
     rc = db_write(bs->db, blob_gc_rows_fn, &job, e);
@@ -930,10 +949,12 @@ int blob_gc(struct blob_store *bs, int64_t grace_s, int *removed, struct err *e)
     rc = db_write(bs->db, blob_gc_objects_fn, &job, e);
     if (rc < 0) break;
     total += job.removed;
+    out->bytes += job.bytes;
     if (job.selected < BLOB_GC_BATCH) break;
   }
   free(job.shas);
-  if (removed) *removed = total;
+  free(job.sizes);
+  out->removed = total;
   if (total > 0) log_info("blob_gc", "removed %d unreferenced blobs", total);
   return rc < 0 ? rc : 0;
 }

@@ -163,6 +163,12 @@ int blob_unref(struct db_conn *c, const char *sha256_hex, struct err *e);
 /* Removes blobs with no references whose last put is older than grace_s.
  * Safe against concurrent puts: both run on the writer. */
 int blob_gc(struct blob_store *bs, int64_t grace_s, int *removed, struct err *e);
+/* The same, saying how much it reclaimed (bytes as stored on disk). */
+struct blob_gc_report {
+  int removed;
+  uint64_t bytes;
+};
+int blob_gc_report(struct blob_store *bs, int64_t grace_s, struct blob_gc_report *out, struct err *e);
 
 /* The object backend table (file now, S3 later): raw named objects, no
  * knowledge of hashing, compression or encryption. */

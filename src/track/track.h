@@ -292,4 +292,83 @@ json_t *track_metric_history(struct db *db, const char *project_id, const char *
 int track_metric_history_write(struct db *db, const char *project_id, const char *run_id, const char *key,
                                int64_t max_results, const char *page_token, struct buf *out, struct err *e);
 
+/* ---- artifacts (artifacts.c) ------------------------------------------------------ *
+ * An artifact path is what follows mlflow-artifacts:/ — "<experiment_id>/<rest>"
+ * — and a run's files lie under "<experiment_id>/<run_id>/artifacts/", as
+ * MLflow lays them out. The experiment must be the project's (and a 32-hex
+ * first segment of <rest> a run of that experiment), else
+ * RESOURCE_DOES_NOT_EXIST, as for a missing one. Each file is a row naming
+ * the blob with its bytes; the row holds one reference on that blob. */
+#define TRACKING_ARTIFACT_PATH_MAX 1024  /* bytes */
+#define TRACKING_ARTIFACT_LIST_MAX 10000 /* entries of one mlflow-artifacts listing */
+#define TRACKING_ARTIFACT_PAGE 1000      /* entries of one artifacts/list page */
+/* INVALID_PARAMETER_VALUE unless path is relative and plain: at most 1024
+ * bytes of valid UTF-8 without control characters or backslashes, no empty,
+ * "." or ".." segment (so no leading, trailing or doubled '/'). "" passes
+ * only with allow_empty. */
+int track_artifact_path_check(const char *path, bool allow_empty, struct err *e);
+struct track_artifact {
+  char sha256[65];
+  uint64_t size;
+};
+/* Records path -> blob (replacing an earlier file of that path). The blob
+ * must exist; its reference is taken in the same write. A path under a file,
+ * or one that names a directory, is INVALID_PARAMETER_VALUE. */
+int track_artifact_put(struct db *db, const char *project_id, const char *path,
+                       const char *sha256, struct err *e);
+/* What track_artifact_put would refuse for the path alone (bad path, not the
+ * project's, the experiment's root), checked before an upload is read. */
+int track_artifact_target_check(struct db *db, const char *project_id, const char *path,
+                                struct err *e);
+int track_artifact_get(struct db *db, const char *project_id, const char *path,
+                       struct track_artifact *out, struct err *e);
+/* Removes the file, or every file under the directory; *removed counts them.
+ * RESOURCE_DOES_NOT_EXIST when there is none. */
+int track_artifact_delete(struct db *db, const char *project_id, const char *path,
+                          int64_t *removed, struct err *e);
+/* FileInfo objects ({path, is_dir, file_size}) of dir's direct children:
+ * path is the child's name (the mlflow-artifacts listing). "" lists the
+ * project's experiments that hold artifacts; a file lists nothing. */
+json_t *track_artifact_list(struct db *db, const char *project_id, const char *dir,
+                            struct err *e);
+/* artifacts/list of the tracking API: FileInfo objects under the run's
+ * artifact root (path relative to it), one page; root_uri gets the run's
+ * artifact_uri (arena of the caller: malloc'd, caller frees). */
+json_t *track_run_artifact_list(struct db *db, const char *project_id, const char *run_id,
+                                const char *path, const char *page_token,
+                                char next[TRACKING_PAGE_TOKEN_MAX], char **root_uri,
+                                struct err *e);
+
+/* Multipart uploads (MLflow's mpu/create, complete, abort). The upload id is
+ * a 64-hex-char secret: whoever holds it may PUT parts. */
+int track_mpu_create(struct db *db, const char *project_id, const char *path, int64_t num_parts,
+                     char upload_id[65], struct err *e);
+/* RESOURCE_DOES_NOT_EXIST unless the upload is in progress. */
+int track_mpu_exists(struct db *db, const char *upload_id, struct err *e);
+/* The part's blob is referenced by the upload until complete or abort. */
+int track_mpu_part_put(struct db *db, const char *upload_id, int64_t part_number,
+                       const char *sha256, struct err *e);
+/* Parts in part_number order, for the caller to concatenate. */
+struct track_mpu_part {
+  int64_t part_number;
+  char sha256[65];
+  uint64_t size;
+};
+int track_mpu_parts(struct db *db, const char *project_id, const char *path,
+                    const char *upload_id, struct track_mpu_part **parts, int *nparts,
+                    struct err *e);
+/* Forgets the upload and drops the parts' references. */
+int track_mpu_finish(struct db *db, const char *project_id, const char *path,
+                     const char *upload_id, struct err *e);
+
+/* Permanent deletion (`kiln admin gc`, MLflow's `mlflow gc`): runs deleted at
+ * or before cutoff_ms, and deleted experiments whose runs are all gone, are
+ * removed with everything logged to them; their artifacts drop their blob
+ * references (the blob GC then reclaims the bytes). */
+struct track_gc_report {
+  int64_t runs, experiments, artifacts, uploads;
+};
+int track_purge_deleted(struct db *db, int64_t cutoff_ms, struct track_gc_report *r,
+                        struct err *e);
+
 #endif

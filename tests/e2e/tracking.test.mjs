@@ -17,6 +17,10 @@ import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, api, eventually, signInForm, startS
 const ADMIN_PASSWORD = "Kiln-e2e-Admin-7q!Pw";
 const VIEWER = { username: "e2e-track-viewer", email: "tviewer@example.com", password: "Viewer-e2e-4k#Secret" };
 const LOSS_POINTS = 120;
+const LONG_POINTS = 3000;
+const SPIKE_STEP = 1777;
+// a 1x1 PNG
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
 async function ok(promise, what) {
   const r = await promise;
@@ -36,6 +40,8 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
   let project; // the admin's default project
   let expId;
   const runs = {}; // name -> run id
+  let longExpId;
+  const caps = {}; // what the server has: sampled, events, artifacts
 
   const ml = (path, body) => ok(api(base, body === undefined ? "GET" : "POST", `/api/2.0/mlflow/${path}`, { token, body }), path);
 
@@ -81,6 +87,39 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     await logRun("alpha", { params: { lr: "0.01", optimizer: "adam", layers: "2" }, acc: 0.7, lossOffset: 0.1 });
     await logRun("beta", { params: { lr: "0.1", optimizer: "adam", layers: "2" }, acc: 0.9, lossOffset: 0.0 });
     await logRun("gamma", { params: { lr: "0.001", optimizer: "sgd", layers: "4" }, acc: 0.5, lossOffset: 0.3 });
+
+    // What this server has beyond MLflow's API (the dashboard falls back without them).
+    const probe = await api(base, "GET", `/api/v1/runs/${runs.alpha}/metrics/loss/sampled?points=10`, { token });
+    caps.sampled = probe.status === 200;
+    caps.artifacts = (await api(base, "GET", `/api/2.0/mlflow/artifacts/list?run_id=${runs.alpha}`, { token })).status === 200;
+    if (caps.artifacts) {
+      const root = (await ml(`runs/get?run_id=${runs.alpha}`)).run.info.artifact_uri.replace(/^mlflow-artifacts:\/*/, "");
+      const put = async (path, body, type) => {
+        const r = await fetch(`${base}/api/2.0/mlflow-artifacts/artifacts/${root}/${path}`, {
+          method: "PUT",
+          headers: { Authorization: `Bearer ${token}`, "Content-Type": type },
+          body,
+        });
+        assert.equal(r.status, 200, `upload ${path}: ${await r.text()}`);
+      };
+      await put("plots/curve.png", Buffer.from(PNG, "base64"), "image/png");
+      await put("metrics.json", JSON.stringify({ acc: 0.7, classes: ["a", "b"] }), "application/json");
+      await put("notes.txt", "trained on the e2e data\n", "text/plain");
+    }
+
+    // Another experiment: more runs than a page, one with a long series and a spike.
+    longExpId = (await ml("experiments/create", { name: "e2e-long" })).experiment_id;
+    const t0 = Date.now() - 3_600_000;
+    const long = (await ml("runs/create", { experiment_id: longExpId, run_name: "long", start_time: t0 })).run.info.run_id;
+    for (let b = 0; b < LONG_POINTS / 1000; b++) {
+      const metrics = [];
+      for (let i = b * 1000; i < (b + 1) * 1000; i++) {
+        metrics.push({ key: "loss", value: i === SPIKE_STEP ? 50 : 1 + Math.sin(i / 50), timestamp: t0 + i * 100, step: i });
+      }
+      await ml("runs/log-batch", { run_id: long, metrics });
+    }
+    runs.long = long;
+    for (let i = 0; i < 26; i++) await ml("runs/create", { experiment_id: longExpId, run_name: `filler-${i}`, start_time: t0 - i });
 
     // A viewer of the admin's project.
     const created = await ok(
@@ -230,9 +269,64 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     await page.getByTestId("smoothing").fill("0.8");
     await eventually(async () => (await chart.locator(".u-legend").textContent()).includes("loss (raw)"));
     assert.equal(await chart.getAttribute("data-points"), String(LOSS_POINTS), "smoothing keeps the raw points");
+    assert.equal(await chart.getAttribute("data-source"), caps.sampled ? "sampled" : "history");
+    assert.equal(await chart.getAttribute("data-sampled"), "false");
+
+    // Artifacts: the tree and previews where the server lists them, else a note.
+    if (caps.artifacts) {
+      await page.locator('[data-testid="artifact-item"][data-path="plots"]').click();
+      await page.locator('[data-testid="artifact-item"][data-path="plots/curve.png"]').click();
+      const img = page.getByTestId("artifact-image");
+      await img.waitFor({ timeout: 10_000 });
+      await eventually(() => img.evaluate((el) => el.complete && el.naturalWidth === 1), 10_000);
+      await page.locator('[data-testid="artifact-item"][data-path="metrics.json"]').click();
+      const json = page.locator('[data-testid="artifact-text"][data-kind="json"]');
+      await json.waitFor({ timeout: 10_000 });
+      assert.match(await json.textContent(), /"classes": \[\n\s+"a",/);
+      await page.locator('[data-testid="artifact-item"][data-path="notes.txt"]').click();
+      await page.locator('[data-testid="artifact-text"][data-kind="text"]').filter({ hasText: "trained on the e2e data" }).waitFor({ timeout: 10_000 });
+    } else {
+      await page.getByTestId("artifacts-unavailable").waitFor({ timeout: 10_000 });
+    }
     await page.screenshot({ path: join(ARTIFACTS, "tracking-run.png"), fullPage: true });
     await page.getByTestId("smoothing").fill("0");
     await page.getByTestId("x-mode-step").click();
+  });
+
+  it("charts a long series downsampled, keeping its spike", async () => {
+    await page.goto(`${base}/runs/${runs.long}`);
+    const chart = page.locator('[data-testid="metric-chart"][data-key="loss"]');
+    await chart.locator("canvas").waitFor({ timeout: 10_000 });
+    await eventually(async () => Number(await chart.getAttribute("data-points")) > 0, 10_000);
+    const n = Number(await chart.getAttribute("data-points"));
+    assert.ok(n >= 200 && n <= 1000, `a chart-sized series, not all ${LONG_POINTS} points: ${n}`);
+    assert.equal(await chart.getAttribute("data-sampled"), "true");
+    assert.equal(Number(await chart.getAttribute("data-y-max")), 50, "the spike survives downsampling");
+    await chart.getByTestId("chart-downsampled").waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, "tracking-run-long.png"), fullPage: true });
+  });
+
+  it("pages through runs with page tokens", async () => {
+    await page.goto(`${base}/experiments/${longExpId}`);
+    await waitRows(27 > 50 ? 50 : 27);
+    await page.getByTestId("runs-page-size").selectOption("25");
+    await waitRows(25);
+    const first = await rowIds();
+    await page.getByTestId("runs-next").click();
+    await waitRows(2);
+    assert.equal(await page.getByTestId("runs-next").isDisabled(), true, "no page after the last");
+    assert.match(await page.getByTestId("runs-page-index").textContent(), /Page 2/);
+    const second = await rowIds();
+    assert.equal(new Set([...first, ...second]).size, 27, "every run once across the pages");
+    await page.getByTestId("runs-prev").click();
+    await waitRows(25);
+    assert.deepEqual(await rowIds(), first);
+    // Selection survives paging.
+    await page.getByTestId("runs-select-all").check();
+    await page.getByTestId("runs-next").click();
+    await waitRows(2);
+    await page.getByTestId("run-select").first().check();
+    assert.match(await page.getByTestId("runs-selected-count").textContent(), /^26 selected/);
   });
 
   it("updates a running run's charts as points arrive", async () => {
@@ -241,6 +335,12 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     const chart = page.locator('[data-testid="metric-chart"][data-key="loss"]');
     await eventually(async () => (await chart.getAttribute("data-points")) === "10", 10_000);
     await page.getByTestId("run-live").waitFor();
+    // The event stream where the server has one, else polling.
+    const ac = new AbortController();
+    const ev = await fetch(`${base}/api/v1/runs/${id}/events`, { headers: { Authorization: `Bearer ${token}` }, signal: ac.signal }).catch(() => null);
+    caps.events = !!ev && ev.ok && (ev.headers.get("content-type") ?? "").includes("text/event-stream");
+    ac.abort();
+    await page.locator(`[data-testid="run-page"][data-live="${caps.events ? "events" : "polling"}"]`).waitFor({ timeout: 10_000 });
     const t = Date.now();
     await ml("runs/log-batch", {
       run_id: id,
@@ -318,7 +418,8 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     await vctx.close();
   });
 
-  it("had no page errors", () => {
+  it("had no page errors", (t) => {
+    t.diagnostic(`server features used: ${JSON.stringify(caps)}`);
     assert.deepEqual(pageErrors, []);
   });
 });

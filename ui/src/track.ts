@@ -270,8 +270,9 @@ export async function fetchSeries(
       const body = await authJSON<unknown>("GET", path, undefined, signal, projectHeaders(projectId));
       sampledAvailable = true;
       const pts = parsePoints(body);
-      const total = Number((body as { total?: unknown; total_points?: unknown })?.total ?? (body as { total_points?: unknown })?.total_points ?? pts.length);
-      return { points: pts, sampled: total > pts.length, source: "sampled" };
+      const b = (body ?? {}) as { sampled?: unknown; total_points?: unknown };
+      const sampled = typeof b.sampled === "boolean" ? b.sampled : Number(b.total_points ?? pts.length) > pts.length;
+      return { points: pts, sampled, source: "sampled" };
     } catch (e) {
       if (!isMissingEndpoint(e)) throw e;
       sampledAvailable = false;
@@ -294,13 +295,19 @@ let eventsAvailable: boolean | null = null;
 export async function followRun(
   projectId: string,
   runId: string,
-  handlers: { onPoint: (key: string, p: Point) => void; onStatus?: (status: string) => void },
+  handlers: {
+    onPoint: (key: string, p: Point) => void;
+    onStatus?: (status: string) => void;
+    /** The server dropped events (the client fell behind): reload the series. */
+    onOverflow?: () => void;
+  },
   signal: AbortSignal,
 ): Promise<boolean> {
   if (eventsAvailable === false) return false;
   const path = `/api/v1/runs/${encodeURIComponent(runId)}/events`;
   let res: Response;
   try {
+    // fetch rather than EventSource: it can send X-Kiln-Project.
     res = await fetch(path, {
       headers: { Accept: "text/event-stream", "X-Kiln-Project": projectId },
       credentials: "same-origin",
@@ -355,7 +362,8 @@ export async function followRun(
           if (field === "event") event = val;
           else if (field === "data") data.push(val);
         }
-        if (data.length && event !== "ping") dispatch(data.join("\n"));
+        if (event === "overflow") handlers.onOverflow?.();
+        else if (data.length && event !== "ping") dispatch(data.join("\n"));
       }
     }
   } catch {

@@ -1,7 +1,8 @@
 // A metric chart on uPlot: one or more series over steps or wall-clock time,
 // with optional EMA smoothing (the raw line stays, faded, under the smoothed
 // one). The wrapper exposes what uPlot was given as data attributes
-// (data-points: points across the raw series, data-series, data-x-mode), so
+// (data-points: points across the raw series, data-y-max, data-series,
+// data-x-mode, data-source, data-sampled), so
 // tests and users can check a chart without reading pixels.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
@@ -68,6 +69,8 @@ export function MetricChart(props: {
   height?: number;
   testid?: string;
   sampled?: boolean;
+  /** Where the points came from ("sampled" endpoint or "history"), shown as data-source. */
+  source?: string;
 }) {
   const wrap = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
@@ -89,9 +92,16 @@ export function MetricChart(props: {
     const el = wrap.current;
     if (!el) return;
     let points = 0;
+    let max = -Infinity;
     const step = smooth ? 2 : 1;
-    for (let i = 1; i < u.data.length; i += step) for (const v of u.data[i]!) if (v !== null && v !== undefined) points++;
+    for (let i = 1; i < u.data.length; i += step)
+      for (const v of u.data[i]!)
+        if (v !== null && v !== undefined) {
+          points++;
+          if (v > max) max = v;
+        }
     el.dataset.points = String(points);
+    el.dataset.yMax = points ? String(max) : "";
     el.dataset.xs = String(u.data[0]!.length);
     el.dataset.series = String(series.length);
   };
@@ -111,9 +121,11 @@ export function MetricChart(props: {
         width: smooth ? 1 : 1.5,
         spanGaps: true,
         // Dots only where a line cannot show the data (a handful of points).
-        points: { show: !smooth && s.points.length <= 30, size: 6, fill: c },
+        points: { show: s.points.length <= 30, size: 6, fill: smooth ? withAlpha(c, 0.25) : c },
       });
-      if (smooth) uSeries.push({ label: s.label, stroke: c, width: 1.75, spanGaps: true, points: { show: false } });
+      if (smooth) {
+        uSeries.push({ label: s.label, stroke: c, width: 1.75, spanGaps: true, points: { show: s.points.length <= 30, size: 6, fill: c } });
+      }
     });
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
@@ -122,7 +134,13 @@ export function MetricChart(props: {
         x: {
           time: xMode === "time",
           // One x value (a single point, or every run's final step): widen it so it shows.
-          range: (_u, min, max) => (min === max ? [min - (xMode === "time" ? 60 : 1), max + (xMode === "time" ? 60 : 1)] : [min, max]),
+          // (uPlot itself widens a single time value to 1000 days.)
+          range: (u, min, max) => {
+            const xs = u.data[0];
+            const pad = xMode === "time" ? 60 : 1;
+            if (xs && xs.length > 0 && xs[0] === xs[xs.length - 1]) return [xs[0]! - pad, xs[0]! + pad];
+            return min === max ? [min - pad, max + pad] : [min, max];
+          },
         },
       },
       series: uSeries,
@@ -154,11 +172,11 @@ export function MetricChart(props: {
   }, [series, smoothing]);
 
   return (
-    <figure class="chart" data-testid={props.testid ?? "metric-chart"} data-key={props.title} data-x-mode={xMode} ref={wrap}>
+    <figure class="chart" data-testid={props.testid ?? "metric-chart"} data-key={props.title} data-x-mode={xMode} data-source={props.source} data-sampled={String(!!props.sampled)} ref={wrap}>
       <figcaption class="chart-title">
         <span>{props.title}</span>
         {props.sampled && (
-          <span class="muted" title="A downsampled view that keeps every peak and trough">
+          <span class="muted" title="A downsampled view that keeps every peak and trough" data-testid="chart-downsampled">
             downsampled
           </span>
         )}

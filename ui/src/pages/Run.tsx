@@ -154,6 +154,7 @@ export function Run() {
               }
               return { ...s, [key]: { ...old, points: merge(old.points, [p]) } };
             }),
+          onOverflow: () => setTick((t) => t + 1),
           onStatus: (st) => {
             setRun((r) => (r && r.info.status !== st ? { ...r, info: { ...r.info, status: st } } : r));
             if (st !== "RUNNING") void getRun(pid, runId).then(setRun).catch(() => {});
@@ -293,6 +294,7 @@ export function Run() {
                   xMode={charts.xMode}
                   smoothing={charts.smoothing}
                   sampled={series[k]!.sampled}
+                  source={series[k]!.source}
                 />
               ) : (
                 <figure key={k} class="chart chart-loading">
