@@ -258,6 +258,7 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     assert.equal(await chart.getAttribute("data-xs"), String(LOSS_POINTS));
     assert.equal(await page.locator('[data-testid="metric-chart"][data-key="acc"]').getAttribute("data-points"), "1");
 
+    await page.getByTestId("run-experiment-link").filter({ hasText: "e2e-tracking" }).waitFor({ timeout: 10_000 });
     // Params, tags and latest metrics are listed.
     assert.equal(await page.locator('[data-testid="run-params-row"][data-key="lr"] td').textContent(), "0.01");
     assert.equal(await page.locator('[data-testid="run-tags-row"][data-key="team"] td').textContent(), "e2e");

@@ -11,7 +11,7 @@ import { formatDuration, formatShort } from "../format";
 import { reloadProjects, useProject } from "../project";
 import { linkClick, usePath } from "../router";
 import type { KV, Point, Run as RunT, Series } from "../track";
-import { durationMs, fetchSeries, followRun, getRun, runName, statusTone } from "../track";
+import { durationMs, fetchSeries, followRun, getExperiment, getRun, runName, statusTone } from "../track";
 import { formatValue } from "./Runs";
 
 export const POLL_MS = 3000;
@@ -82,6 +82,7 @@ export function Run() {
   const [live, setLive] = useState<"off" | "events" | "polling">("off");
   const charts = useChartSettings();
   const [tick, setTick] = useState(0);
+  const [expName, setExpName] = useState<string | null>(null);
 
   const status = run?.info.status;
   const running = status === "RUNNING";
@@ -102,6 +103,18 @@ export function Run() {
       .catch((e) => !ac.signal.aborted && setError(e));
     return () => ac.abort();
   }, [pid, runId]);
+
+  // The experiment's name for the breadcrumb (its id until then).
+  const expId = run?.info.experiment_id;
+  useEffect(() => {
+    setExpName(null);
+    if (!pid || !expId) return;
+    const ac = new AbortController();
+    getExperiment(pid, expId, ac.signal)
+      .then((e) => setExpName(e.name))
+      .catch(() => {});
+    return () => ac.abort();
+  }, [pid, expId]);
 
   // Every metric's chart series, again on each poll tick.
   useEffect(() => {
@@ -215,7 +228,7 @@ export function Run() {
             </a>{" "}
             /{" "}
             <a href={expHref} onClick={(e) => linkClick(e, expHref)} data-testid="run-experiment-link">
-              {info.experiment_id}
+              {expName ?? info.experiment_id}
             </a>{" "}
             /
           </p>

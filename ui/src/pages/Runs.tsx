@@ -133,7 +133,14 @@ function ColumnChooser(props: {
   );
 }
 
-function SortHeader(props: { label: string; id: string; sort: Sort | null; onSort: (s: Sort | null) => void; title?: string }) {
+function SortHeader(props: {
+  label: string;
+  id: string;
+  sort: Sort | null;
+  onSort: (s: Sort | null) => void;
+  title?: string;
+  num?: boolean;
+}) {
   const active = props.sort?.id === props.id;
   const next = () => {
     // metrics sort best-first by default: descending, then ascending, then off.
@@ -142,7 +149,7 @@ function SortHeader(props: { label: string; id: string; sort: Sort | null; onSor
     else props.onSort(null);
   };
   return (
-    <th aria-sort={active ? (props.sort!.desc ? "descending" : "ascending") : undefined} title={props.title}>
+    <th aria-sort={active ? (props.sort!.desc ? "descending" : "ascending") : undefined} title={props.title} class={props.num ? "num" : undefined}>
       <button type="button" class="th-sort" onClick={next} data-testid="sort-header" data-sort-id={props.id}>
         {props.label}
         <span class="sort-mark" aria-hidden="true">
@@ -425,6 +432,7 @@ export function Runs() {
                   sort={sort}
                   onSort={setSort}
                   title={`${c[0] === "m" ? "metric" : c[0] === "p" ? "param" : "tag"} ${c.slice(2)}`}
+                  num={c[0] === "m"}
                 />
               ))}
             </tr>
