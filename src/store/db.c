@@ -167,6 +167,7 @@ void db_stmt_done(struct db_stmt *s) {
   s->conn->drv->reset(s->h);
   s->busy = false;
 }
+void db_stmt_reset(struct db_stmt *s) { s->conn->drv->reset(s->h); }
 int64_t db_col_i64(struct db_stmt *s, int col) { return s->conn->drv->col_i64(s->h, col); }
 double db_col_f64(struct db_stmt *s, int col) { return s->conn->drv->col_f64(s->h, col); }
 const char *db_col_text(struct db_stmt *s, int col) { return s->conn->drv->col_text(s->h, col); }

@@ -72,6 +72,10 @@ int db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t n);
 int db_bind_null(struct db_stmt *s, int idx);
 int db_step(struct db_stmt *s, struct err *e); /* DB_ROW, DB_DONE or <0 */
 void db_stmt_done(struct db_stmt *s);         /* reset early */
+/* Ready for another step with fresh binds, still handed out (the cache
+ * never evicts it): a loop of inserts binds and steps one statement
+ * without a cache lookup per row. End with db_stmt_done. */
+void db_stmt_reset(struct db_stmt *s);
 int64_t db_col_i64(struct db_stmt *s, int col);
 double db_col_f64(struct db_stmt *s, int col);
 const char *db_col_text(struct db_stmt *s, int col); /* valid until next step */

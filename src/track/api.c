@@ -563,6 +563,10 @@ static int h_log_batch(struct req *rq, struct reply *rp) {
     return reply_errf(rp, ERR_INVALID_PARAMETER_VALUE,
                       "Batched logging API requests must be at most %d bytes, got a request of size %zu.",
                       TRACKING_MAX_BATCH_REQUEST_BYTES, len);
+  /* the plain shape every client sends is read without jansson values */
+  struct track_batch fast;
+  if (proj && track_log_batch_parse(req_body(rq, &len), len, req_arena(rq), &id, &fast) == 1)
+    return log_one(rq, rp, &fast, proj, id), 0;
   struct args a;
   if (!proj || args_init(&a, rq, rp)) return 0;
   struct track_batch b = {0};

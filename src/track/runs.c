@@ -480,49 +480,55 @@ static int log_params(struct db_conn *c, struct batch_job *j, struct err *e) {
   return rc;
 }
 
+static void bind_point(struct db_stmt *s, const char *run_id, const struct track_metric *m, double v, bool nan) {
+  db_bind_text(s, 1, run_id);
+  db_bind_text(s, 2, m->key);
+  db_bind_f64(s, 3, v);
+  db_bind_i64(s, 4, m->timestamp);
+  db_bind_i64(s, 5, m->step);
+  db_bind_i64(s, 6, nan);
+}
+
 static int log_metrics(struct db_conn *c, struct batch_job *j, struct err *e) {
   const struct track_batch *b = j->b;
-  for (int i = 0; i < b->nmetrics; i++) {
-    const struct track_metric *m = &b->metrics[i];
-    bool nan = isnan(m->value);
-    double v = nan ? 0 : isinf(m->value) ? (m->value > 0 ? DBL_MAX : -DBL_MAX) : m->value;
-    struct db_stmt *s = db_prepare(c,
+  if (b->nmetrics == 0) return 0;
+  /* looked up once per call and stepped for every point: a cache lookup
+   * per row cost as much as SQLite's own work on it */
+  struct db_stmt *ins = db_prepare(c,
                                    "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan)"
                                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                    e);
-    if (!s) return -ERR_INTERNAL;
-    db_bind_text(s, 1, j->run_id);
-    db_bind_text(s, 2, m->key);
-    db_bind_f64(s, 3, v);
-    db_bind_i64(s, 4, m->timestamp);
-    db_bind_i64(s, 5, m->step);
-    db_bind_i64(s, 6, nan);
-    int rc = db_step(s, e);
-    db_stmt_done(s);
-    if (rc < 0) return rc;
-    if (j->latest[i] != i) continue; /* another point of this key in the batch wins */
-    /* MLflow's rule, against what is stored: step, then timestamp, then value */
-    s = db_prepare(c,
-                   "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan)"
-                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_uuid, key) DO UPDATE SET"
-                   " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
-                   " is_nan = excluded.is_nan"
-                   " WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
-                   " AND (excluded.timestamp > latest_metrics.timestamp OR (excluded.timestamp ="
-                   " latest_metrics.timestamp AND excluded.value >= latest_metrics.value)))",
-                   e);
-    if (!s) return -ERR_INTERNAL;
-    db_bind_text(s, 1, j->run_id);
-    db_bind_text(s, 2, m->key);
-    db_bind_f64(s, 3, v);
-    db_bind_i64(s, 4, m->timestamp);
-    db_bind_i64(s, 5, m->step);
-    db_bind_i64(s, 6, nan);
-    rc = db_step(s, e);
-    db_stmt_done(s);
-    if (rc < 0) return rc;
+  if (!ins) return -ERR_INTERNAL;
+  /* MLflow's rule, against what is stored: step, then timestamp, then value */
+  struct db_stmt *up = db_prepare(c,
+                                  "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan)"
+                                  " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_uuid, key) DO UPDATE SET"
+                                  " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
+                                  " is_nan = excluded.is_nan"
+                                  " WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
+                                  " AND (excluded.timestamp > latest_metrics.timestamp OR (excluded.timestamp ="
+                                  " latest_metrics.timestamp AND excluded.value >= latest_metrics.value)))",
+                                  e);
+  if (!up) {
+    db_stmt_done(ins);
+    return -ERR_INTERNAL;
   }
-  return 0;
+  int rc = 0;
+  for (int i = 0; i < b->nmetrics && rc >= 0; i++) {
+    const struct track_metric *m = &b->metrics[i];
+    bool nan = isnan(m->value);
+    double v = nan ? 0 : isinf(m->value) ? (m->value > 0 ? DBL_MAX : -DBL_MAX) : m->value;
+    bind_point(ins, j->run_id, m, v, nan);
+    rc = db_step(ins, e);
+    db_stmt_reset(ins);
+    if (rc < 0 || j->latest[i] != i) continue; /* another point of this key in the batch wins */
+    bind_point(up, j->run_id, m, v, nan);
+    rc = db_step(up, e);
+    db_stmt_reset(up);
+  }
+  db_stmt_done(ins);
+  db_stmt_done(up);
+  return rc < 0 ? rc : 0;
 }
 
 static int batch_job(struct db_conn *c, void *arg, struct err *e) {

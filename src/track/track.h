@@ -281,6 +281,11 @@ struct track_batch {
 };
 int track_log_batch(struct db *db, const char *project_id, const char *run_id,
                        const struct track_batch *b, struct err *e);
+/* Reads a log-batch body of the plain shape clients send (run_id or
+ * run_uuid, metrics, params, tags; no escapes or nulls) into b and run_id,
+ * allocating in a: 1. 0 when the body is anything else (or malformed), for
+ * the general JSON path to read and answer (batch_json.c). */
+int track_log_batch_parse(const char *body, size_t n, struct arena *a, const char **run_id, struct track_batch *b);
 /* Metric objects of one key in (step, timestamp) order; max_results 0: all
  * of them in one page. */
 json_t *track_metric_history(struct db *db, const char *project_id, const char *run_id,
