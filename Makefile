@@ -156,6 +156,7 @@ build/tests/crash: tests/crash/crash.c $(LIB_OBJ)
 # ---- benchmarks --------------------------------------------------------------
 bench: bootstrap all
 	bench/http/run.sh
+	bench/tracking/run.sh
 
 fmt:
 	clang-format -i $(SRC) $(shell find src -name '*.h') $(UNIT_SRC)
