@@ -44,7 +44,14 @@ json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e
 
 
 json_t *trk_run_info_json(struct db_conn *c, const char *run_id, struct err *e);
+/* Write-time rollups of the metric history (sampled.c): 1024-step buckets
+ * (step >> 10, an arithmetic shift in C and SQL alike), merged in the same
+ * store write as the points. */
+#define TRK_ROLLUP_SHIFT 10
+#define TRK_ROLLUP_SPAN ((int64_t)1 << TRK_ROLLUP_SHIFT)
+int trk_rollup_add(struct db_conn *c, const char *run_id, const struct track_metric *m, int n, struct err *e);
 /* Metric value as protobuf JSON writes doubles ("NaN" for NaN). */
+
 json_t *trk_metric_value_json(double v, bool is_nan);
 
 /* Numbers as jansson's JSON_REAL_PRECISION(17) writes them (emit.c); out

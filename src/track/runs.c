@@ -539,7 +539,9 @@ static int batch_job(struct db_conn *c, void *arg, struct err *e) {
   if (!rc) rc = log_params(c, j, e);
   for (int i = 0; i < j->b->ntags && !rc; i++) rc = tag_upsert(c, j->run_id, j->b->tags[i].key, j->b->tags[i].value, e);
   if (!rc) rc = log_metrics(c, j, e);
+  if (!rc) rc = trk_rollup_add(c, j->run_id, j->b->metrics, j->b->nmetrics, e); /* charts' downsampled copy */
   return rc;
+
 }
 
 static int batch_validate(const struct track_batch *b, struct err *e) {

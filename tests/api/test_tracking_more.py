@@ -429,3 +429,18 @@ def test_events_stream_gauge_and_drop_counter_exported(ml, server):
     assert "kiln_track_events_subscribers" in text and "kiln_track_events_dropped_total" in text
     ml.p("runs/update", {"run_id": rid, "status": "FINISHED"})
     read_events(r)
+
+
+def test_events_streams_end_when_the_server_stops(make_server):
+    srv = make_server()
+    admin = ML(srv.admin_client())
+    rid = admin.run(admin.experiment("live-shutdown"))
+    streams = [srv.admin_client().get(f"/api/v1/runs/{rid}/events", stream=True, timeout=20) for _ in range(3)]
+    for r in streams:
+        assert r.status_code == 200
+        next(r.iter_lines())  # the stream is open and parked
+    t = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - t < 5
+    for r in streams:
+        r.close()
