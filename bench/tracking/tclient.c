@@ -229,12 +229,6 @@ static int json_str_field(const char *js, const char *field, char *out, size_t c
 }
 
 /* ---- ingest -------------------------------------------------------------- */
-struct ingest_arg {
-  const char *run_id;
-  int first_call, ncalls, metrics, keys;
-  long step0;
-  int64_t ts;
-};
 
 /* A log-batch body of `metrics` points: keys k0..k{keys-1}, each with
  * metrics/keys consecutive steps starting at step0 + call * (metrics/keys). */
@@ -256,16 +250,22 @@ static void batch_body(struct sb *b, const char *run_id, int call_no, int metric
   sb_add(b, "]}", 2);
 }
 
+struct ingest_arg {
+  const char *run_id;
+  int first_call, ncalls, metrics, keys;
+  long step0;
+  int64_t ts;
+  struct sb *bodies; /* built before the clock starts: the server is measured, not the client */
+};
+
+static pthread_barrier_t g_start;
+
 static void *ingest_thread(void *p) {
   struct ingest_arg *a = p;
   struct conn c;
   conn_open(&c);
-  struct sb body = {0};
-  for (int i = 0; i < a->ncalls; i++) {
-    batch_body(&body, a->run_id, a->first_call + i, a->metrics, a->keys, a->step0, a->ts);
-    call(&c, "POST", "/api/2.0/mlflow/runs/log-batch", body.p, body.n);
-  }
-  free(body.p);
+  pthread_barrier_wait(&g_start);
+  for (int i = 0; i < a->ncalls; i++) call(&c, "POST", "/api/2.0/mlflow/runs/log-batch", a->bodies[i].p, a->bodies[i].n);
   conn_close(&c);
   return NULL;
 }
@@ -286,13 +286,22 @@ static void cmd_ingest(char **av) {
   for (int t = 0; t < conns; t++) {
     int n = calls / conns + (t < calls % conns);
     /* one run per connection when given; calls numbered per run so steps never repeat */
-    arg[t] = (struct ingest_arg){run[t % nrun], nrun > 1 ? 0 : done, n, metrics, keys, step0, ts};
+    arg[t] = (struct ingest_arg){run[t % nrun], nrun > 1 ? 0 : done, n, metrics, keys, step0, ts, NULL};
+    arg[t].bodies = calloc((size_t)n + 1, sizeof *arg[t].bodies);
+    for (int i = 0; i < n; i++)
+      batch_body(&arg[t].bodies[i], arg[t].run_id, arg[t].first_call + i, metrics, keys, step0, ts);
     done += n;
   }
-  double t0 = now_s();
+  pthread_barrier_init(&g_start, NULL, (unsigned)conns + 1);
   for (int t = 0; t < conns; t++) pthread_create(&th[t], NULL, ingest_thread, &arg[t]);
+  pthread_barrier_wait(&g_start); /* every connection open */
+  double t0 = now_s();
   for (int t = 0; t < conns; t++) pthread_join(th[t], NULL);
   double dt = now_s() - t0;
+  for (int t = 0; t < conns; t++) {
+    for (int i = 0; i < arg[t].ncalls; i++) free(arg[t].bodies[i].p);
+    free(arg[t].bodies);
+  }
   printf("seconds %.6f\nmetrics_per_s %.1f\ncalls %d\npoints %ld\nerrors %ld\n", dt,
          (double)calls * metrics / dt, calls, (long)calls * metrics, g_errors);
 }

@@ -9,17 +9,35 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char DIGITS2[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                 "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+
+/* u's decimal digits written backwards ending at end; returns the start. */
+static char *u64_digits(char *end, uint64_t u) {
+  while (u >= 100) {
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    end -= 2;
+    memcpy(end, DIGITS2 + 2 * r, 2);
+  }
+  if (u >= 10) {
+    end -= 2;
+    memcpy(end, DIGITS2 + 2 * u, 2);
+  } else {
+    *--end = (char)('0' + u);
+  }
+  return end;
+}
+
 size_t trk_fmt_i64(char *out, int64_t v) {
   char tmp[24];
-  size_t n = 0;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  size_t k = 0;
+  char *b = u64_digits(tmp + sizeof tmp, u);
+  size_t n = (size_t)(tmp + sizeof tmp - b), k = 0;
   if (v < 0) out[k++] = '-';
-  while (n) out[k++] = tmp[--n];
+  memcpy(out + k, b, n);
+  k += n;
   out[k] = 0;
   return k;
 }
@@ -75,11 +93,13 @@ typedef unsigned __int128 u128;
  * rounds the exact binary value to nearest, ties to even; so does this. */
 static bool digits17(double v, uint64_t *digits, int *exp10) {
   if (!(v >= 1e-6 && v < 1e16)) return false;
-  int e2;
-  double fr = frexp(v, &e2); /* v = fr * 2^e2, fr in [0.5, 1) */
-  uint64_t m = (uint64_t)ldexp(fr, 53);
-  int e = e2 - 53; /* v = m * 2^e exactly */
-  int d = (int)floor(log10(v));
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  int be = (int)((bits >> 52) & 0x7ff);
+  uint64_t m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52); /* normal: 1e-6 is far above subnormals */
+  int e = be - 1075;                                         /* v = m * 2^e exactly */
+  /* v lies in [2^(e+52), 2^(e+53)): log10 of the low end, at most one too low */
+  int d = (int)floor((double)(e + 52) * 0.30102999566398119521);
   for (int tries = 0; tries < 3; tries++) {
     int k = 16 - d; /* scale so 17 digits sit left of the point */
     if (k < 0 || k > 22) return false;
@@ -95,19 +115,19 @@ static bool digits17(double v, uint64_t *digits, int *exp10) {
       q = (uint64_t)x;
       up = false;
     } else {
-      int s = -e;
-      if (s >= 127) return false;
-      u128 x = n >> s;
+      int sh = -e;
+      if (sh >= 127) return false;
+      u128 x = n >> sh;
       if (x >> 64) return false;
       q = (uint64_t)x;
-      u128 rem = n - (x << s), half = (u128)1 << (s - 1);
+      u128 rem = n - (x << sh), half = (u128)1 << (sh - 1);
       up = rem > half || (rem == half && (q & 1));
     }
-    if (q < POW10[16]) { /* log10 guessed one too high */
+    if (q < POW10[16]) { /* guessed one too high */
       d--;
       continue;
     }
-    if (q >= POW10[17]) {
+    if (q >= POW10[17]) { /* one too low */
       d++;
       continue;
     }
@@ -137,42 +157,47 @@ size_t trk_fmt_real(char *out, double v) {
     return jansson_fixup(out, (size_t)n);
   }
   char dg[17];
-  for (int i = 16; i >= 0; i--) {
-    dg[i] = (char)('0' + q % 10);
-    q /= 10;
-  }
+  u64_digits(dg + 17, q); /* exactly 17 digits: q is in [1e16, 1e17) */
   int nd = 17; /* significant digits once trailing zeros go, as %g drops them */
   while (nd > 1 && dg[nd - 1] == '0') nd--;
+  /* written in jansson's final form: "%.17g", then ".0" when there is no
+   * point or exponent, and the exponent without '+' or leading zeros */
   size_t k = 0;
   if (neg) out[k++] = '-';
   if (x >= -4 && x < 17) { /* %f style */
     if (x >= 0) {
-      for (int i = 0; i <= x; i++) out[k++] = dg[i];
+      memcpy(out + k, dg, (size_t)x + 1);
+      k += (size_t)x + 1;
+      out[k++] = '.';
       if (nd > x + 1) {
-        out[k++] = '.';
-        for (int i = x + 1; i < nd; i++) out[k++] = dg[i];
+        memcpy(out + k, dg + x + 1, (size_t)(nd - x - 1));
+        k += (size_t)(nd - x - 1);
+      } else {
+        out[k++] = '0';
       }
     } else {
       out[k++] = '0';
       out[k++] = '.';
       for (int i = 0; i < -x - 1; i++) out[k++] = '0';
-      for (int i = 0; i < nd; i++) out[k++] = dg[i];
+      memcpy(out + k, dg, (size_t)nd);
+      k += (size_t)nd;
     }
-  } else { /* %e style: d.ddde-XX */
+  } else { /* %e style: d.ddde-X */
     out[k++] = dg[0];
     if (nd > 1) {
       out[k++] = '.';
-      for (int i = 1; i < nd; i++) out[k++] = dg[i];
+      memcpy(out + k, dg + 1, (size_t)nd - 1);
+      k += (size_t)nd - 1;
     }
     out[k++] = 'e';
-    out[k++] = x < 0 ? '-' : '+';
+    if (x < 0) out[k++] = '-';
     int ax = x < 0 ? -x : x;
     if (ax >= 100) out[k++] = (char)('0' + ax / 100);
-    out[k++] = (char)('0' + ax / 10 % 10);
+    if (ax >= 10) out[k++] = (char)('0' + ax / 10 % 10);
     out[k++] = (char)('0' + ax % 10);
   }
   out[k] = 0;
-  return jansson_fixup(out, k);
+  return k;
 }
 
 /* ---- metric histories ------------------------------------------------------------ */
