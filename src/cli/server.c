@@ -14,6 +14,8 @@
 #include <sodium.h>
 
 #include "http/http.h"
+#include "track/track.h"
+
 
 static struct cfg_opt server_opts[] = {
     {"listen", "KILN_LISTEN", CFG_STR, "127.0.0.1:8080", "address to listen on (port 0 picks a free one)", NULL, NULL},
@@ -215,6 +217,8 @@ int cli_server(int argc, char **argv) {
 
   metrics_process_register();
   http_metrics_init();
+  track_events_metrics_init(); /* live-update gauges exist before the first stream */
+
   router = router_new();
   if (!router || routes_register_all(router, &e)) goto fail;
 

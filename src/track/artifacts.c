@@ -729,8 +729,11 @@ static int gc_run(struct db_conn *c, const char *run, struct gc_job *j, struct e
   static const char *const sql[] = {
       "DELETE FROM params WHERE run_uuid = ?",         "DELETE FROM tags WHERE run_uuid = ?",
       "DELETE FROM metrics WHERE run_uuid = ?",        "DELETE FROM latest_metrics WHERE run_uuid = ?",
-      "DELETE FROM runs WHERE run_uuid = ?",
+      "DELETE FROM runs WHERE run_uuid = ?",           "DELETE FROM metric_rollups WHERE run_uuid = ?",
+      "DELETE FROM run_dataset_inputs WHERE run_uuid = ?", "DELETE FROM run_input_tags WHERE run_uuid = ?",
+      "DELETE FROM run_model_inputs WHERE run_uuid = ?",
   };
+
   for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) rc = trk_exec(c, sql[i], e, "s", run);
   if (rc == 0) j->r->runs++;
   return rc;
@@ -794,9 +797,19 @@ static int gc_exps_fn(struct db_conn *c, void *arg, struct err *e) {
       i--; /* this experiment again, for its next upload */
       continue;
     }
+    /* its datasets and logged models (inputs.c, models.c) */
+    static const char *const owned[] = {
+        "DELETE FROM logged_model_params WHERE model_id IN (SELECT model_id FROM logged_models WHERE experiment_id = ?)",
+        "DELETE FROM logged_model_tags WHERE model_id IN (SELECT model_id FROM logged_models WHERE experiment_id = ?)",
+        "DELETE FROM logged_models WHERE experiment_id = ?",
+        "DELETE FROM datasets WHERE experiment_id = ?",
+    };
+    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
+      if ((rc = trk_exec(c, owned[k], e, "i", ids[i]))) return rc;
     if ((rc = trk_exec(c, "DELETE FROM experiment_tags WHERE experiment_id = ?", e, "i", ids[i])) ||
         (rc = trk_exec(c, "DELETE FROM experiments WHERE experiment_id = ?", e, "i", ids[i])))
       return rc;
+
     j->r->experiments++;
   }
   j->done = n;

@@ -421,7 +421,9 @@ def test_events_of_a_finished_run_end_at_once_and_projects(ml, stranger):
     err(stranger.c.get(f"/api/v1/runs/{rid}/events"), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
-def test_events_stream_gauge_and_drop_counter_exported(ml, server):
+def test_events_stream_gauge_and_drop_counter_exported(ml, server, make_server):
+    fresh = make_server().client().get("/metrics").text  # registered at start, before any stream
+    assert "kiln_track_events_subscribers 0" in fresh and "kiln_track_events_dropped_total 0" in fresh
     rid = ml.run(ml.experiment("live-metrics"))
     r = ml.c.get(f"/api/v1/runs/{rid}/events", stream=True, timeout=10)
     next(r.iter_lines())

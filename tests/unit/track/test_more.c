@@ -372,3 +372,46 @@ Test(track_more, events_subscriber_that_falls_behind_is_dropped_and_counted) {
   buf_fini(&out);
   track_sub_free(s);
 }
+
+static int64_t count_rows(const char *sql) {
+  struct err e;
+  struct db_conn *c = db_reader_acquire(db, &e);
+  struct db_stmt *s = db_prepare(c, sql, &e);
+  cr_assert_eq(db_step(s, &e), DB_ROW);
+  int64_t n = db_col_i64(s, 0);
+  db_stmt_done(s);
+  db_reader_release(db, c);
+  return n;
+}
+
+Test(track_more, purge_removes_inputs_rollups_datasets_and_models) {
+  char *exp = new_experiment(P1, "gc"), *run = new_run(P1, exp);
+  double v[3] = {1, 2, 3};
+  log_values(run, "m", v, 3);
+  struct track_kv t = {"mlflow.data.context", "train"};
+  struct track_dataset_input d = {.name = "ds", .digest = "1", .source_type = "local", .source = "{}", .tags = &t, .ntags = 1};
+  const char *mid = "m-00000000000000000000000000000000";
+  struct track_inputs in = {.datasets = &d, .ndatasets = 1, .model_ids = &mid, .nmodels = 1};
+  struct err e;
+  cr_assert_eq(track_log_inputs(db, P1, run, &in, &e), 0, "%s", e.msg);
+  struct track_kv p = {"a", "1"};
+  struct track_logged_model_new lm = {.experiment_id = exp, .params = &p, .nparams = 1, .tags = &p, .ntags = 1};
+  json_t *m = track_logged_model_create(db, P1, &lm, &e);
+  cr_assert_not_null(m, "%s", e.msg);
+  json_decref(m);
+  cr_assert_eq(count_rows("SELECT COUNT(*) FROM metric_rollups"), 1);
+  cr_assert_eq(track_experiment_delete(db, P1, exp, &e), 0, "%s", e.msg);
+  struct track_gc_report r = {0};
+  cr_assert_eq(track_purge_deleted(db, time_wall_ms() + 1000, &r, &e), 0, "%s", e.msg);
+  cr_assert_eq(r.runs, 1);
+  cr_assert_eq(r.experiments, 1);
+  const char *tables[] = {"metric_rollups", "run_dataset_inputs", "run_input_tags", "run_model_inputs", "datasets",
+                          "logged_models", "logged_model_params", "logged_model_tags"};
+  for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", tables[i]);
+    cr_assert_eq(count_rows(sql), 0, "%s", tables[i]);
+  }
+  free(exp);
+  free(run);
+}
