@@ -22,7 +22,7 @@ static const char *const STATUS[] = {"LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_
 
 static int status_parse(const char *s, const char **out, struct err *e) {
   for (int i = 1; i < 4; i++) {
-    char num[4];
+    char num[12];
     snprintf(num, sizeof num, "%d", i);
     if (s && (str_eq(s, STATUS[i]) || str_eq(s, num) || strcasecmp(s, STATUS[i] + 13) == 0)) {
       *out = STATUS[i];
