@@ -16,6 +16,7 @@
  *     each result run's info, latest metrics, params and tags read back;
  * (d) LATENCY_N single metric points, one durable transaction each. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -30,6 +31,14 @@ static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A whole decimal number, or -1 (the house bans atoi: no error, no bound). */
+static long num(const char *s) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  return (!*s || *end || errno) ? -1 : v;
 }
 
 static void check(int rc, const char *what) {
@@ -126,8 +135,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: sqlite_limit MIGRATION.sql DBFILE CALLS METRICS KEYS NRUNS LATENCY_N ROUNDS\n");
     return 2;
   }
-  int calls = atoi(argv[3]), metrics = atoi(argv[4]), keys = atoi(argv[5]), nruns = atoi(argv[6]);
-  int lat_n = atoi(argv[7]), rounds = atoi(argv[8]);
+  int calls = num(argv[3]), metrics = num(argv[4]), keys = num(argv[5]), nruns = num(argv[6]);
+  int lat_n = num(argv[7]), rounds = num(argv[8]);
   if (calls < 1 || metrics < 1 || keys < 1 || metrics % keys || nruns < 1 || lat_n < 1 || rounds < 1) {
     fprintf(stderr, "sqlite_limit: bad arguments\n");
     return 2;

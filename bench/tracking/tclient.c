@@ -41,6 +41,14 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* A whole decimal number, or -1 (the house bans atoi: no error, no bound). */
+static long num(const char *s) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  return (!*s || *end || errno) ? -1 : v;
+}
+
 static void die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -147,7 +155,7 @@ static size_t header_end(struct conn *c) {
 
 static void read_response(struct conn *c) {
   size_t he = header_end(c);
-  c->status = atoi(c->in.p + 9); /* "HTTP/1.1 200" */
+  c->status = (int)strtol(c->in.p + 9, NULL, 10); /* "HTTP/1.1 200" */
   long clen = -1;
   int chunked = 0;
   for (char *l = strstr(c->in.p, "\r\n"); l && l < c->in.p + he; l = strstr(l + 2, "\r\n")) {
@@ -272,8 +280,8 @@ static void *ingest_thread(void *p) {
 
 static void cmd_ingest(char **av) {
   char *ids = strdup(av[0]);
-  int calls = atoi(av[1]), metrics = atoi(av[2]), keys = atoi(av[3]), conns = atoi(av[4]);
-  long step0 = atol(av[5]);
+  int calls = num(av[1]), metrics = num(av[2]), keys = num(av[3]), conns = num(av[4]);
+  long step0 = num(av[5]);
   if (calls < 1 || metrics < 1 || keys < 1 || metrics % keys || conns < 1) die("bad ingest arguments");
   const char *run[64];
   int nrun = 0;
@@ -309,7 +317,7 @@ static void cmd_ingest(char **av) {
 /* ---- single log-metric latency ---------------------------------------------- */
 static void cmd_latency(char **av) {
   const char *run_id = av[0];
-  int n = atoi(av[1]);
+  int n = num(av[1]);
   if (n < 1) die("bad count");
   double *lat = calloc((size_t)n, sizeof *lat);
   struct conn c;
@@ -412,7 +420,7 @@ static void *runs_thread(void *p) {
 
 static void cmd_runs(char **av) {
   const char *exp = av[0];
-  int n = atoi(av[1]), conns = atoi(av[2]);
+  int n = num(av[1]), conns = num(av[2]);
   if (n < 1 || conns < 1) die("bad runs arguments");
   if (conns > 64) conns = 64;
   pthread_t th[64];
@@ -444,15 +452,15 @@ static void cmd_create_run(const char *exp) {
 
 int main(int argc, char **argv) {
   if (argc < 4) die("usage: tclient PORT AUTH MODE ARGS... (see the top of tclient.c)");
-  g_port = atoi(argv[1]);
+  g_port = num(argv[1]);
   g_auth = argv[2];
   const char *mode = argv[3];
   char **av = argv + 4;
   int ac = argc - 4;
   if (!strcmp(mode, "ingest") && ac == 6) cmd_ingest(av);
   else if (!strcmp(mode, "latency") && ac == 2) cmd_latency(av);
-  else if (!strcmp(mode, "get") && ac == 2) cmd_read("GET", av[0], NULL, atoi(av[1]));
-  else if (!strcmp(mode, "post") && ac == 3) cmd_read("POST", av[0], av[1], atoi(av[2]));
+  else if (!strcmp(mode, "get") && ac == 2) cmd_read("GET", av[0], NULL, num(av[1]));
+  else if (!strcmp(mode, "post") && ac == 3) cmd_read("POST", av[0], av[1], num(av[2]));
   else if (!strcmp(mode, "runs") && ac == 3) cmd_runs(av);
   else if (!strcmp(mode, "create-run") && ac == 1) cmd_create_run(av[0]);
   else die("unknown mode or wrong arguments: %s", mode);
