@@ -561,6 +561,22 @@ def test_environment_configuration(server: Server, monkeypatch: pytest.MonkeyPat
     assert run_get(client, run.info.run_id)["info"]["status"] == "FINISHED"
 
 
+def test_set_experiment_before_any_configuration(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's tour: environment only, set_experiment() first; the run
+    lands in that experiment (a lazy configuration must not reset it)."""
+    monkeypatch.setenv("KILN_URL", server.url)
+    monkeypatch.setenv("KILN_API_KEY", server.key)  # type: ignore[attr-defined]
+    with tracking._lock:
+        tracking._config.client = None
+    name = uniq("tour")
+    eid = kiln.set_experiment(name)
+    with kiln.start_run(run_name="first") as run:
+        kiln.log_metric("loss", 0.5)
+    assert run.info.experiment_id == eid
+    got = run_get(kiln.get_client(), run.info.run_id)
+    assert got["info"]["experiment_id"] == eid
+
+
 # ---- artifacts ----------------------------------------------------------------------
 
 

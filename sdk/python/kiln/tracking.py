@@ -309,6 +309,9 @@ def set_experiment(name: Optional[str] = None, experiment_id: Optional[str] = No
     (the name is then used when the run is replayed)."""
     if (name is None) == (experiment_id is None):
         raise ValueError("pass exactly one of name or experiment_id")
+    # Configure from the environment first: doing it lazily inside the lookup
+    # below would reset the experiment chosen here.
+    get_client()
     with _lock:
         if experiment_id is not None:
             _config.experiment_id, _config.experiment_name = str(experiment_id), None
