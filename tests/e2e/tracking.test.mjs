@@ -67,6 +67,17 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
 
   const rowIds = () => page.getByTestId("run-row").evaluateAll((rs) => rs.map((r) => r.getAttribute("data-run-id")));
 
+  /** Waits until the table shows exactly these runs (in any order), loaded. */
+  async function waitRowSet(ids) {
+    const want = [...ids].sort().join(",");
+    await eventually(
+      async () =>
+        (await page.getByTestId("runs-table").getAttribute("data-loading")) === "false" &&
+        [...(await rowIds())].sort().join(",") === want,
+      10_000,
+    );
+  }
+
   async function waitRows(n) {
     await eventually(async () => (await page.getByTestId("runs-table").getAttribute("data-loading")) === "false" && (await page.getByTestId("run-row").count()) === n, 10_000);
   }
@@ -190,15 +201,14 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
 
     await page.getByTestId("runs-filter").fill("metrics.acc > 0.6 AND params.optimizer = 'adam'");
     await page.getByTestId("runs-filter-apply").click();
-    await waitRows(2);
-    assert.deepEqual(new Set(await rowIds()), new Set([runs.alpha, runs.beta]));
+    await waitRowSet([runs.alpha, runs.beta]);
     assert.match(page.url(), /filter=metrics\.acc/, "the filter is kept in the address");
 
     // Kiln's OR and parentheses go through as well.
     await page.getByTestId("runs-filter").fill("(params.lr = '0.001' OR params.lr = '0.1') AND tags.team = 'e2e'");
     await page.getByTestId("runs-filter").press("Enter");
-    await waitRows(2);
-    assert.deepEqual(new Set(await rowIds()), new Set([runs.beta, runs.gamma]));
+    // the same count as the previous filter's rows: wait for the rows themselves
+    await waitRowSet([runs.beta, runs.gamma]);
 
     await page.getByTestId("runs-filter").fill("metrics.acc foo 0.5");
     await page.getByTestId("runs-filter-apply").click();
