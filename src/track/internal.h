@@ -38,11 +38,7 @@ int trk_run_check_active(const struct trk_run *r, struct err *e);
 json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e);
 /* RunInputs of a run (inputs.c). */
 json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
-/* RunInputs of a run (inputs.c). */
-json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
 /* A RunInfo object. */
-
-
 json_t *trk_run_info_json(struct db_conn *c, const char *run_id, struct err *e);
 /* Write-time rollups of the metric history (sampled.c): 1024-step buckets
  * (step >> 10, an arithmetic shift in C and SQL alike), merged in the same
