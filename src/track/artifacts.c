@@ -108,10 +108,10 @@ static int art_locate(struct db_conn *c, const char *project_id, const char *pat
   memcpy(first, path, n);
   first[n] = 0;
   /* "0" is an alias in the tracking API only: artifact URIs carry real ids */
-  if (!trk_exp_id_parse(first, &out->exp) || out->exp == 0)
+  if (!track_exp_id_parse(first, &out->exp) || out->exp == 0)
     return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "No Experiment with id=%s exists", first);
-  struct trk_exp x;
-  int rc = trk_exp_load(c, project_id, out->exp, first, &x, e);
+  struct track_exp x;
+  int rc = track_exp_load(c, project_id, out->exp, first, &x, e);
   if (rc) return rc;
   out->rest = slash ? slash + 1 : "";
   const char *rs = strchr(out->rest, '/');
@@ -121,8 +121,8 @@ static int art_locate(struct db_conn *c, const char *project_id, const char *pat
     memcpy(id, out->rest, rl);
     id[rl] = 0;
     if (track_run_id_valid(id)) {
-      struct trk_run r;
-      if ((rc = trk_run_load(c, project_id, id, &r, e))) return rc;
+      struct track_run r;
+      if ((rc = track_run_load(c, project_id, id, &r, e))) return rc;
       if (r.experiment_id != out->exp)
         return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Run with id=%s not found", id);
       memcpy(out->run, id, sizeof out->run);
@@ -219,7 +219,7 @@ static int put_fn(struct db_conn *c, void *arg, struct err *e) {
   if (had && str_eq(old, j->sha)) return 0; /* the same bytes again */
   if ((rc = blob_ref(c, j->sha, e))) return rc;
   if (had && (rc = blob_unref(c, old, e))) return rc;
-  return trk_exec(c,
+  return track_exec(c,
                   "INSERT INTO artifacts (experiment_id, path, run_uuid, sha256, size, created_at)"
                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, path) DO UPDATE SET"
                   " sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
@@ -479,8 +479,8 @@ json_t *track_run_artifact_list(struct db *db, const char *project_id, const cha
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
   json_t *arr = NULL;
-  struct trk_run r;
-  if (trk_run_load(c, project_id, run_id, &r, e) == 0) {
+  struct track_run r;
+  if (track_run_load(c, project_id, run_id, &r, e) == 0) {
     struct db_stmt *s = db_prepare(c, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", e);
     if (s) {
       db_bind_text(s, 1, r.id);
@@ -530,7 +530,7 @@ static int mpu_create_fn(struct db_conn *c, void *arg, struct err *e) {
   if (rc) return rc;
   if (!l.rest[0])
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "An artifact path must name a file under an experiment");
-  return trk_exec(c,
+  return track_exec(c,
                   "INSERT INTO artifact_uploads (upload_id, experiment_id, path, num_parts, created_at)"
                   " VALUES (?, ?, ?, ?, ?)",
                   e, "sisii", j->upload_id, l.exp, l.rest, j->num_parts, time_wall_ms());
@@ -591,7 +591,7 @@ static int mpu_part_fn(struct db_conn *c, void *arg, struct err *e) {
   if (rc < 0) return rc;
   if ((rc = blob_ref(c, j->sha, e))) return rc;
   if (old[0] && (rc = blob_unref(c, old, e))) return rc;
-  return trk_exec(c,
+  return track_exec(c,
                   "INSERT INTO artifact_upload_parts (upload_id, part_number, sha256, size)"
                   " VALUES (?, ?, ?, (SELECT size FROM blobs WHERE sha256 = ?))"
                   " ON CONFLICT (upload_id, part_number) DO UPDATE SET sha256 = excluded.sha256,"
@@ -697,9 +697,9 @@ static int mpu_drop(struct db_conn *c, const char *upload_id, struct err *e) {
   for (int i = 0; rc >= 0 && i < n; i++) rc = blob_unref(c, shas[i], e);
   free(shas);
   if (rc < 0) return rc;
-  if ((rc = trk_exec(c, "DELETE FROM artifact_upload_parts WHERE upload_id = ?", e, "s", upload_id)))
+  if ((rc = track_exec(c, "DELETE FROM artifact_upload_parts WHERE upload_id = ?", e, "s", upload_id)))
     return rc;
-  return trk_exec(c, "DELETE FROM artifact_uploads WHERE upload_id = ?", e, "s", upload_id);
+  return track_exec(c, "DELETE FROM artifact_uploads WHERE upload_id = ?", e, "s", upload_id);
 }
 
 static int mpu_finish_fn(struct db_conn *c, void *arg, struct err *e) {
@@ -734,7 +734,7 @@ static int gc_run(struct db_conn *c, const char *run, struct gc_job *j, struct e
       "DELETE FROM run_model_inputs WHERE run_uuid = ?",
   };
 
-  for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) rc = trk_exec(c, sql[i], e, "s", run);
+  for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) rc = track_exec(c, sql[i], e, "s", run);
   if (rc == 0) j->r->runs++;
   return rc;
 }
@@ -805,9 +805,9 @@ static int gc_exps_fn(struct db_conn *c, void *arg, struct err *e) {
         "DELETE FROM datasets WHERE experiment_id = ?",
     };
     for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
-      if ((rc = trk_exec(c, owned[k], e, "i", ids[i]))) return rc;
-    if ((rc = trk_exec(c, "DELETE FROM experiment_tags WHERE experiment_id = ?", e, "i", ids[i])) ||
-        (rc = trk_exec(c, "DELETE FROM experiments WHERE experiment_id = ?", e, "i", ids[i])))
+      if ((rc = track_exec(c, owned[k], e, "i", ids[i]))) return rc;
+    if ((rc = track_exec(c, "DELETE FROM experiment_tags WHERE experiment_id = ?", e, "i", ids[i])) ||
+        (rc = track_exec(c, "DELETE FROM experiments WHERE experiment_id = ?", e, "i", ids[i])))
       return rc;
 
     j->r->experiments++;

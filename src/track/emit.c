@@ -30,7 +30,7 @@ static char *u64_digits(char *end, uint64_t u) {
   return end;
 }
 
-size_t trk_fmt_i64(char *out, int64_t v) {
+size_t track_fmt_i64(char *out, int64_t v) {
   char tmp[24];
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
   char *b = u64_digits(tmp + sizeof tmp, u);
@@ -143,7 +143,7 @@ static bool digits17(double v, uint64_t *digits, int *exp10) {
   return false;
 }
 
-size_t trk_fmt_real(char *out, double v) {
+size_t track_fmt_real(char *out, double v) {
   uint64_t q;
   int x;
   bool neg = signbit(v) != 0;
@@ -202,7 +202,7 @@ size_t trk_fmt_real(char *out, double v) {
 
 /* ---- metric histories ------------------------------------------------------------ */
 
-int trk_history_begin(struct trk_history_writer *w, struct buf *out, const char *key, struct err *e) {
+int track_history_begin(struct track_history_writer *w, struct buf *out, const char *key, struct err *e) {
   memset(w, 0, sizeof *w);
   w->out = out;
   /* the key as jansson escapes it, once for every point */
@@ -218,7 +218,7 @@ int trk_history_begin(struct trk_history_writer *w, struct buf *out, const char 
   return 0;
 }
 
-int trk_history_point(struct trk_history_writer *w, double value, bool is_nan, int64_t timestamp, int64_t step) {
+int track_history_point(struct track_history_writer *w, double value, bool is_nan, int64_t timestamp, int64_t step) {
   /* the longest point: prefix + 24 (real) + 13 + 20 + 8 + 20 + 1 */
   if (buf_reserve(w->out, w->prefix.len + 96) < 0) return -ERR_NO_MEMORY;
   char *p = w->out->data + w->out->len;
@@ -234,21 +234,21 @@ int trk_history_point(struct trk_history_writer *w, double value, bool is_nan, i
     memcpy(p, s, n);
     p += n;
   } else {
-    p += trk_fmt_real(p, value);
+    p += track_fmt_real(p, value);
   }
   memcpy(p, ",\"timestamp\":", 13);
   p += 13;
-  p += trk_fmt_i64(p, timestamp);
+  p += track_fmt_i64(p, timestamp);
   memcpy(p, ",\"step\":", 8);
   p += 8;
-  p += trk_fmt_i64(p, step);
+  p += track_fmt_i64(p, step);
   *p++ = '}';
   *p = 0;
   w->out->len = (size_t)(p - w->out->data);
   return 0;
 }
 
-int trk_history_end(struct trk_history_writer *w, const char *next_page_token, struct err *e) {
+int track_history_end(struct track_history_writer *w, const char *next_page_token, struct err *e) {
   int rc;
   if (w->n == 0) { /* protobuf JSON leaves an empty list out */
     w->out->len = 0;
@@ -275,8 +275,8 @@ int track_metric_history_write(struct db *db, const char *project_id, const char
                    TRACKING_MAX_HISTORY_RESULTS, (long long)max_results);
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return -(int)e->code;
-  struct trk_run r;
-  int rc = trk_run_load(c, project_id, run_id, &r, e);
+  struct track_run r;
+  int rc = track_run_load(c, project_id, run_id, &r, e);
   if (rc) goto out;
   /* the primary key's order: one range scan of its index (as track_metric_history) */
   struct db_stmt *s = db_prepare(c,
@@ -292,8 +292,8 @@ int track_metric_history_write(struct db *db, const char *project_id, const char
   db_bind_text(s, 2, key);
   db_bind_i64(s, 3, max_results > 0 ? max_results + 1 : -1);
   db_bind_i64(s, 4, offset);
-  struct trk_history_writer w;
-  if ((rc = trk_history_begin(&w, out, key, e))) {
+  struct track_history_writer w;
+  if ((rc = track_history_begin(&w, out, key, e))) {
     db_stmt_done(s);
     goto out;
   }
@@ -304,7 +304,7 @@ int track_metric_history_write(struct db *db, const char *project_id, const char
       track_page_token_encode(offset + n, next);
       break;
     }
-    if (trk_history_point(&w, db_col_f64(s, 0), db_col_i64(s, 3) != 0, db_col_i64(s, 1), db_col_i64(s, 2)) < 0) {
+    if (track_history_point(&w, db_col_f64(s, 0), db_col_i64(s, 3) != 0, db_col_i64(s, 1), db_col_i64(s, 2)) < 0) {
       rc = err_set(e, ERR_NO_MEMORY, "out of memory writing a metric history");
       break;
     }
@@ -315,7 +315,7 @@ int track_metric_history_write(struct db *db, const char *project_id, const char
     buf_fini(&w.prefix);
     goto out;
   }
-  rc = trk_history_end(&w, next, e);
+  rc = track_history_end(&w, next, e);
 out:
   db_reader_release(db, c);
   return rc;

@@ -158,7 +158,7 @@ void track_events_metrics(const char *run_id, const struct track_metric *m, int 
   struct buf text;
   buf_init(&text);
   for (int i = 0; i < n; i++) {
-    json_t *v = trk_metric_value_json(m[i].value, false);
+    json_t *v = track_metric_value_json(m[i].value, false);
     char *vs = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     json_decref(v);
     json_t *k = json_string(m[i].key);

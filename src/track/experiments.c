@@ -9,7 +9,7 @@
 
 /* ---- shared helpers ----------------------------------------------------------- */
 
-int trk_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...) {
+int track_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...) {
   struct db_stmt *s = db_prepare(c, sql, e);
   if (!s) return -ERR_INTERNAL;
   va_list ap;
@@ -28,15 +28,15 @@ int trk_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt,
   return rc < 0 ? rc : 0;
 }
 
-bool trk_exp_id_parse(const char *s, int64_t *out) {
+bool track_exp_id_parse(const char *s, int64_t *out) {
   if (!s || !*s || strlen(s) > 18) return false;
   for (const char *p = s; *p; p++)
     if (*p < '0' || *p > '9') return false;
   return str_to_i64(s, out) == 0;
 }
 
-int trk_exp_load(struct db_conn *c, const char *project_id, int64_t id, const char *shown,
-                 struct trk_exp *out, struct err *e) {
+int track_exp_load(struct db_conn *c, const char *project_id, int64_t id, const char *shown,
+                 struct track_exp *out, struct err *e) {
   struct db_stmt *s = db_prepare(c,
                                  "SELECT lifecycle_stage, artifact_location FROM experiments"
                                  " WHERE experiment_id = ? AND project_id = ?",
@@ -83,7 +83,7 @@ static json_t *kv_list(struct db_conn *c, const char *sql, int64_t id, const cha
   return arr;
 }
 
-json_t *trk_exp_json(struct db_conn *c, int64_t id, struct err *e) {
+json_t *track_exp_json(struct db_conn *c, int64_t id, struct err *e) {
   struct db_stmt *s = db_prepare(c,
                                  "SELECT name, artifact_location, lifecycle_stage, last_update_time,"
                                  " creation_time FROM experiments WHERE experiment_id = ?",
@@ -117,8 +117,8 @@ json_t *trk_exp_json(struct db_conn *c, int64_t id, struct err *e) {
 }
 
 /* A tag list for an Experiment/Run from a "SELECT key, value ... WHERE x = ?" (text id). */
-json_t *trk_kv_list_text(struct db_conn *c, const char *sql, const char *id, struct err *e);
-json_t *trk_kv_list_text(struct db_conn *c, const char *sql, const char *id, struct err *e) {
+json_t *track_kv_list_text(struct db_conn *c, const char *sql, const char *id, struct err *e);
+json_t *track_kv_list_text(struct db_conn *c, const char *sql, const char *id, struct err *e) {
   return kv_list(c, sql, 0, id, e);
 }
 
@@ -189,7 +189,7 @@ static int exp_insert(struct db_conn *c, const char *project_id, const char *nam
   if (artifact_location && *artifact_location) str_copy(loc, sizeof loc, artifact_location);
   else snprintf(loc, sizeof loc, "mlflow-artifacts:/%lld", (long long)id);
   int64_t now = time_wall_ms();
-  rc = trk_exec(c,
+  rc = track_exec(c,
                 "INSERT INTO experiments (experiment_id, project_id, name, artifact_location,"
                 " lifecycle_stage, creation_time, last_update_time) VALUES (?, ?, ?, ?, 'active', ?, ?)",
                 e, "isssii", id, project_id, name, loc, now, now);
@@ -212,7 +212,7 @@ static int default_job(struct db_conn *c, void *arg, struct err *e) {
   if (rc) return rc;
   if (!found && (rc = exp_insert(c, j->project_id, TRACKING_DEFAULT_EXPERIMENT_NAME, NULL, &j->id, e)))
     return rc;
-  return trk_exec(c, "INSERT INTO project_default_experiments (project_id, experiment_id) VALUES (?, ?)",
+  return track_exec(c, "INSERT INTO project_default_experiments (project_id, experiment_id) VALUES (?, ?)",
                   e, "si", j->project_id, j->id);
 }
 
@@ -234,13 +234,13 @@ int track_experiment_resolve(struct db *db, const char *project_id, const char *
   if (str_eq(experiment_id, TRACKING_DEFAULT_EXPERIMENT_ID))
     return track_default_experiment(db, project_id, id, e);
   int64_t n;
-  if (!trk_exp_id_parse(experiment_id, &n))
+  if (!track_exp_id_parse(experiment_id, &n))
     return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "No Experiment with id=%.100s exists",
                    experiment_id ? experiment_id : "");
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return -ERR_UNAVAILABLE;
-  struct trk_exp x;
-  int rc = trk_exp_load(c, project_id, n, experiment_id, &x, e);
+  struct track_exp x;
+  int rc = track_exp_load(c, project_id, n, experiment_id, &x, e);
   db_reader_release(db, c);
   if (rc == 0) *id = n;
   return rc;
@@ -263,7 +263,7 @@ static int create_job(struct db_conn *c, void *arg, struct err *e) {
     return err_set(e, ERR_RESOURCE_ALREADY_EXISTS, "Experiment(name=%.200s) already exists.", j->name);
   if ((rc = exp_insert(c, j->project_id, j->name, j->artifact_location, &j->id, e))) return rc;
   for (int i = 0; i < j->ntags && !rc; i++)
-    rc = trk_exec(c,
+    rc = track_exec(c,
                   "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)"
                   " ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
                   e, "iss", j->id, j->tags[i].key, j->tags[i].value ? j->tags[i].value : "");
@@ -297,7 +297,7 @@ json_t *track_experiment_get(struct db *db, const char *project_id, const char *
   if (track_experiment_resolve(db, project_id, experiment_id, &id, e)) return NULL;
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
-  json_t *o = trk_exp_json(c, id, e);
+  json_t *o = track_exp_json(c, id, e);
   db_reader_release(db, c);
   return o;
 }
@@ -315,7 +315,7 @@ json_t *track_experiment_get_by_name(struct db *db, const char *project_id, cons
   int64_t id = 0;
   json_t *o = NULL;
   if (name_lookup(c, project_id, name, &id, &found, e) == 0) {
-    if (found) o = trk_exp_json(c, id, e);
+    if (found) o = track_exp_json(c, id, e);
     else err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Could not find experiment with name '%.200s'", name);
   }
   db_reader_release(db, c);
@@ -342,8 +342,8 @@ struct exp_job {
 
 static int exp_job(struct db_conn *c, void *arg, struct err *e) {
   struct exp_job *j = arg;
-  struct trk_exp x;
-  int rc = trk_exp_load(c, j->project_id, j->id, j->shown, &x, e);
+  struct track_exp x;
+  int rc = track_exp_load(c, j->project_id, j->id, j->shown, &x, e);
   if (rc) return rc;
   int64_t now = time_wall_ms();
   switch (j->op) {
@@ -354,7 +354,7 @@ static int exp_job(struct db_conn *c, void *arg, struct err *e) {
     if ((rc = name_lookup(c, j->project_id, j->name, &other, &found, e))) return rc;
     if (found && other != j->id)
       return err_set(e, ERR_RESOURCE_ALREADY_EXISTS, "Experiment(name=%.200s) already exists.", j->name);
-    return trk_exec(c, "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?", e,
+    return track_exec(c, "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?", e,
                     "sii", j->name, now, j->id);
   }
   case EXP_DELETE: {
@@ -366,12 +366,12 @@ static int exp_job(struct db_conn *c, void *arg, struct err *e) {
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                      "Cannot delete the default experiment '%s'. This is an internal experiment.",
                      TRACKING_DEFAULT_EXPERIMENT_ID);
-    rc = trk_exec(c,
+    rc = track_exec(c,
                   "UPDATE experiments SET lifecycle_stage = 'deleted', last_update_time = ?"
                   " WHERE experiment_id = ?",
                   e, "ii", now, j->id);
     if (!rc)
-      rc = trk_exec(c,
+      rc = track_exec(c,
                     "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ?"
                     " WHERE experiment_id = ? AND lifecycle_stage = 'active'",
                     e, "ii", now, j->id);
@@ -379,13 +379,13 @@ static int exp_job(struct db_conn *c, void *arg, struct err *e) {
   }
   case EXP_RESTORE:
     if (x.active) return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "No Experiment with id=%s exists", j->shown);
-    rc = trk_exec(c,
+    rc = track_exec(c,
                   "UPDATE experiments SET lifecycle_stage = 'active', last_update_time = ?"
                   " WHERE experiment_id = ?",
                   e, "ii", now, j->id);
     /* as MLflow: every run of the experiment comes back */
     if (!rc)
-      rc = trk_exec(c,
+      rc = track_exec(c,
                     "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL"
                     " WHERE experiment_id = ? AND lifecycle_stage = 'deleted'",
                     e, "i", j->id);
@@ -397,11 +397,11 @@ static int exp_job(struct db_conn *c, void *arg, struct err *e) {
                      "The experiment %lld must be in the 'active' state. Current state is deleted.",
                      (long long)j->id);
     if (j->op == EXP_TAG_SET)
-      return trk_exec(c,
+      return track_exec(c,
                       "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)"
                       " ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
                       e, "iss", j->id, j->key, j->value ? j->value : "");
-    if ((rc = trk_exec(c, "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?", e, "is", j->id,
+    if ((rc = track_exec(c, "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?", e, "is", j->id,
                        j->key)))
       return rc;
     if (db_changes(c) == 0)

@@ -103,28 +103,28 @@ static int dataset_upsert(struct db_conn *c, int64_t exp, const struct track_dat
 
 static int inputs_job(struct db_conn *c, void *arg, struct err *e) {
   struct inputs_job *j = arg;
-  struct trk_run r;
-  int rc = trk_run_load(c, j->project_id, j->run_id, &r, e);
-  if (!rc) rc = trk_run_check_active(&r, e);
+  struct track_run r;
+  int rc = track_run_load(c, j->project_id, j->run_id, &r, e);
+  if (!rc) rc = track_run_check_active(&r, e);
   for (int i = 0; i < j->in->ndatasets && !rc; i++) {
     const struct track_dataset_input *d = &j->in->datasets[i];
     char id[33];
     if ((rc = dataset_upsert(c, r.experiment_id, d, id, e))) break;
     /* MLflow keeps the first input of a dataset to a run, tags and all */
-    rc = trk_exec(c,
+    rc = track_exec(c,
                   "INSERT INTO run_dataset_inputs (run_uuid, dataset_uuid, seq) SELECT ?, ?,"
                   " COALESCE(MAX(seq), 0) + 1 FROM run_dataset_inputs WHERE run_uuid = ?"
                   " ON CONFLICT DO NOTHING",
                   e, "sss", j->run_id, id, j->run_id);
     if (rc || db_changes(c) == 0) continue;
     for (int k = 0; k < d->ntags && !rc; k++)
-      rc = trk_exec(c,
+      rc = track_exec(c,
                     "INSERT INTO run_input_tags (run_uuid, dataset_uuid, key, value) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (run_uuid, dataset_uuid, key) DO UPDATE SET value = excluded.value",
                     e, "ssss", j->run_id, id, d->tags[k].key, d->tags[k].value);
   }
   for (int i = 0; i < j->in->nmodels && !rc; i++)
-    rc = trk_exec(c, "INSERT INTO run_model_inputs (run_uuid, model_id) VALUES (?, ?) ON CONFLICT DO NOTHING", e,
+    rc = track_exec(c, "INSERT INTO run_model_inputs (run_uuid, model_id) VALUES (?, ?) ON CONFLICT DO NOTHING", e,
                   "ss", j->run_id, j->in->model_ids[i]);
   return rc;
 }
@@ -139,7 +139,7 @@ int track_log_inputs(struct db *db, const char *project_id, const char *run_id, 
 
 /* RunInputs: {"dataset_inputs": [{"tags": [...], "dataset": {...}}], "model_inputs": [...]}
  * in logging order; empty lists left out. */
-json_t *trk_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e) {
+json_t *track_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e) {
   json_t *out = json_object(), *dis = json_array(), *mis = json_array();
   struct db_stmt *s = db_prepare(c,
                                  "SELECT d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile"
@@ -205,9 +205,9 @@ struct model_job {
 
 static int model_job(struct db_conn *c, void *arg, struct err *e) {
   struct model_job *j = arg;
-  struct trk_run r;
-  int rc = trk_run_load(c, j->project_id, j->run_id, &r, e);
-  if (!rc) rc = trk_run_check_active(&r, e);
+  struct track_run r;
+  int rc = track_run_load(c, j->project_id, j->run_id, &r, e);
+  if (!rc) rc = track_run_check_active(&r, e);
   if (rc) return rc;
   struct db_stmt *s = db_prepare(c, "SELECT value FROM tags WHERE run_uuid = ? AND key = ?", e);
   if (!s) return -ERR_INTERNAL;
@@ -227,7 +227,7 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
   json_decref(hist);
   if (!text) return err_set(e, ERR_NO_MEMORY, "out of memory");
   /* the history is not cut at the tag limit: cutting would break its JSON */
-  rc = trk_exec(c,
+  rc = track_exec(c,
                 "INSERT INTO tags (run_uuid, key, value) VALUES (?, ?, ?)"
                 " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
                 e, "sss", j->run_id, TAG_LOG_MODEL_HISTORY, text);

@@ -134,7 +134,7 @@ static int put_kvs(struct db_conn *c, const char *table, const char *id, const s
            " ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
            table);
   int rc = 0;
-  for (int i = 0; i < n && !rc; i++) rc = trk_exec(c, sql, e, "sss", id, kv[i].key, kv[i].value ? kv[i].value : "");
+  for (int i = 0; i < n && !rc; i++) rc = track_exec(c, sql, e, "sss", id, kv[i].key, kv[i].value ? kv[i].value : "");
   return rc;
 }
 
@@ -153,7 +153,7 @@ struct model_job {
 };
 
 static int touch(struct db_conn *c, const char *id, struct err *e) {
-  return trk_exec(c, "UPDATE logged_models SET last_updated_timestamp_ms = ? WHERE model_id = ?", e, "is",
+  return track_exec(c, "UPDATE logged_models SET last_updated_timestamp_ms = ? WHERE model_id = ?", e, "is",
                   time_wall_ms(), id);
 }
 
@@ -161,19 +161,19 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
   struct model_job *j = arg;
   int rc;
   if (j->op == M_CREATE) {
-    struct trk_exp x;
-    if ((rc = trk_exp_load(c, j->project_id, j->experiment_id, j->in->experiment_id, &x, e))) return rc;
+    struct track_exp x;
+    if ((rc = track_exp_load(c, j->project_id, j->experiment_id, j->in->experiment_id, &x, e))) return rc;
     if (!x.active)
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                      "The experiment %lld must be in the 'active' state. Current state is deleted.", (long long)x.id);
     if (j->in->source_run_id && *j->in->source_run_id) {
-      struct trk_run r;
-      if ((rc = trk_run_load(c, j->project_id, j->in->source_run_id, &r, e))) return rc;
+      struct track_run r;
+      if ((rc = track_run_load(c, j->project_id, j->in->source_run_id, &r, e))) return rc;
     }
     char uri[1200];
     snprintf(uri, sizeof uri, "%s/models/%s/artifacts", x.artifact_location, j->id);
     int64_t now = time_wall_ms();
-    rc = trk_exec(c,
+    rc = track_exec(c,
                   "INSERT INTO logged_models (model_id, experiment_id, project_id, name, artifact_location,"
                   " creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, model_type,"
                   " source_run_id, status_message) VALUES (?, ?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', 'active', ?, ?, NULL)",
@@ -186,15 +186,15 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
     if ((rc = model_load(c, j->project_id, j->id, e))) return rc;
     switch (j->op) {
     case M_FINALIZE:
-      rc = trk_exec(c, "UPDATE logged_models SET status = ? WHERE model_id = ?", e, "ss", j->status, j->id);
+      rc = track_exec(c, "UPDATE logged_models SET status = ? WHERE model_id = ?", e, "ss", j->status, j->id);
       break;
     case M_DELETE:
-      rc = trk_exec(c, "UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE model_id = ?", e, "s", j->id);
+      rc = track_exec(c, "UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE model_id = ?", e, "s", j->id);
       break;
     case M_SET_TAGS: rc = put_kvs(c, "logged_model_tags", j->id, j->kv, j->nkv, e); break;
     case M_PARAMS: rc = put_kvs(c, "logged_model_params", j->id, j->kv, j->nkv, e); break;
     case M_DELETE_TAG:
-      rc = trk_exec(c, "DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?", e, "ss", j->id, j->key);
+      rc = track_exec(c, "DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?", e, "ss", j->id, j->key);
       if (!rc && db_changes(c) == 0)
         rc = err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "No tag with key '%.200s' found for logged model %s", j->key, j->id);
       break;

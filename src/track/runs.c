@@ -12,11 +12,11 @@
 #define TAG_RUN_NAME "mlflow.runName"
 #define TAG_USER "mlflow.user"
 
-json_t *trk_kv_list_text(struct db_conn *c, const char *sql, const char *id, struct err *e);
+json_t *track_kv_list_text(struct db_conn *c, const char *sql, const char *id, struct err *e);
 
 /* ---- rows and entities ---------------------------------------------------------- */
 
-int trk_run_load(struct db_conn *c, const char *project_id, const char *run_id, struct trk_run *out,
+int track_run_load(struct db_conn *c, const char *project_id, const char *run_id, struct track_run *out,
                  struct err *e) {
   struct db_stmt *s = db_prepare(c,
                                  "SELECT experiment_id, lifecycle_stage FROM runs"
@@ -38,19 +38,19 @@ int trk_run_load(struct db_conn *c, const char *project_id, const char *run_id, 
   return rc;
 }
 
-int trk_run_check_active(const struct trk_run *r, struct err *e) {
+int track_run_check_active(const struct track_run *r, struct err *e) {
   if (r->active) return 0;
   return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                  "The run %s must be in the 'active' state. Current state is deleted.", r->id);
 }
 
-json_t *trk_metric_value_json(double v, bool is_nan) {
+json_t *track_metric_value_json(double v, bool is_nan) {
   if (is_nan || isnan(v)) return json_string("NaN");
   if (isinf(v)) return json_string(v > 0 ? "Infinity" : "-Infinity");
   return json_real(v);
 }
 
-json_t *trk_run_info_json(struct db_conn *c, const char *run_id, struct err *e) {
+json_t *track_run_info_json(struct db_conn *c, const char *run_id, struct err *e) {
   struct db_stmt *s = db_prepare(c,
                                  "SELECT experiment_id, name, user_id, status, start_time, end_time,"
                                  " artifact_uri, lifecycle_stage FROM runs WHERE run_uuid = ?",
@@ -91,7 +91,7 @@ static json_t *latest_metrics_json(struct db_conn *c, const char *run_id, struct
   int rc;
   while ((rc = db_step(s, e)) == DB_ROW) {
     json_array_append_new(arr, json_pack("{s:s, s:o, s:I, s:I}", "key", db_col_text(s, 0), "value",
-                                         trk_metric_value_json(db_col_f64(s, 1), db_col_i64(s, 4) != 0),
+                                         track_metric_value_json(db_col_f64(s, 1), db_col_i64(s, 4) != 0),
                                          "timestamp", (json_int_t)db_col_i64(s, 2), "step",
                                          (json_int_t)db_col_i64(s, 3)));
   }
@@ -103,14 +103,14 @@ static json_t *latest_metrics_json(struct db_conn *c, const char *run_id, struct
   return arr;
 }
 
-json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e) {
-  json_t *info = trk_run_info_json(c, run_id, e);
+json_t *track_run_json(struct db_conn *c, const char *run_id, struct err *e) {
+  json_t *info = track_run_info_json(c, run_id, e);
   if (!info) return NULL;
   json_t *metrics = latest_metrics_json(c, run_id, e);
-  json_t *params = metrics ? trk_kv_list_text(c, "SELECT key, value FROM params WHERE run_uuid = ? ORDER BY key",
+  json_t *params = metrics ? track_kv_list_text(c, "SELECT key, value FROM params WHERE run_uuid = ? ORDER BY key",
                                               run_id, e)
                            : NULL;
-  json_t *tags = params ? trk_kv_list_text(c, "SELECT key, value FROM tags WHERE run_uuid = ? ORDER BY key",
+  json_t *tags = params ? track_kv_list_text(c, "SELECT key, value FROM tags WHERE run_uuid = ? ORDER BY key",
                                            run_id, e)
                         : NULL;
   if (!tags) {
@@ -126,7 +126,7 @@ json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e) {
     if (json_array_size(parts[i])) json_object_set_new(data, names[i], parts[i]);
     else json_decref(parts[i]);
   }
-  json_t *inputs = trk_run_inputs_json(c, run_id, e);
+  json_t *inputs = track_run_inputs_json(c, run_id, e);
   if (!inputs) {
     json_decref(info);
     json_decref(data);
@@ -141,9 +141,9 @@ json_t *trk_run_json(struct db_conn *c, const char *run_id, struct err *e) {
 json_t *track_run_get(struct db *db, const char *project_id, const char *run_id, struct err *e) {
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
-  struct trk_run r;
+  struct track_run r;
   json_t *o = NULL;
-  if (trk_run_load(c, project_id, run_id, &r, e) == 0) o = trk_run_json(c, run_id, e);
+  if (track_run_load(c, project_id, run_id, &r, e) == 0) o = track_run_json(c, run_id, e);
   db_reader_release(db, c);
   return o;
 }
@@ -162,9 +162,9 @@ json_t *track_metric_history(struct db *db, const char *project_id, const char *
   }
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
-  struct trk_run r;
+  struct track_run r;
   json_t *arr = NULL;
-  if (trk_run_load(c, project_id, run_id, &r, e)) goto out;
+  if (track_run_load(c, project_id, run_id, &r, e)) goto out;
   /* the primary key's order: one range scan of its index */
   struct db_stmt *s = db_prepare(c,
                                  "SELECT value, timestamp, step, is_nan FROM metrics"
@@ -185,7 +185,7 @@ json_t *track_metric_history(struct db *db, const char *project_id, const char *
       break;
     }
     json_array_append_new(arr, json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value",
-                                         trk_metric_value_json(db_col_f64(s, 0), db_col_i64(s, 3) != 0),
+                                         track_metric_value_json(db_col_f64(s, 0), db_col_i64(s, 3) != 0),
                                          "timestamp", (json_int_t)db_col_i64(s, 1), "step",
                                          (json_int_t)db_col_i64(s, 2)));
     n++;
@@ -250,8 +250,8 @@ struct run_create_job {
 
 static int run_create_job(struct db_conn *c, void *arg, struct err *e) {
   struct run_create_job *j = arg;
-  struct trk_exp x;
-  int rc = trk_exp_load(c, j->project_id, j->experiment_id, j->shown, &x, e);
+  struct track_exp x;
+  int rc = track_exp_load(c, j->project_id, j->experiment_id, j->shown, &x, e);
   if (rc) return rc;
   if (!x.active)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
@@ -260,7 +260,7 @@ static int run_create_job(struct db_conn *c, void *arg, struct err *e) {
   id_random_hex(j->run_id, TRACKING_RUN_ID_LEN / 2);
   char uri[1200];
   snprintf(uri, sizeof uri, "%s/%s/artifacts", x.artifact_location, j->run_id);
-  rc = trk_exec(c,
+  rc = track_exec(c,
                 "INSERT INTO runs (run_uuid, experiment_id, project_id, name, user_id, status,"
                 " start_time, end_time, lifecycle_stage, artifact_uri, deleted_time)"
                 " VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, NULL, 'active', ?, NULL)",
@@ -271,7 +271,7 @@ static int run_create_job(struct db_conn *c, void *arg, struct err *e) {
   if (!rc && !kv_find(j->tags, j->ntags, TAG_USER) && j->user_id && *j->user_id)
     rc = tag_upsert(c, j->run_id, TAG_USER, j->user_id, e);
   if (rc) return rc;
-  j->out = trk_run_json(c, j->run_id, e);
+  j->out = track_run_json(c, j->run_id, e);
   return j->out ? 0 : -ERR_INTERNAL;
 }
 
@@ -332,30 +332,30 @@ struct run_job {
 
 static int run_job(struct db_conn *c, void *arg, struct err *e) {
   struct run_job *j = arg;
-  struct trk_run r;
-  int rc = trk_run_load(c, j->project_id, j->run_id, &r, e);
+  struct track_run r;
+  int rc = track_run_load(c, j->project_id, j->run_id, &r, e);
   if (rc) return rc;
   switch (j->op) {
   case RUN_UPDATE:
-    if ((rc = trk_run_check_active(&r, e))) return rc;
+    if ((rc = track_run_check_active(&r, e))) return rc;
     if (j->u->status)
-      rc = trk_exec(c, "UPDATE runs SET status = ? WHERE run_uuid = ?", e, "ss",
+      rc = track_exec(c, "UPDATE runs SET status = ? WHERE run_uuid = ?", e, "ss",
                     track_status_name(j->u->status), j->run_id);
     if (!rc && j->u->end_time)
-      rc = trk_exec(c, "UPDATE runs SET end_time = ? WHERE run_uuid = ?", e, "is", j->u->end_time, j->run_id);
+      rc = track_exec(c, "UPDATE runs SET end_time = ? WHERE run_uuid = ?", e, "is", j->u->end_time, j->run_id);
     if (!rc && j->u->run_name && *j->u->run_name) rc = tag_upsert(c, j->run_id, TAG_RUN_NAME, j->u->run_name, e);
     if (rc) return rc;
-    j->out = trk_run_info_json(c, j->run_id, e);
+    j->out = track_run_info_json(c, j->run_id, e);
     return j->out ? 0 : -ERR_INTERNAL;
   case RUN_DELETE:
-    return trk_exec(c, "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_uuid = ?", e,
+    return track_exec(c, "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_uuid = ?", e,
                     "is", time_wall_ms(), j->run_id);
   case RUN_RESTORE:
-    return trk_exec(c, "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_uuid = ?", e,
+    return track_exec(c, "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_uuid = ?", e,
                     "s", j->run_id);
   case RUN_TAG_DELETE:
-    if ((rc = trk_run_check_active(&r, e))) return rc;
-    if ((rc = trk_exec(c, "DELETE FROM tags WHERE run_uuid = ? AND key = ?", e, "ss", j->run_id, j->key)))
+    if ((rc = track_run_check_active(&r, e))) return rc;
+    if ((rc = track_exec(c, "DELETE FROM tags WHERE run_uuid = ? AND key = ?", e, "ss", j->run_id, j->key)))
       return rc;
     if (db_changes(c) == 0)
       return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "No tag with name: %.200s in run with id %s", j->key,
@@ -460,7 +460,7 @@ static int log_params(struct db_conn *c, struct batch_job *j, struct err *e) {
       rc = st;
       break;
     }
-    rc = trk_exec(c, "INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", e, "sss", j->run_id,
+    rc = track_exec(c, "INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", e, "sss", j->run_id,
                   b->params[i].key, j->param_values[i]);
   }
   if (!rc && nmis) {
@@ -533,13 +533,13 @@ static int log_metrics(struct db_conn *c, struct batch_job *j, struct err *e) {
 
 static int batch_job(struct db_conn *c, void *arg, struct err *e) {
   struct batch_job *j = arg;
-  struct trk_run r;
-  int rc = trk_run_load(c, j->project_id, j->run_id, &r, e);
-  if (!rc) rc = trk_run_check_active(&r, e);
+  struct track_run r;
+  int rc = track_run_load(c, j->project_id, j->run_id, &r, e);
+  if (!rc) rc = track_run_check_active(&r, e);
   if (!rc) rc = log_params(c, j, e);
   for (int i = 0; i < j->b->ntags && !rc; i++) rc = tag_upsert(c, j->run_id, j->b->tags[i].key, j->b->tags[i].value, e);
   if (!rc) rc = log_metrics(c, j, e);
-  if (!rc) rc = trk_rollup_add(c, j->run_id, j->b->metrics, j->b->nmetrics, e); /* charts' downsampled copy */
+  if (!rc) rc = track_rollup_add(c, j->run_id, j->b->metrics, j->b->nmetrics, e); /* charts' downsampled copy */
   return rc;
 
 }

@@ -4,7 +4,7 @@
  * point in a million still shows. Computed at read time in one pass over
  * the history's primary-key index (run, key, step, timestamp, value) — or,
  * for wide step ranges, over the write-time rollups (metric_rollups: four
- * points of every 1024-step bucket, kept by trk_rollup_add in the same
+ * points of every 1024-step bucket, kept by track_rollup_add in the same
  * write as the points), so a million-point chart reads about a thousand
  * rows. */
 #include "internal.h"
@@ -76,7 +76,7 @@ static int cmp_x_time(const void *a, const void *b) {
 }
 
 static json_t *pt_json(const char *key, const char *run_id, const struct pt *p) {
-  json_t *o = json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value", trk_metric_value_json(p->v, p->nan), "timestamp",
+  json_t *o = json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value", track_metric_value_json(p->v, p->nan), "timestamp",
                         (json_int_t)p->ts, "step", (json_int_t)p->step);
   if (run_id) json_object_set_new(o, "run_id", json_string(run_id));
   return o;
@@ -309,7 +309,7 @@ static void bind_pt(struct db_stmt *s, int at, const struct track_metric *m, boo
   if (with_nan) db_bind_i64(s, at + 3, isnan(m->value));
 }
 
-int trk_rollup_add(struct db_conn *c, const char *run_id, const struct track_metric *m, int n, struct err *e) {
+int track_rollup_add(struct db_conn *c, const char *run_id, const struct track_metric *m, int n, struct err *e) {
   if (n <= 0) return 0;
   int *ord = malloc((size_t)n * sizeof *ord);
   if (!ord) return err_set(e, ERR_NO_MEMORY, "out of memory");
@@ -372,10 +372,10 @@ json_t *track_metric_sampled(struct db *db, const char *project_id, const char *
   struct db_conn *c = db_reader_acquire(db, e);
   if (!c) return NULL;
   json_t *arr = NULL;
-  struct trk_run r;
+  struct track_run r;
   int64_t lo = 0, hi = 0;
   bool found;
-  if (trk_run_load(c, project_id, run_id, &r, e) || x_range(c, run_id, key, q.by_time, &lo, &hi, &found, e)) goto out;
+  if (track_run_load(c, project_id, run_id, &r, e) || x_range(c, run_id, key, q.by_time, &lo, &hi, &found, e)) goto out;
   arr = json_array();
   if (q.has_start && q.start > lo) lo = q.start;
   if (q.has_end && q.end < hi) hi = q.end;
@@ -413,10 +413,10 @@ json_t *track_metric_bulk_interval(struct db *db, const char *project_id, const 
   /* one step range for all runs, so their buckets line up on a chart */
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   for (int i = 0; i < nrun_ids; i++) {
-    struct trk_run r;
+    struct track_run r;
     int64_t a, b;
     bool found;
-    if (trk_run_load(c, project_id, run_ids[i], &r, e) || x_range(c, run_ids[i], key, false, &a, &b, &found, e))
+    if (track_run_load(c, project_id, run_ids[i], &r, e) || x_range(c, run_ids[i], key, false, &a, &b, &found, e))
       goto out;
     if (!found) continue;
     if (a < lo) lo = a;

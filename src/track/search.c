@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int trk_search_limits(const struct track_search *s, int64_t *max_results, int64_t *offset,
+int track_search_limits(const struct track_search *s, int64_t *max_results, int64_t *offset,
                       struct err *e) {
   *max_results = s->max_results ? s->max_results : TRACKING_DEFAULT_SEARCH_RESULTS;
   if (*max_results < 1)
@@ -78,7 +78,7 @@ json_t *track_experiment_search(struct db *db, const char *project_id,
                                    char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
   int64_t max, offset, def;
-  if (trk_search_limits(s, &max, &offset, e)) return NULL;
+  if (track_search_limits(s, &max, &offset, e)) return NULL;
   struct buf sql;
   struct track_flt_binds binds;
   buf_init(&sql);
@@ -105,7 +105,7 @@ json_t *track_experiment_search(struct db *db, const char *project_id,
   if (st) db_stmt_done(st);
   if (rc >= 0) out = json_array();
   for (int64_t i = 0; out && i < n && i < max; i++) {
-    json_t *x = trk_exp_json(c, list[i], e);
+    json_t *x = track_exp_json(c, list[i], e);
     if (!x) {
       json_decref(out);
       out = NULL;
@@ -147,7 +147,7 @@ static int padded(int n) {
  * from starting at the runs table (to PostgreSQL it is a plain join). */
 enum { ARM_VALUES, ARM_NAN, ARM_MISSING, NARMS };
 
-bool trk_search_by_metric_index = true;
+bool track_search_by_metric_index = true;
 
 struct run_scope {
   const char *project_id;
@@ -253,7 +253,7 @@ static int runs_by_metric(struct db_conn *c, const struct run_scope *sc, int64_t
 static json_t *runs_json(struct db_conn *c, char (*list)[TRACKING_RUN_ID_LEN + 1], int64_t n, struct err *e) {
   json_t *out = json_array();
   for (int64_t i = 0; out && i < n; i++) {
-    json_t *x = trk_run_json(c, list[i], e);
+    json_t *x = track_run_json(c, list[i], e);
     if (!x) {
       json_decref(out);
       return NULL;
@@ -268,7 +268,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
                             char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
   int64_t max, offset;
-  if (trk_search_limits(s, &max, &offset, e)) return NULL;
+  if (track_search_limits(s, &max, &offset, e)) return NULL;
   if (s->nexperiment_ids > MAX_SEARCH_EXPERIMENTS) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "runs/search takes at most %d experiment_ids", MAX_SEARCH_EXPERIMENTS);
     return NULL;
@@ -291,7 +291,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
   bool asc = false;
   int by_metric = track_flt_order_first_metric(s->order_by, s->norder_by, key, sizeof key, &asc, e);
   if (by_metric < 0) return NULL;
-  if (by_metric && nids > 0 && trk_search_by_metric_index) {
+  if (by_metric && nids > 0 && track_search_by_metric_index) {
     /* check the filter and the order_by exactly as the general path does */
     struct buf scratch;
     struct track_flt_binds sb;
@@ -356,7 +356,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
   if (st) db_stmt_done(st);
   if (rc >= 0) out = json_array();
   for (int64_t i = 0; out && i < n && i < max; i++) {
-    json_t *x = trk_run_json(c, list[i], e);
+    json_t *x = track_run_json(c, list[i], e);
     if (!x) {
       json_decref(out);
       out = NULL;

@@ -25,7 +25,7 @@ static void jansson_real(double v, char *out, size_t cap) {
 static void same_as_jansson(double v) {
   char want[64], got[TRK_FMT_REAL_MAX + 8];
   jansson_real(v, want, sizeof want);
-  size_t n = trk_fmt_real(got, v);
+  size_t n = track_fmt_real(got, v);
   cr_assert_eq(n, strlen(got));
   cr_assert_str_eq(got, want, "%a: got %s, jansson %s", v, got, want);
 }
@@ -78,7 +78,7 @@ Test(track_emit, integers) {
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     char want[32];
     snprintf(want, sizeof want, "%lld", (long long)v[i]);
-    trk_fmt_i64(b, v[i]);
+    track_fmt_i64(b, v[i]);
     cr_assert_str_eq(b, want);
   }
 }

@@ -28,7 +28,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  trk_search_by_metric_index = true;
+  track_search_by_metric_index = true;
   db_close(db);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -103,9 +103,9 @@ static char *all_pages(const char *filter, const char *const *order, int norder,
 }
 
 static void same(const char *filter, const char *const *order, int norder, enum track_view view, int64_t max) {
-  trk_search_by_metric_index = false;
+  track_search_by_metric_index = false;
   char *want = all_pages(filter, order, norder, view, max);
-  trk_search_by_metric_index = true;
+  track_search_by_metric_index = true;
   char *got = all_pages(filter, order, norder, view, max);
   cr_assert_str_eq(got, want, "filter '%s' order '%s'%s%s view %d max %lld", filter ? filter : "", order[0],
                    norder > 1 ? ", " : "", norder > 1 ? order[1] : "", (int)view, (long long)max);
@@ -153,9 +153,9 @@ Test(track_search_metric, offsets_past_an_arm_and_errors) {
     struct track_search s = {.order_by = order, .norder_by = 1, .max_results = 4, .page_token = tok,
                              .experiment_ids = ids, .nexperiment_ids = 2};
     struct err e;
-    trk_search_by_metric_index = false;
+    track_search_by_metric_index = false;
     json_t *a = track_run_search(db, P1, &s, n1, &e);
-    trk_search_by_metric_index = true;
+    track_search_by_metric_index = true;
     json_t *b = track_run_search(db, P1, &s, n2, &e);
     cr_assert(a && b);
     cr_assert(json_equal(a, b), "offset %lld", (long long)off);
@@ -171,9 +171,9 @@ Test(track_search_metric, offsets_past_an_arm_and_errors) {
                              .experiment_ids = ids, .nexperiment_ids = 2};
     char next[TRACKING_PAGE_TOKEN_MAX];
     struct err e1, e2;
-    trk_search_by_metric_index = false;
+    track_search_by_metric_index = false;
     cr_assert_null(track_run_search(db, P1, &s, next, &e1));
-    trk_search_by_metric_index = true;
+    track_search_by_metric_index = true;
     cr_assert_null(track_run_search(db, P1, &s, next, &e2));
     cr_assert_eq(e1.code, e2.code);
     cr_assert_str_eq(e1.msg, e2.msg);
