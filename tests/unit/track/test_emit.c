@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../store_fixture.h"
 #include "track/internal.h"
 
 static void jansson_real(double v, char *out, size_t cap) {
@@ -88,24 +89,9 @@ static char dir[64];
 static struct db *db;
 #define P1 "aaaa0000000000000000000000000001"
 
-static void setup(void) {
-  log_set_quiet(true);
-  cr_assert_eq(base_init(), 0);
-  snprintf(dir, sizeof dir, "/tmp/kiln-emit-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  char url[128];
-  snprintf(url, sizeof url, "sqlite:%s/kiln.db", dir);
-  struct err e;
-  cr_assert_eq(db_open(&db, url, NULL, &e), 0, "%s", e.msg);
-  cr_assert_geq(db_migrate(db, &e), 0, "%s", e.msg);
-}
+static void setup(void) { store_fixture_open("kiln-emit", dir, &db); }
 
-static void teardown(void) {
-  db_close(db);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { store_fixture_close(dir, db); }
 
 /* What the handler sent before: {"metrics": <track_metric_history>, "next_page_token"}. */
 static char *old_answer(const char *run, const char *key, int64_t max, const char *tok, int *rc) {

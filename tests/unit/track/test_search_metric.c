@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../store_fixture.h"
 #include "track/internal.h"
 
 static char dir[64];
@@ -16,23 +17,12 @@ static struct db *db;
 #define P1 "aaaa0000000000000000000000000001"
 
 static void setup(void) {
-  log_set_quiet(true);
-  cr_assert_eq(base_init(), 0);
-  snprintf(dir, sizeof dir, "/tmp/kiln-srch-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  char url[128];
-  snprintf(url, sizeof url, "sqlite:%s/kiln.db", dir);
-  struct err e;
-  cr_assert_eq(db_open(&db, url, NULL, &e), 0, "%s", e.msg);
-  cr_assert_geq(db_migrate(db, &e), 0, "%s", e.msg);
+  store_fixture_open("kiln-trks", dir, &db);
 }
 
 static void teardown(void) {
   track_search_by_metric_index = true;
-  db_close(db);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  store_fixture_close(dir, db);
 }
 
 TestSuite(track_search_metric, .init = setup, .fini = teardown);
