@@ -433,10 +433,14 @@ static json_t *art_list_experiments(struct db_conn *c, const char *project_id, s
                                  e);
   if (!s) return NULL;
   json_t *arr = json_array();
+  if (!arr) {
+    err_set(e, ERR_NO_MEMORY, NULL);
+    return NULL;
+  }
   db_bind_text(s, 1, project_id);
   db_bind_i64(s, 2, TRACKING_ARTIFACT_LIST_MAX);
   int rc;
-  while (arr && (rc = db_step(s, e)) == DB_ROW) {
+  while ((rc = db_step(s, e)) == DB_ROW) {
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)db_col_i64(s, 0));
     json_array_append_new(arr, json_pack("{s:s, s:b}", "path", id, "is_dir", 1));
