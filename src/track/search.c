@@ -1,6 +1,7 @@
 /* track/search: experiments/search and runs/search — view types, order_by
  * clauses with MLflow's tie-breakers and missing-last rule, and offset page
- * tokens, all pushed into one SQL query per page. The filter and order_by
+ * tokens (for runs with a snapshot bound, so paging is consistent while
+ * runs are created), all pushed into one SQL query per page. The filter and order_by
  * SQL come from the search grammar (filter.h). */
 #include "internal.h"
 #include "filter.h"
@@ -158,6 +159,7 @@ struct run_scope {
   const struct track_search *s;
   const char *key;
   bool asc;
+  int64_t snap; /* runs.rowid bound: runs created after the first page are not seen */
 };
 
 /* One arm's SELECT (or its COUNT(*) when count) with every bind in order. */
@@ -183,6 +185,8 @@ static int arm_sql(const struct run_scope *sc, int arm, bool count, int64_t limi
   }
   buf_putc(sql, ')');
   buf_printf(sql, lifecycle_clause(sc->view), "r");
+  buf_puts(sql, " AND r.rowid <= ?");
+  if (!rc) rc = track_flt_bind_i64(binds, sc->snap, e);
   if (!rc && !track_flt_is_empty(sc->filter)) {
     buf_puts(sql, " AND ");
     rc = track_flt_to_sql(sc->filter, sql, binds, e);
@@ -264,11 +268,27 @@ static json_t *runs_json(struct db_conn *c, char (*list)[TRACKING_RUN_ID_LEN + 1
   return out;
 }
 
+/* The highest runs rowid now: the bound of a search's snapshot. Read before
+ * the page's query, so a run created in between is outside it too. */
+static int runs_snapshot(struct db *db, int64_t *snap, struct err *e) {
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) return -ERR_UNAVAILABLE;
+  struct db_stmt *st = db_prepare(c, "SELECT COALESCE(MAX(rowid), 0) FROM runs", e);
+  int rc = st ? db_step(st, e) : -ERR_INTERNAL;
+  if (rc == DB_ROW) *snap = db_col_i64(st, 0);
+  if (st) db_stmt_done(st);
+  db_reader_release(db, c);
+  return rc < 0 ? rc : 0;
+}
+
 json_t *track_run_search(struct db *db, const char *project_id, const struct track_search *s,
                             char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
-  int64_t max, offset;
+  int64_t max, offset, snap = 0;
   if (track_search_limits(s, &max, &offset, e)) return NULL;
+  if (s->page_token && *s->page_token && track_page_token_decode_snap(s->page_token, &offset, &snap, e))
+    return NULL;
+  if (snap == 0 && runs_snapshot(db, &snap, e)) return NULL;
   if (s->nexperiment_ids > MAX_SEARCH_EXPERIMENTS) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "runs/search takes at most %d experiment_ids", MAX_SEARCH_EXPERIMENTS);
     return NULL;
@@ -303,7 +323,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
     if (rc) return NULL;
     struct track_flt *f = NULL;
     if (track_flt_parse(s->filter, TRACK_FLT_RUNS, &f, e)) return NULL;
-    struct run_scope sc = {project_id, ids, nids, s->view, f, s, key, asc};
+    struct run_scope sc = {project_id, ids, nids, s->view, f, s, key, asc, snap};
     json_t *out = NULL;
     char(*list)[TRACKING_RUN_ID_LEN + 1] = malloc((size_t)(max + 1) * sizeof *list);
     struct db_conn *c = list ? db_reader_acquire(db, e) : NULL;
@@ -314,7 +334,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
     bool txn = c && db_exec(c, "BEGIN", NULL) == 0;
     if (c && runs_by_metric(c, &sc, offset, max + 1, list, &n, e) == 0) {
       out = runs_json(c, list, n < max ? n : max, e);
-      if (out && n > max) track_page_token_encode(offset + max, next);
+      if (out && n > max) track_page_token_encode_snap(offset + max, snap, next);
     }
     if (txn) db_exec(c, "COMMIT", NULL);
     if (c) db_reader_release(db, c);
@@ -338,6 +358,8 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
   }
   buf_putc(&sql, ')');
   buf_printf(&sql, lifecycle_clause(s->view), "r");
+  buf_puts(&sql, " AND r.rowid <= ?");
+  if (!rc) rc = track_flt_bind_i64(&binds, snap, e);
   /* the filter and order_by are checked even when no experiment matched */
   if (rc || add_filter_and_order(s, TRACK_FLT_RUNS, &sql, &binds, max + 1, offset, e)) goto out;
   if (nids == 0) {
@@ -364,7 +386,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
       json_array_append_new(out, x);
     }
   }
-  if (out && n > max) track_page_token_encode(offset + max, next);
+  if (out && n > max) track_page_token_encode_snap(offset + max, snap, next);
   db_reader_release(db, c);
 out:
   free(list);

@@ -70,6 +70,11 @@ bool track_metric_supersedes(const struct track_metric *a, const struct track_me
  * INVALID_PARAMETER_VALUE. */
 void track_page_token_encode(int64_t offset, char out[TRACKING_PAGE_TOKEN_MAX]);
 int track_page_token_decode(const char *token, int64_t *offset, struct err *e);
+/* With a snapshot bound too (runs/search: the highest runs rowid when the
+ * first page was read; later pages see no run inserted since, so offsets
+ * stay put while runs are being created). snap 0 = none. */
+void track_page_token_encode_snap(int64_t offset, int64_t snap, char out[TRACKING_PAGE_TOKEN_MAX]);
+int track_page_token_decode_snap(const char *token, int64_t *offset, int64_t *snap, struct err *e);
 /* 32 lowercase hex characters. */
 bool track_run_id_valid(const char *s);
 /* A fresh MLflow-style run name, "adjective-noun-123". */

@@ -153,32 +153,45 @@ bool track_metric_supersedes(const struct track_metric *a, const struct track_me
 
 /* ---- page tokens ------------------------------------------------------------------ */
 
-void track_page_token_encode(int64_t offset, char out[TRACKING_PAGE_TOKEN_MAX]) {
-  char json[48];
-  int n = snprintf(json, sizeof json, "{\"offset\": %lld}", (long long)offset);
+void track_page_token_encode_snap(int64_t offset, int64_t snap, char out[TRACKING_PAGE_TOKEN_MAX]) {
+  char json[80];
+  int n = snap > 0 ? snprintf(json, sizeof json, "{\"offset\": %lld, \"snap\": %lld}", (long long)offset,
+                              (long long)snap)
+                   : snprintf(json, sizeof json, "{\"offset\": %lld}", (long long)offset);
   sodium_bin2base64(out, TRACKING_PAGE_TOKEN_MAX, (const unsigned char *)json, (size_t)n,
                     sodium_base64_VARIANT_ORIGINAL);
 }
 
-int track_page_token_decode(const char *token, int64_t *offset, struct err *e) {
+void track_page_token_encode(int64_t offset, char out[TRACKING_PAGE_TOKEN_MAX]) {
+  track_page_token_encode_snap(offset, 0, out);
+}
+
+int track_page_token_decode_snap(const char *token, int64_t *offset, int64_t *snap, struct err *e) {
   unsigned char raw[TRACKING_PAGE_TOKEN_MAX];
   size_t n = 0;
   size_t tl = strlen(token);
+  if (snap) *snap = 0;
   if (tl >= TRACKING_PAGE_TOKEN_MAX ||
       sodium_base642bin(raw, sizeof raw - 1, token, tl, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "Invalid page token, could not base64-decode");
   raw[n] = 0;
   json_error_t je;
   json_t *v = json_loadb((const char *)raw, n, 0, &je);
-  json_t *o = json_object_get(v, "offset");
+  json_t *o = json_object_get(v, "offset"), *sn = json_object_get(v, "snap");
   int rc = 0;
-  if (!json_is_integer(o) || json_integer_value(o) < 0)
+  if (!json_is_integer(o) || json_integer_value(o) < 0 || (sn && (!json_is_integer(sn) || json_integer_value(sn) < 1)))
     rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "Invalid page token, decoded value=%.*s", (int)n,
                  (const char *)raw);
-  else
+  else {
     *offset = json_integer_value(o);
+    if (snap && sn) *snap = json_integer_value(sn);
+  }
   json_decref(v);
   return rc;
+}
+
+int track_page_token_decode(const char *token, int64_t *offset, struct err *e) {
+  return track_page_token_decode_snap(token, offset, NULL, e);
 }
 
 /* ---- run names ------------------------------------------------------------------------ */

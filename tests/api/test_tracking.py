@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from kiln_harness import wait_for
+
 PREFIXES = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"]
 
 
@@ -596,3 +598,49 @@ def test_x_kiln_project_and_project_keys(server, make_user):
     err(viewer.post("runs/set-tag", {"run_id": rid, "key": "k", "value": "v"}), 403, "PERMISSION_DENIED")
     # anonymous callers are refused
     err(ML(server.client()).get("experiments/get", experiment_id="0"), 401, "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize("order_by", [[], ["metrics.acc DESC"]], ids=["default-order", "by-metric"])
+def test_run_search_paging_is_consistent_while_runs_are_created(ml, order_by):
+    """Page tokens carry a snapshot bound: runs created between pages (here
+    newer ones, which sort first, and would shift MLflow's offsets) do not
+    appear in later pages, and no run is seen twice or skipped."""
+    import threading
+    exp = ml.experiment("paging-live")
+    original = []
+    for i in range(12):
+        rid = ml.run(exp, run_name=f"o{i}", start_time=1000 + i)["info"]["run_id"]
+        ml.p("runs/log-batch", {"run_id": rid, "metrics": [{"key": "acc", "value": i / 100, "timestamp": 1}]})
+        original.append(rid)
+    stop = threading.Event()
+    created = []
+
+    def writer():
+        n = 0
+        while not stop.is_set() and n < 200:
+            rid = ml.run(exp, run_name=f"new{n}", start_time=10_000 + n)["info"]["run_id"]
+            ml.p("runs/log-batch", {"run_id": rid, "metrics": [{"key": "acc", "value": 1 + n, "timestamp": 1}]})
+            created.append(rid)
+            n += 1
+
+    body = {"experiment_ids": [exp], "max_results": 5, "order_by": order_by}
+    first = ml.p("runs/search", body)
+    seen = [r["info"]["run_id"] for r in first["runs"]]
+    token = first.get("next_page_token")
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while token:
+            wait_for(lambda: len(created) >= len(seen) // 5 + 1, 10, what="runs created meanwhile")
+            page = ml.p("runs/search", body | {"page_token": token})
+            seen += [r["info"]["run_id"] for r in page["runs"]]
+            token = page.get("next_page_token")
+    finally:
+        stop.set()
+        t.join()
+    assert created, "runs were created while paging"
+    assert len(seen) == len(set(seen)) == 12, seen
+    assert set(seen) == set(original)
+    # a fresh search sees the new runs
+    fresh = ml.p("runs/search", {"experiment_ids": [exp], "max_results": 1000})["runs"]
+    assert len(fresh) == 12 + len(created)
