@@ -60,7 +60,14 @@ build/gen/migrations.c: $(MIGRATIONS) scripts/embed_assets.py
 
 # The dashboard is built when npm is present; without it the binary serves a
 # page saying so (the API works either way).
-build/gen/ui_assets.c: $(UI_SRC) scripts/embed_assets.py
+# Which assets the last embed used: a KILN_NO_UI build followed by a plain one
+# (or the reverse) must re-embed even when no UI source changed.
+UI_MODE := $(if $(KILN_NO_UI),none,dashboard)
+build/gen/ui-mode: FORCE
+	@mkdir -p build/gen
+	@echo $(UI_MODE) | cmp -s - $@ || echo $(UI_MODE) > $@
+
+build/gen/ui_assets.c: $(UI_SRC) scripts/embed_assets.py build/gen/ui-mode
 	@mkdir -p build/gen
 	@if [ -z "$(KILN_NO_UI)" ] && command -v npm >/dev/null 2>&1 && [ -f ui/package.json ]; then \
 	  $(MAKE) --no-print-directory ui; \
