@@ -103,6 +103,10 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     const probe = await api(base, "GET", `/api/v1/runs/${runs.alpha}/metrics/loss/sampled?points=10`, { token });
     caps.sampled = probe.status === 200;
     caps.artifacts = (await api(base, "GET", `/api/2.0/mlflow/artifacts/list?run_id=${runs.alpha}`, { token })).status === 200;
+    // This server has both; the dashboard's fallbacks (full history, no
+    // artifact tree) are for older servers and must not hide a regression here.
+    assert.ok(caps.sampled, "the sampled-series endpoint answers");
+    assert.ok(caps.artifacts, "the artifact list answers");
     if (caps.artifacts) {
       const root = (await ml(`runs/get?run_id=${runs.alpha}`)).run.info.artifact_uri.replace(/^mlflow-artifacts:\/*/, "");
       const put = async (path, body, type) => {
@@ -351,6 +355,7 @@ describe("tracking dashboard", { timeout: 300_000 }, () => {
     const ev = await fetch(`${base}/api/v1/runs/${id}/events`, { headers: { Authorization: `Bearer ${token}` }, signal: ac.signal }).catch(() => null);
     caps.events = !!ev && ev.ok && (ev.headers.get("content-type") ?? "").includes("text/event-stream");
     ac.abort();
+    assert.ok(caps.events, "the run's event stream answers");
     await page.locator(`[data-testid="run-page"][data-live="${caps.events ? "events" : "polling"}"]`).waitFor({ timeout: 10_000 });
     const t = Date.now();
     await ml("runs/log-batch", {
