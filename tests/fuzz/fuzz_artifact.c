@@ -6,6 +6,8 @@
  * next 8 bytes are the representation's size (little-endian, folded to
  * small sizes half of the time so ranges hit it), the rest is the header
  * value up to the first NUL. */
+#define FUZZ_NAME "fuzz_artifact"
+#include "fuzz_common.h"
 #include "http/http.h"
 #include "track/track.h"
 
@@ -13,15 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz_artifact: invariant failed: %s\n  ", #cond);                           \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fprintf(stderr, "\n");                                                                       \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 /* Reference: strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 static bool ref_utf8(const unsigned char *s, size_t n) {

@@ -8,6 +8,8 @@
  * value dropped, one pair of surrounding double quotes dropped, unknown keys
  * and ill-typed values refused with an error; a line is read whole or the
  * file is refused, never cut in two. */
+#define FUZZ_NAME "fuzz_config"
+#include "fuzz_common.h"
 #include "base/base.h"
 
 #include <errno.h>
@@ -16,15 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz_config: invariant failed: %s\n  ", #cond);                             \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fprintf(stderr, "\n");                                                                       \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 /* The parser reads lines into a 4096-byte buffer; longer lines must be read
  * whole or refused. */
@@ -40,22 +33,6 @@ static const struct cfg_opt opts_template[] = {
 };
 #define NOPTS (sizeof opts_template / sizeof opts_template[0])
 
-/* s with control and non-ASCII bytes as \xNN, for messages (rotating buffers) */
-static const char *esc(const char *s) {
-  static char bufs[4][512];
-  static int which;
-  char *o = bufs[which++ & 3];
-  size_t n = 0;
-  for (; *s && n + 5 < 512; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c < 0x7f)
-      o[n++] = (char)c;
-    else
-      n += (size_t)snprintf(o + n, 512 - n, "\\x%02x", c);
-  }
-  o[n] = 0;
-  return o;
-}
 
 static char g_path[64];
 

@@ -18,6 +18,8 @@
  *   NaNs and missing keys the rows hold;
  * - order_by either refuses or yields SQL that prepares and runs with the
  *   filter, returning the same rows as the filter alone. */
+#define FUZZ_NAME "fuzz_filter"
+#include "fuzz_common.h"
 #include "track/filter.h"
 
 #include <sqlite3.h>
@@ -25,15 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz_filter: invariant failed: %s\n  ", #cond);                             \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fprintf(stderr, "\n");                                                                       \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 static sqlite3 *db;
 

@@ -6,6 +6,8 @@
  *
  * Input: first line "METHOD URL", then "Name: value" header lines up to a
  * blank line, then the body (binary). */
+#define FUZZ_NAME "fuzz_http"
+#include "fuzz_common.h"
 #include "http/http.h"
 
 #include <stdio.h>
@@ -21,32 +23,7 @@ static struct router *g_router;
 static struct app g_app;
 static char g_dir[64];
 
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz_http: invariant failed: %s\n  ", #cond);                               \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fprintf(stderr, "\n");                                                                       \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
-/* s with control and non-ASCII bytes as \xNN, for messages (rotating buffers) */
-static const char *esc(const char *s) {
-  static char bufs[4][512];
-  static int which;
-  char *o = bufs[which++ & 3];
-  size_t n = 0;
-  for (; *s && n + 5 < 512; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c < 0x7f)
-      o[n++] = (char)c;
-    else
-      n += (size_t)snprintf(o + n, 512 - n, "\\x%02x", c);
-  }
-  o[n] = 0;
-  return o;
-}
 
 static void cleanup(void) {
   if (g_router) router_free(g_router);

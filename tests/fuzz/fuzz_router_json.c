@@ -6,6 +6,8 @@
  *
  * Input lines: "R METHOD PATTERN" adds a route (before the first request),
  * "METHOD PATH" is a request against the table built so far. */
+#define FUZZ_NAME "fuzz_router_json"
+#include "fuzz_common.h"
 #include "http/http.h"
 
 #include <stdio.h>
@@ -16,32 +18,7 @@
 #define MAX_REQS 16
 #define MAX_SEGS 16 /* the router's limit */
 
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz_router_json: invariant failed: %s\n  ", #cond);                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fprintf(stderr, "\n");                                                                       \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
-/* s with control and non-ASCII bytes as \xNN, for messages (rotating buffers) */
-static const char *esc(const char *s) {
-  static char bufs[4][512];
-  static int which;
-  char *o = bufs[which++ & 3];
-  size_t n = 0;
-  for (; *s && n + 5 < 512; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c < 0x7f)
-      o[n++] = (char)c;
-    else
-      n += (size_t)snprintf(o + n, 512 - n, "\\x%02x", c);
-  }
-  o[n] = 0;
-  return o;
-}
 
 enum kind { K_WILD = 0, K_PARAM = 1, K_LIT = 2 };
 struct rseg {
