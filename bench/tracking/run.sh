@@ -38,7 +38,10 @@ OUT_JSON=${BENCH_OUT:-build/bench/tracking.json}
 START_TIMEOUT_S=${BENCH_START_TIMEOUT:-15}
 METRICS_PER_CALL=1000
 KEYS_PER_CALL=10
-MIGRATION=src/store/migrations/0004_tracking.sql
+# the limit's schemas: one row per point (0004) and the chunk layout kiln writes (0004 + 0007 + 0008)
+ROWS_SCHEMA=src/store/migrations/0004_tracking.sql
+CHUNK_MIGRATIONS=(src/store/migrations/0004_tracking.sql src/store/migrations/0007_metric_rollups.sql
+  src/store/migrations/0008_metric_chunks.sql)
 
 die() {
   echo "bench/tracking: $*" >&2
@@ -179,12 +182,15 @@ wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
 
 # ---- the limit: the same rows straight through SQLite, same schema and pragmas ---------------
+cat "${CHUNK_MIGRATIONS[@]}" >"$TMP/chunks.sql"
 for i in $(seq 1 "$INGEST_ROUNDS"); do
   n=$([ "$i" = 1 ] && echo "$NRUNS" || echo 1)
-  build/bench/sqlite_limit "$MIGRATION" "$TMP/limit.db" "$CALLS" "$METRICS_PER_CALL" "$KEYS_PER_CALL" "$n" \
+  build/bench/sqlite_limit "$ROWS_SCHEMA" "$TMP/chunks.sql" "$TMP/limit.db" "$CALLS" "$METRICS_PER_CALL" "$KEYS_PER_CALL" "$n" \
     "$LAT_CALLS" "$ROUNDS" >"$TMP/limit.$i" || die "sqlite_limit failed"
   rec limit_ingest_one_txn "$(value ingest_one_txn_metrics_per_s "$TMP/limit.$i")"
   rec limit_ingest_txn_per_call "$(value ingest_txn_per_call_metrics_per_s "$TMP/limit.$i")"
+  rec limit_rows_ingest_one_txn "$(value rows_ingest_one_txn_metrics_per_s "$TMP/limit.$i")"
+  rec limit_rows_ingest_txn_per_call "$(value rows_ingest_txn_per_call_metrics_per_s "$TMP/limit.$i")"
   if [ "$i" = 1 ]; then
     rec limit_history_ms "$(value history_median_ms "$TMP/limit.$i")"
     rec limit_search_ms "$(value search_median_ms "$TMP/limit.$i")"

@@ -732,8 +732,8 @@ static int gc_run(struct db_conn *c, const char *run, struct gc_job *j, struct e
   int rc = art_drop(c, "run_uuid = ?", -1, run, NULL, &j->r->artifacts, e);
   static const char *const sql[] = {
       "DELETE FROM params WHERE run_uuid = ?",         "DELETE FROM tags WHERE run_uuid = ?",
-      "DELETE FROM metrics WHERE run_uuid = ?",        "DELETE FROM latest_metrics WHERE run_uuid = ?",
-      "DELETE FROM runs WHERE run_uuid = ?",           "DELETE FROM metric_rollups WHERE run_uuid = ?",
+      "DELETE FROM metric_chunks WHERE run_uuid = ?",      "DELETE FROM latest_metrics WHERE run_uuid = ?",
+      "DELETE FROM runs WHERE run_uuid = ?",
       "DELETE FROM run_dataset_inputs WHERE run_uuid = ?", "DELETE FROM run_input_tags WHERE run_uuid = ?",
       "DELETE FROM run_model_inputs WHERE run_uuid = ?",
   };

@@ -278,39 +278,28 @@ int track_metric_history_write(struct db *db, const char *project_id, const char
   struct track_run r;
   int rc = track_run_load(c, project_id, run_id, &r, e);
   if (rc) goto out;
-  /* the primary key's order: one range scan of its index (as track_metric_history) */
-  struct db_stmt *s = db_prepare(c,
-                                 "SELECT value, timestamp, step, is_nan FROM metrics"
-                                 " WHERE run_uuid = ? AND key = ?"
-                                 " ORDER BY step, timestamp, value, is_nan LIMIT ? OFFSET ?",
-                                 e);
-  if (!s) {
-    rc = -ERR_INTERNAL;
-    goto out;
-  }
-  db_bind_text(s, 1, run_id);
-  db_bind_text(s, 2, key);
-  db_bind_i64(s, 3, max_results > 0 ? max_results + 1 : -1);
-  db_bind_i64(s, 4, offset);
+  struct track_series_it it;
+  if ((rc = track_series_open(&it, c, run_id, key, TRACK_SERIES_ALL, 0, 0, offset, e))) goto out;
   struct track_history_writer w;
   if ((rc = track_history_begin(&w, out, key, e))) {
-    db_stmt_done(s);
+    track_series_close(&it);
     goto out;
   }
   char next[TRACKING_PAGE_TOKEN_MAX] = "";
   int64_t n = 0;
-  while ((rc = db_step(s, e)) == DB_ROW) {
+  struct track_point p;
+  while ((rc = track_series_next(&it, &p, e)) == 1) {
     if (max_results > 0 && n == max_results) {
       track_page_token_encode(offset + n, next);
       break;
     }
-    if (track_history_point(&w, db_col_f64(s, 0), db_col_i64(s, 3) != 0, db_col_i64(s, 1), db_col_i64(s, 2)) < 0) {
+    if (track_history_point(&w, p.v, p.nan, p.ts, p.step) < 0) {
       rc = err_set(e, ERR_NO_MEMORY, "out of memory writing a metric history");
       break;
     }
     n++;
   }
-  db_stmt_done(s);
+  track_series_close(&it);
   if (rc < 0) {
     buf_fini(&w.prefix);
     goto out;

@@ -40,12 +40,60 @@ json_t *track_run_json(struct db_conn *c, const char *run_id, struct err *e);
 json_t *track_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
 /* A RunInfo object. */
 json_t *track_run_info_json(struct db_conn *c, const char *run_id, struct err *e);
-/* Write-time rollups of the metric history (sampled.c): 1024-step buckets
- * (step >> 10, an arithmetic shift in C and SQL alike), merged in the same
- * store write as the points. */
-#define TRK_ROLLUP_SHIFT 10
-#define TRK_ROLLUP_SPAN ((int64_t)1 << TRK_ROLLUP_SHIFT)
-int track_rollup_add(struct db_conn *c, const char *run_id, const struct track_metric *m, int n, struct err *e);
+/* The metric history (series.c): chunks of up to TRACK_SERIES_CHUNK_MAX
+ * points of one (run, key), disjoint and ordered by (step, timestamp,
+ * value, is_nan). A point as stored: NaN as 0 with nan, +-inf as +-DBL_MAX. */
+#define TRACK_SERIES_CHUNK_MAX 1024
+struct track_point {
+  int64_t step, ts;
+  double v;
+  bool nan;
+};
+int track_point_cmp(const struct track_point *a, const struct track_point *b);
+struct track_point track_point_of(const struct track_metric *m);
+/* A chunk's summary, read from the index without its points. */
+struct track_chunk {
+  int64_t rowid, n, min_ts, max_ts;
+  struct track_point first, last; /* in the order above */
+  struct track_point lo, hi;      /* lowest and highest value; unset when !has_lohi (all NaN) */
+  bool has_lohi;
+};
+/* A call's points sorted by key, then point (what track_series_write takes). */
+int track_series_sort(const struct track_metric *m, int n, struct track_metric *out, struct err *e);
+/* Stores a call's points, sorted by track_series_sort; an identical point
+ * already stored, or repeated in the call, is kept once. fresh_out (n
+ * entries) receives the points that were new, *nfresh their count. */
+int track_series_write(struct db_conn *c, const char *run_id, const struct track_metric *sorted, int n,
+                       struct track_metric *fresh_out, int *nfresh, struct err *e);
+/* Reads a series in order, point by point (track_series_next) or chunk by
+ * chunk (track_series_chunk, then track_series_chunk_points for the points
+ * of one, left in it->pts[0..it->n)): all of it (after `skip` points), or
+ * what meets [from, to] in steps or timestamps (points outside it are
+ * skipped by track_series_next, not by the chunk calls). */
+enum track_series_range { TRACK_SERIES_ALL, TRACK_SERIES_STEPS, TRACK_SERIES_TIME };
+struct track_series_it {
+  struct db_conn *c;
+  struct db_stmt *s;
+  enum track_series_range range;
+  int64_t from, to, skip;
+  struct track_point *pts; /* the current chunk's points */
+  int n, i;
+  bool done;
+};
+int track_series_open(struct track_series_it *it, struct db_conn *c, const char *run_id, const char *key,
+                      enum track_series_range range, int64_t from, int64_t to, int64_t skip, struct err *e);
+/* 1: *p is the next point; 0: no more; <0: an error. */
+int track_series_next(struct track_series_it *it, struct track_point *p, struct err *e);
+/* 1: *ch is the next chunk; 0: no more; <0: an error. */
+int track_series_chunk(struct track_series_it *it, struct track_chunk *ch, struct err *e);
+int track_series_chunk_points(struct track_series_it *it, const struct track_chunk *ch, struct err *e);
+void track_series_close(struct track_series_it *it);
+/* The series' lowest and highest step (or timestamp); found false: no points. */
+int track_series_x_range(struct db_conn *c, const char *run_id, const char *key, bool by_time, int64_t *lo,
+                         int64_t *hi, bool *found, struct err *e);
+/* Points in the chunks that meet [from, to] (at least the points in it), or <0. */
+int64_t track_series_count(struct db_conn *c, const char *run_id, const char *key, bool by_time, int64_t from,
+                           int64_t to, struct err *e);
 /* Metric value as protobuf JSON writes doubles ("NaN" for NaN). */
 
 json_t *track_metric_value_json(double v, bool is_nan);

@@ -165,32 +165,23 @@ json_t *track_metric_history(struct db *db, const char *project_id, const char *
   struct track_run r;
   json_t *arr = NULL;
   if (track_run_load(c, project_id, run_id, &r, e)) goto out;
-  /* the primary key's order: one range scan of its index */
-  struct db_stmt *s = db_prepare(c,
-                                 "SELECT value, timestamp, step, is_nan FROM metrics"
-                                 " WHERE run_uuid = ? AND key = ?"
-                                 " ORDER BY step, timestamp, value, is_nan LIMIT ? OFFSET ?",
-                                 e);
-  if (!s) goto out;
-  db_bind_text(s, 1, run_id);
-  db_bind_text(s, 2, key);
-  db_bind_i64(s, 3, max_results > 0 ? max_results + 1 : -1);
-  db_bind_i64(s, 4, offset);
+  struct track_series_it it;
+  if (track_series_open(&it, c, run_id, key, TRACK_SERIES_ALL, 0, 0, offset, e)) goto out;
   arr = json_array();
   int64_t n = 0;
+  struct track_point p;
   int rc;
-  while ((rc = db_step(s, e)) == DB_ROW) {
+  while ((rc = track_series_next(&it, &p, e)) == 1) {
     if (max_results > 0 && n == max_results) {
       track_page_token_encode(offset + n, next);
       break;
     }
     json_array_append_new(arr, json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value",
-                                         track_metric_value_json(db_col_f64(s, 0), db_col_i64(s, 3) != 0),
-                                         "timestamp", (json_int_t)db_col_i64(s, 1), "step",
-                                         (json_int_t)db_col_i64(s, 2)));
+                                         track_metric_value_json(p.v, p.nan), "timestamp", (json_int_t)p.ts, "step",
+                                         (json_int_t)p.step));
     n++;
   }
-  db_stmt_done(s);
+  track_series_close(&it);
   if (rc < 0) {
     json_decref(arr);
     arr = NULL;
@@ -406,8 +397,8 @@ int track_run_tag_delete(struct db *db, const char *project_id, const char *run_
 struct batch_job {
   const char *project_id, *run_id;
   const struct track_batch *b;
-  const char **param_values; /* truncated copies */
-  int *latest;               /* per metric: index of the best point of its key in this batch, or -1 */
+  const char **param_values;         /* truncated copies */
+  const struct track_metric *sorted; /* the metrics by key, then (step, timestamp, value) */
 };
 
 /* Python's repr of a str, near enough for MLflow's message. */
@@ -480,55 +471,46 @@ static int log_params(struct db_conn *c, struct batch_job *j, struct err *e) {
   return rc;
 }
 
-static void bind_point(struct db_stmt *s, const char *run_id, const struct track_metric *m, double v, bool nan) {
+static void bind_point(struct db_stmt *s, const char *run_id, const struct track_metric *m) {
+  struct track_point p = track_point_of(m);
   db_bind_text(s, 1, run_id);
   db_bind_text(s, 2, m->key);
-  db_bind_f64(s, 3, v);
-  db_bind_i64(s, 4, m->timestamp);
-  db_bind_i64(s, 5, m->step);
-  db_bind_i64(s, 6, nan);
+  db_bind_f64(s, 3, p.v);
+  db_bind_i64(s, 4, p.ts);
+  db_bind_i64(s, 5, p.step);
+  db_bind_i64(s, 6, p.nan);
 }
 
 static int log_metrics(struct db_conn *c, struct batch_job *j, struct err *e) {
-  const struct track_batch *b = j->b;
-  if (b->nmetrics == 0) return 0;
-  /* looked up once per call and stepped for every point: a cache lookup
-   * per row cost as much as SQLite's own work on it */
-  struct db_stmt *ins = db_prepare(c,
-                                   "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan)"
-                                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                                   e);
-  if (!ins) return -ERR_INTERNAL;
+  int n = j->b->nmetrics;
+  if (n == 0) return 0;
+  struct track_metric *fresh = malloc((size_t)n * sizeof *fresh);
+  if (!fresh) return err_set(e, ERR_NO_MEMORY, "out of memory for a batch of %d metrics", n);
+  int nfresh = 0;
+  int rc = track_series_write(c, j->run_id, j->sorted, n, fresh, &nfresh, e);
+  free(fresh);
   /* MLflow's rule, against what is stored: step, then timestamp, then value */
-  struct db_stmt *up = db_prepare(c,
-                                  "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan)"
-                                  " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_uuid, key) DO UPDATE SET"
-                                  " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
-                                  " is_nan = excluded.is_nan"
-                                  " WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
-                                  " AND (excluded.timestamp > latest_metrics.timestamp OR (excluded.timestamp ="
-                                  " latest_metrics.timestamp AND excluded.value >= latest_metrics.value)))",
-                                  e);
-  if (!up) {
-    db_stmt_done(ins);
-    return -ERR_INTERNAL;
-  }
-  int rc = 0;
-  for (int i = 0; i < b->nmetrics && rc >= 0; i++) {
-    const struct track_metric *m = &b->metrics[i];
-    bool nan = isnan(m->value);
-    double v = nan ? 0 : isinf(m->value) ? (m->value > 0 ? DBL_MAX : -DBL_MAX) : m->value;
-    bind_point(ins, j->run_id, m, v, nan);
-    rc = db_step(ins, e);
-    db_stmt_reset(ins);
-    if (rc < 0 || j->latest[i] != i) continue; /* another point of this key in the batch wins */
-    bind_point(up, j->run_id, m, v, nan);
-    rc = db_step(up, e);
+  struct db_stmt *up = rc ? NULL
+                          : db_prepare(c,
+                                       "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan)"
+                                       " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_uuid, key) DO UPDATE SET"
+                                       " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
+                                       " is_nan = excluded.is_nan"
+                                       " WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
+                                       " AND (excluded.timestamp > latest_metrics.timestamp OR (excluded.timestamp ="
+                                       " latest_metrics.timestamp AND excluded.value >= latest_metrics.value)))",
+                                       e);
+  if (!rc && !up) rc = -ERR_INTERNAL;
+  /* a key's last point in the sorted call is its best: one upsert a key */
+  for (int i = 0; i < n && !rc; i++) {
+    if (i + 1 < n && str_eq(j->sorted[i + 1].key, j->sorted[i].key)) continue;
+    bind_point(up, j->run_id, &j->sorted[i]);
+    int st = db_step(up, e);
     db_stmt_reset(up);
+    if (st < 0) rc = st;
   }
-  db_stmt_done(ins);
-  db_stmt_done(up);
-  return rc < 0 ? rc : 0;
+  if (up) db_stmt_done(up);
+  return rc;
 }
 
 static int batch_job(struct db_conn *c, void *arg, struct err *e) {
@@ -539,9 +521,7 @@ static int batch_job(struct db_conn *c, void *arg, struct err *e) {
   if (!rc) rc = log_params(c, j, e);
   for (int i = 0; i < j->b->ntags && !rc; i++) rc = tag_upsert(c, j->run_id, j->b->tags[i].key, j->b->tags[i].value, e);
   if (!rc) rc = log_metrics(c, j, e);
-  if (!rc) rc = track_rollup_add(c, j->run_id, j->b->metrics, j->b->nmetrics, e); /* charts' downsampled copy */
   return rc;
-
 }
 
 static int batch_validate(const struct track_batch *b, struct err *e) {
@@ -583,28 +563,15 @@ static int batch_validate(const struct track_batch *b, struct err *e) {
   return 0;
 }
 
-struct key_idx {
-  const char *key;
-  int idx;
-};
-
-static int cmp_key_idx(const void *pa, const void *pb) {
-  const struct key_idx *a = pa, *b = pb;
-  int c = strcmp(a->key, b->key);
-  return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
-}
-
 int track_log_batch(struct db *db, const char *project_id, const char *run_id,
                        const struct track_batch *b, struct err *e) {
   int rc = batch_validate(b, e);
   if (rc) return rc;
   const char **pv = calloc((size_t)b->nparams + 1, sizeof *pv);
-  int *latest = calloc((size_t)b->nmetrics + 1, sizeof *latest);
-  struct key_idx *order = calloc((size_t)b->nmetrics + 1, sizeof *order);
-  if (!pv || !latest || !order) {
+  struct track_metric *sorted = malloc(((size_t)b->nmetrics + 1) * sizeof *sorted);
+  if (!pv || !sorted) {
     free(pv);
-    free(latest);
-    free(order);
+    free(sorted);
     return err_set(e, ERR_NO_MEMORY, "out of memory for a batch of %d metrics", b->nmetrics);
   }
   for (int i = 0; i < b->nparams; i++) {
@@ -612,26 +579,14 @@ int track_log_batch(struct db *db, const char *project_id, const char *run_id,
     pv[i] = strndup(v, track_utf8_prefix(v, TRACKING_MAX_PARAM_VALUE_LEN));
     if (!pv[i]) rc = err_set(e, ERR_NO_MEMORY, "out of memory");
   }
-  /* The latest point per key within the call is picked here, so each key
-   * costs one upsert however many of its points the call carries. */
-  for (int i = 0; i < b->nmetrics; i++) order[i] = (struct key_idx){b->metrics[i].key, i};
-  qsort(order, (size_t)b->nmetrics, sizeof *order, cmp_key_idx);
-  for (int s = 0; s < b->nmetrics;) {
-    int best = order[s].idx, t = s + 1;
-    while (t < b->nmetrics && str_eq(order[t].key, order[s].key)) {
-      if (track_metric_supersedes(&b->metrics[order[t].idx], &b->metrics[best])) best = order[t].idx;
-      t++;
-    }
-    for (int k = s; k < t; k++) latest[order[k].idx] = best;
-    s = t;
-  }
-  struct batch_job j = {.project_id = project_id, .run_id = run_id, .b = b, .param_values = pv, .latest = latest};
+  /* sorted here, on the request's thread, so the single writer only
+   * writes: each key's points are one group, its last point the latest */
+  if (!rc) rc = track_series_sort(b->metrics, b->nmetrics, sorted, e);
+  struct batch_job j = {.project_id = project_id, .run_id = run_id, .b = b, .param_values = pv, .sorted = sorted};
   if (!rc) rc = db_write(db, batch_job, &j, e);
   if (!rc && b->nmetrics) track_events_metrics(run_id, b->metrics, b->nmetrics); /* live subscribers */
   for (int i = 0; i < b->nparams; i++) free((void *)pv[i]);
-
   free(pv);
-  free(latest);
-  free(order);
+  free(sorted);
   return rc;
 }

@@ -62,10 +62,6 @@ int track_key_check(enum track_key_kind k, const char *key, struct err *e);
 /* Characters (UTF-8 code points) in s, and the bytes of its first n characters. */
 size_t track_utf8_chars(const char *s);
 size_t track_utf8_prefix(const char *s, size_t n);
-/* Whether point a replaces b as the latest value of its key: a higher step,
- * then a later timestamp, then a value at least as high (NaN compares as 0,
- * the value MLflow stores for it). */
-bool track_metric_supersedes(const struct track_metric *a, const struct track_metric *b);
 /* MLflow's tokens: base64 of {"offset": N}. A malformed one is an
  * INVALID_PARAMETER_VALUE. */
 void track_page_token_encode(int64_t offset, char out[TRACKING_PAGE_TOKEN_MAX]);

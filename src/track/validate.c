@@ -142,15 +142,6 @@ bool track_run_id_valid(const char *s) {
   return true;
 }
 
-/* ---- the latest-metric rule ------------------------------------------------------ */
-
-bool track_metric_supersedes(const struct track_metric *a, const struct track_metric *b) {
-  if (a->step != b->step) return a->step > b->step;
-  if (a->timestamp != b->timestamp) return a->timestamp > b->timestamp;
-  double va = isnan(a->value) ? 0 : a->value, vb = isnan(b->value) ? 0 : b->value;
-  return va >= vb;
-}
-
 /* ---- page tokens ------------------------------------------------------------------ */
 
 void track_page_token_encode_snap(int64_t offset, int64_t snap, char out[TRACKING_PAGE_TOKEN_MAX]) {

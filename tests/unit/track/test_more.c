@@ -374,7 +374,7 @@ static int64_t count_rows(const char *sql) {
   return n;
 }
 
-Test(track_more, purge_removes_inputs_rollups_datasets_and_models) {
+Test(track_more, purge_removes_inputs_chunks_datasets_and_models) {
   char *exp = new_experiment(P1, "gc"), *run = new_run(P1, exp);
   double v[3] = {1, 2, 3};
   log_values(run, "m", v, 3);
@@ -389,13 +389,13 @@ Test(track_more, purge_removes_inputs_rollups_datasets_and_models) {
   json_t *m = track_logged_model_create(db, P1, &lm, &e);
   cr_assert_not_null(m, "%s", e.msg);
   json_decref(m);
-  cr_assert_eq(count_rows("SELECT COUNT(*) FROM metric_rollups"), 1);
+  cr_assert_eq(count_rows("SELECT COUNT(*) FROM metric_chunks"), 1);
   cr_assert_eq(track_experiment_delete(db, P1, exp, &e), 0, "%s", e.msg);
   struct track_gc_report r = {0};
   cr_assert_eq(track_purge_deleted(db, time_wall_ms() + 1000, &r, &e), 0, "%s", e.msg);
   cr_assert_eq(r.runs, 1);
   cr_assert_eq(r.experiments, 1);
-  const char *tables[] = {"metric_rollups", "run_dataset_inputs", "run_input_tags", "run_model_inputs", "datasets",
+  const char *tables[] = {"metric_chunks", "run_dataset_inputs", "run_input_tags", "run_model_inputs", "datasets",
                           "logged_models", "logged_model_params", "logged_model_tags"};
   for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
     char sql[80];

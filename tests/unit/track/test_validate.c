@@ -70,24 +70,6 @@ Test(track_validate, utf8_lengths_and_prefixes) {
   cr_assert_eq(track_utf8_prefix("abc", 0), 0);
 }
 
-static bool sup(int64_t s1, int64_t t1, double v1, int64_t s2, int64_t t2, double v2) {
-  struct track_metric a = {"k", v1, t1, s1}, b = {"k", v2, t2, s2};
-  return track_metric_supersedes(&a, &b);
-}
-
-Test(track_validate, latest_metric_rule) {
-  cr_assert(sup(2, 1, 0, 1, 99, 99), "a higher step wins whatever the time and value");
-  cr_assert_not(sup(1, 99, 99, 2, 1, 0));
-  cr_assert(sup(1, 20, 0, 1, 10, 5), "same step: the later timestamp wins");
-  cr_assert_not(sup(1, 10, 5, 1, 20, 0));
-  cr_assert(sup(1, 10, 7, 1, 10, 3), "same step and time: the higher value wins");
-  cr_assert_not(sup(1, 10, 3, 1, 10, 7));
-  cr_assert(sup(1, 10, 3, 1, 10, 3), "an equal point replaces (MLflow's >=)");
-  cr_assert(sup(1, 10, NAN, 1, 10, -1), "NaN compares as 0");
-  cr_assert_not(sup(1, 10, NAN, 1, 10, 0.5));
-  cr_assert(sup(-1, 10, 0, -2, 10, 0), "negative steps order too");
-}
-
 Test(track_validate, page_tokens_are_mlflows) {
   char t[TRACKING_PAGE_TOKEN_MAX];
   track_page_token_encode(100, t);
