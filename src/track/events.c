@@ -21,6 +21,7 @@ struct track_sub {
   struct buf points; /* metric objects, comma separated */
   char status[16];   /* a status event to send, or "" */
   bool ended;        /* a terminal status is queued: end after it */
+  bool deleted;      /* the run was deleted: say so and end */
   bool dropped;
   bool due;          /* something new since the last wake */
   int64_t last_sent_ms, last_wake_ms;
@@ -134,6 +135,9 @@ void track_sub_take(struct track_sub *s, struct buf *out, bool *end) {
   if (s->dropped) {
     buf_puts(out, "event: overflow\ndata: {\"reason\":\"the client fell behind; reconnect and reload the history\"}\n\n");
     *end = true;
+  } else if (s->deleted) {
+    buf_printf(out, "event: deleted\ndata: {\"run_id\":\"%s\"}\n\n", s->run_id);
+    *end = true;
   } else {
     if (s->points.len) {
       buf_printf(out, "event: metrics\ndata: {\"run_id\":\"%s\",\"metrics\":[", s->run_id);
@@ -158,7 +162,8 @@ void track_events_metrics(const char *run_id, const struct track_metric *m, int 
   struct buf text;
   buf_init(&text);
   for (int i = 0; i < n; i++) {
-    json_t *v = track_metric_value_json(m[i].value, false);
+    struct track_point p = track_point_of(&m[i]); /* NaN and +-inf as the history answers them */
+    json_t *v = track_metric_value_json(p.v, p.nan);
     char *vs = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     json_decref(v);
     json_t *k = json_string(m[i].key);
@@ -195,4 +200,40 @@ void track_events_status(const char *run_id, const char *status) {
   for (struct track_sub *s = subs; s; s = s->next)
     if (str_eq(s->run_id, run_id)) set_status(s, status);
   pthread_mutex_unlock(&mu);
+}
+
+void track_events_sweep_deleted(struct db *db) {
+  if (atomic_load(&nsubs) == 0) return;
+  /* the subscribed run ids are copied out, so no lock is held across the
+   * database reads */
+  pthread_mutex_lock(&mu);
+  int n = 0;
+  for (struct track_sub *s = subs; s; s = s->next) n++;
+  char(*ids)[TRACKING_RUN_ID_LEN + 1] = n ? calloc((size_t)n, sizeof *ids) : NULL;
+  int k = 0;
+  for (struct track_sub *s = subs; s && ids; s = s->next)
+    if (!s->ended && !s->dropped && !s->deleted) str_copy(ids[k++], sizeof ids[0], s->run_id);
+  pthread_mutex_unlock(&mu);
+  if (!ids) return;
+  struct err e;
+  struct db_conn *c = db_reader_acquire(db, &e);
+  for (int i = 0; c && i < k; i++) {
+    struct db_stmt *st = db_prepare(c, "SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", &e);
+    if (!st) break;
+    db_bind_text(st, 1, ids[i]);
+    int rc = db_step(st, &e);
+    bool gone = rc == DB_DONE || (rc == DB_ROW && str_eq(db_col_text(st, 0), TRK_LIFECYCLE_DELETED));
+    db_stmt_done(st);
+    if (!gone) ids[i][0] = 0;
+  }
+  if (c) db_reader_release(db, c);
+  pthread_mutex_lock(&mu);
+  for (struct track_sub *s = subs; s; s = s->next)
+    for (int i = 0; i < k; i++)
+      if (ids[i][0] && str_eq(ids[i], s->run_id) && !s->dropped) {
+        s->deleted = true;
+        s->due = true;
+      }
+  pthread_mutex_unlock(&mu);
+  free(ids);
 }

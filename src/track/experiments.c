@@ -429,7 +429,9 @@ int track_experiment_rename(struct db *db, const char *project_id, const char *e
 int track_experiment_delete(struct db *db, const char *project_id, const char *experiment_id,
                                struct err *e) {
   struct exp_job j = {.op = EXP_DELETE, .project_id = project_id};
-  return exp_change(db, &j, experiment_id, e);
+  int rc = exp_change(db, &j, experiment_id, e);
+  if (!rc) track_events_sweep_deleted(db); /* its runs' live streams end */
+  return rc;
 }
 
 int track_experiment_restore(struct db *db, const char *project_id, const char *experiment_id,

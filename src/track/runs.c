@@ -378,7 +378,9 @@ json_t *track_run_update(struct db *db, const char *project_id, const char *run_
 
 int track_run_delete(struct db *db, const char *project_id, const char *run_id, struct err *e) {
   struct run_job j = {.op = RUN_DELETE, .project_id = project_id, .run_id = run_id};
-  return db_write(db, run_job, &j, e);
+  int rc = db_write(db, run_job, &j, e);
+  if (!rc) track_events_sweep_deleted(db); /* its live streams end */
+  return rc;
 }
 
 int track_run_restore(struct db *db, const char *project_id, const char *run_id, struct err *e) {

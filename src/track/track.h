@@ -231,13 +231,17 @@ struct track_sub *track_sub_new(const char *run_id, size_t max_buffered, void (*
                                 void *ctx);
 void track_sub_free(struct track_sub *s);
 /* Moves pending events into out as SSE text; *end: the stream is over (the
- * run finished or the subscriber was dropped) once out is sent. */
+ * run finished or was deleted, or the subscriber was dropped) once out is
+ * sent. */
 void track_sub_take(struct track_sub *s, struct buf *out, bool *end);
 /* The status event a stream starts with; terminal statuses end it. */
 void track_sub_status(struct track_sub *s, const char *status);
 /* Writers: called after the write committed. */
 void track_events_metrics(const char *run_id, const struct track_metric *m, int n);
 void track_events_status(const char *run_id, const char *status);
+/* After runs were deleted (a run, an experiment, a purge): streams of runs
+ * now deleted or gone get a "deleted" event and end. */
+void track_events_sweep_deleted(struct db *db);
 void track_events_metrics_init(void);
 
 /* ---- runs (runs.c) ---------------------------------------------------------------- */

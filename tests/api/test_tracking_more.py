@@ -353,10 +353,12 @@ def test_server_info(client):
 
 
 def read_events(resp, until_end=True, limit_s=20.0):
-    """[(event, data)] of an SSE response until the stream ends."""
+    """[(event, data)] of an SSE response (or of its line iterator, to go on
+    where another read stopped) until the stream ends."""
     events, ev, data = [], "message", []
     deadline = time.monotonic() + limit_s
-    for line in resp.iter_lines(decode_unicode=True):
+    lines = resp.iter_lines(decode_unicode=True) if hasattr(resp, "iter_lines") else resp
+    for line in lines:
         if time.monotonic() > deadline:
             break
         if line == "":
@@ -419,6 +421,35 @@ def test_events_of_a_finished_run_end_at_once_and_projects(ml, stranger):
     assert events == [("status", {"run_id": rid, "status": "KILLED"})]
     err(ml.c.get(f"/api/v1/runs/{'0' * 32}/events"), 404, "RESOURCE_DOES_NOT_EXIST")
     err(stranger.c.get(f"/api/v1/runs/{rid}/events"), 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_events_streams_end_when_their_run_or_experiment_is_deleted(ml):
+    eid = ml.experiment("live-deleted")
+    gone, other = ml.run(eid), ml.run(eid)
+    r = ml.c.get(f"/api/v1/runs/{gone}/events", stream=True, timeout=15)
+    lines = r.iter_lines(decode_unicode=True)
+    assert "event: status" in [next(lines) for _ in range(4)]
+    # NaN and infinities go out as the history answers them
+    ml.p("runs/log-batch", {"run_id": gone, "metrics": [
+        {"key": "odd", "value": v, "timestamp": 1, "step": i} for i, v in enumerate(["NaN", "Infinity", "-Infinity"])]})
+    time.sleep(0.6)  # past one flush, so the points go out before the deletion
+    ml.p("runs/delete", {"run_id": gone})
+    events = read_events(lines)
+    points = [m for e, d in events if e == "metrics" for m in d["metrics"]]
+    assert [p["value"] for p in points] == ["NaN", 1.7976931348623157e308, -1.7976931348623157e308]
+    assert events[-1] == ("deleted", {"run_id": gone})
+    # a whole experiment: every stream of its runs ends
+    s2 = ml.c.get(f"/api/v1/runs/{other}/events", stream=True, timeout=15)
+    lines2 = s2.iter_lines(decode_unicode=True)
+    next(lines2)
+    ml.p("experiments/delete", {"experiment_id": eid})
+    assert read_events(lines2)[-1] == ("deleted", {"run_id": other})
+    # restored, its runs stream again
+    ml.p("experiments/restore", {"experiment_id": eid})
+    s3 = ml.c.get(f"/api/v1/runs/{other}/events", stream=True, timeout=15)
+    assert s3.status_code == 200
+    ml.p("runs/update", {"run_id": other, "status": "FINISHED"})
+    assert read_events(s3)[-1] == ("status", {"run_id": other, "status": "FINISHED"})
 
 
 def test_events_stream_gauge_and_drop_counter_exported(ml, server, make_server):
