@@ -202,7 +202,7 @@ int intake_inspect_bytes(struct intake_ctx *c, const uint8_t *p, size_t n, const
   if (json_object_start(p, n, &ubj)) return ubj ? intake_xgb_ubj(c, p, n, e)
                                                  : intake_xgb_json(c, p, n, e);
   /* structure without a magic number */
-  if (intake_onnx_probe(p, n)) return intake_onnx(c, p, n, e);
+  if (intake_onnx_probe(p, n) || intake_onnx_start(p, n)) return intake_onnx(c, p, n, e);
   if (intake_xgb_binary_probe(p, n)) return intake_xgb_binary(c, p, n, e);
   if ((rc = try_pickle(c, p, n, what, false, &pk, e)) != 0 || pk) return rc;
   if (starts(p, n, "\x89PNG", 4) || starts(p, n, "%PDF", 4) || starts(p, n, "\x7f" "ELF", 4))

@@ -57,6 +57,7 @@ json_t *intake_yaml_to_json(const uint8_t *p, size_t n, struct err *e);
 /* ---- onnx.c ---- */
 /* Whether p looks like an ONNX ModelProto (parses, has ir_version and a graph). */
 bool intake_onnx_probe(const uint8_t *p, size_t n);
+bool intake_onnx_start(const uint8_t *p, size_t n); /* begins like one; then malformed is 400 */
 int intake_onnx(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e);
 
 /* ---- xgb.c: XGBoost (JSON, UBJSON, legacy binary), LightGBM text, Keras HDF5 ---- */

@@ -279,6 +279,14 @@ static void graph(struct walk *w, struct pb b, int depth, json_t *inputs, json_t
   if (!ok) w->malformed = true;
 }
 
+/* A start every exporter writes: ir_version, then producer_name, graph or
+ * opset_import. Such a file that does not parse is a broken ONNX model, not
+ * an unknown format. */
+bool intake_onnx_start(const uint8_t *p, size_t n) {
+  if (n < 3 || p[0] != 0x08 || p[1] == 0 || p[1] > 32) return false;
+  return p[2] == 0x12 || p[2] == 0x3a || p[2] == 0x42;
+}
+
 bool intake_onnx_probe(const uint8_t *p, size_t n) {
   /* ModelProto starts with ir_version (field 1, varint) in every exporter */
   if (n < 4 || p[0] != 0x08 || p[1] == 0 || p[1] > 32) return false;

@@ -480,7 +480,8 @@ static int step(struct scan *s, bool *stop) {
     if ((rc = counted(s, op == 0x8a ? 1 : 4, &a, &al))) return rc;
     if (al <= 7) return push_int(s, (int64_t)le(a, (int)al));
     return push_kind(s, V_OTHER);
-  case 'N': case 0x88: case 0x89: case '}': case ']': case 0x8f: return push_kind(s, V_OTHER);
+  case '}': return push_kind(s, V_DICT);
+  case 'N': case 0x88: case 0x89: case ']': case 0x8f: return push_kind(s, V_OTHER);
   case ')': tuple_from(&t, NULL, 0); return push(s, &t);
   case 'G': if ((rc = need(s, 8))) return rc; s->pos += 8; return push_kind(s, V_OTHER);
   case 'P': if ((rc = line(s, &a, &al))) return rc; return push_kind(s, V_OTHER);
