@@ -310,7 +310,9 @@ int intake_onnx(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e)
   struct field f;
   bool ok;
   size_t nodes = 0;
+  bool has_graph = false;
   while (next(&b, &f, &ok)) {
+    if (f.num == 7 && f.wt == 2) has_graph = true;
     switch (f.num) {
     case 1: if (f.wt == 0) json_object_set_new(md, "ir_version", json_integer((json_int_t)f.v)); break;
     case 2: if (f.wt == 2) json_object_set_new(md, "producer_name", jstr(&f)); break;
@@ -386,7 +388,9 @@ int intake_onnx(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e)
   json_decref(c->r->signature);
   c->r->signature = json_pack("{s:o, s:o}", "inputs", real_in, "outputs", outputs);
   int rc = 0;
-  if (w.malformed)
+  if (!has_graph && !w.malformed)
+    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "malformed ONNX model: no graph (truncated?)");
+  else if (w.malformed)
     rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
                  "malformed ONNX model: a protobuf field runs past its message or the graph "
                  "nests deeper than %d",
