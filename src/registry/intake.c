@@ -127,6 +127,9 @@ static int try_pickle(struct intake_ctx *c, const uint8_t *p, size_t n, const ch
     res.torch |= more.torch;
     off += more.end;
   }
+  /* a later pickle that imports something unsafe before it breaks still
+   * runs that import under torch.load */
+  if (rc == 0) rc = intake_pickle_verdict(c, &pe);
   json_object_set_new(c->r->metadata, "pickle_protocol", json_integer(res.proto));
   bool sk = false, xgb = false, lgb = false;
   for (size_t i = 0; i < c->r->nglobals; i++) {

@@ -13,7 +13,7 @@ struct intake_ctx {
   const struct registry_intake_opts *o;
   struct registry_intake_report *r;
   int depth;
-  char first_unsafe[160];
+  char first_unsafe[2 * 256 + 2]; /* module.name, each part at most 256 */
 };
 
 /* Sets format and framework (either may be NULL to leave it). */

@@ -106,8 +106,10 @@ struct scan {
   size_t sp, stcap;
   size_t *marks;
   size_t nmarks, markcap;
+  /* the memo: an open-addressing map, so a huge LONG_BINPUT key costs one
+   * slot, not a dense array up to it */
   struct val *memo;
-  bool *memo_set;
+  uint64_t *memo_keys; /* key + 1; 0 marks a free slot */
   size_t memocap, memolen;
   struct pickle_result *res;
   int nested;
@@ -170,30 +172,58 @@ static int do_mark(struct scan *s) {
   return 0;
 }
 
+static size_t memo_slot(const struct scan *s, uint64_t key) {
+  size_t mask = s->memocap - 1, i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+  while (s->memo_keys[i] && s->memo_keys[i] != key + 1) i = (i + 1) & mask;
+  return i;
+}
+
+static int memo_grow(struct scan *s) {
+  size_t cap = s->memocap ? s->memocap * 2 : 64;
+  struct val *nv = calloc(cap, sizeof *nv);
+  uint64_t *nk = calloc(cap, sizeof *nk);
+  if (!nv || !nk) {
+    free(nv);
+    free(nk);
+    return err_set(s->e, ERR_NO_MEMORY, "out of memory scanning a pickle");
+  }
+  struct val *ov = s->memo;
+  uint64_t *ok = s->memo_keys;
+  size_t ocap = s->memocap;
+  s->memo = nv;
+  s->memo_keys = nk;
+  s->memocap = cap;
+  for (size_t i = 0; i < ocap; i++)
+    if (ok[i]) {
+      size_t j = memo_slot(s, ok[i] - 1);
+      nk[j] = ok[i];
+      nv[j] = ov[i];
+    }
+  free(ov);
+  free(ok);
+  return 0;
+}
+
 static int memo_put(struct scan *s, uint64_t key) {
   if (!s->sp || above_mark(s) == 0) return bad(s, "memo store from an empty stack");
-  if (key >= MAX_MEMO) return bad(s, "memo index above 16777216");
-  if (key >= s->memocap) {
-    size_t cap = s->memocap ? s->memocap : 64;
-    while (cap <= key) cap *= 2;
-    struct val *nm = realloc(s->memo, cap * sizeof *nm);
-    if (!nm) return err_set(s->e, ERR_NO_MEMORY, "out of memory scanning a pickle");
-    s->memo = nm;
-    bool *ns = realloc(s->memo_set, cap * sizeof *ns);
-    if (!ns) return err_set(s->e, ERR_NO_MEMORY, "out of memory scanning a pickle");
-    memset(ns + s->memocap, 0, (cap - s->memocap) * sizeof *ns);
-    s->memo_set = ns;
-    s->memocap = cap;
+  if (key >= UINT64_MAX - 1) return bad(s, "memo key out of range");
+  if (s->memolen >= MAX_MEMO) return bad(s, "more than 16777216 memo entries");
+  if ((s->memolen + 1) * 2 > s->memocap) {
+    int rc = memo_grow(s);
+    if (rc) return rc;
   }
-  s->memo[key] = s->st[s->sp - 1];
-  if (!s->memo_set[key]) s->memolen++;
-  s->memo_set[key] = true;
+  size_t i = memo_slot(s, key);
+  if (!s->memo_keys[i]) s->memolen++;
+  s->memo_keys[i] = key + 1;
+  s->memo[i] = s->st[s->sp - 1];
   return 0;
 }
 
 static int memo_get(struct scan *s, uint64_t key) {
-  if (key >= s->memocap || !s->memo_set[key]) return bad(s, "memo key not set");
-  struct val v = s->memo[key];
+  if (!s->memocap || key >= UINT64_MAX - 1) return bad(s, "memo key not set");
+  size_t i = memo_slot(s, key);
+  if (!s->memo_keys[i]) return bad(s, "memo key not set");
+  struct val v = s->memo[i];
   return push(s, &v);
 }
 
@@ -411,7 +441,7 @@ static int joblib_array(struct scan *s, const struct val *state) {
     free(inner.st);
     free(inner.marks);
     free(inner.memo);
-    free(inner.memo_set);
+    free(inner.memo_keys);
     return rc;
   }
   if (!state->prod_ok || state->i <= 0) return bad(s, "joblib array wrapper without a shape");
@@ -553,7 +583,7 @@ static int step(struct scan *s, bool *stop) {
   case 'd': case 'l': case 't': case 0x91: /* DICT, LIST, TUPLE, FROZENSET */
     if ((rc = pop_mark(s, &base))) return rc;
     if (op == 't') {
-      tuple_from(&t, s->st + base, s->sp - base);
+      tuple_from(&t, s->st ? s->st + base : NULL, s->sp - base);
     } else {
       memset(&t, 0, sizeof t);
       t.kind = op == 'd' ? V_DICT : V_OTHER;
@@ -677,7 +707,12 @@ int intake_pickle_scan(struct intake_ctx *c, const uint8_t *p, size_t n, const c
   free(s.st);
   free(s.marks);
   free(s.memo);
-  free(s.memo_set);
+  free(s.memo_keys);
+  /* a loader runs every opcode before the fault: an import seen before it
+   * is what matters, so that verdict wins over "malformed" */
+  if (rc == -ERR_INVALID_PARAMETER_VALUE && !(flags & PICKLE_PROBE) && c->first_unsafe[0] &&
+      !c->o->allow_unsafe_pickle)
+    return intake_pickle_verdict(c, e);
   if (rc) return rc;
   return intake_pickle_verdict(c, e);
 }
