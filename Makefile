@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 CC      ?= cc
 PY      := /usr/bin/python3
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libzstd libjwt libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libzstd libjwt libcurl libarchive yaml-0.1 zlib
 COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -Wformat=2 -Wno-format-nonliteral -Wno-missing-field-initializers -Wvla -fno-strict-aliasing \

@@ -41,6 +41,7 @@ extern const char kiln_commit[];
   X(PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", 413, "request body too large")               \
   X(UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", 415, "unsupported media type")     \
   X(RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", 416, "range not satisfiable")        \
+  X(UNSAFE_MODEL, "UNSAFE_MODEL", 422, "the model file failed its safety scan")          \
   X(RATE_LIMITED, "REQUEST_LIMIT_EXCEEDED", 429, "too many requests")                    \
   X(INTERNAL, "INTERNAL_ERROR", 500, "internal error")                                   \
   X(IO, "IO_ERROR", 500, "input/output error")                                           \

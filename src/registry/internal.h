@@ -1,0 +1,77 @@
+/* registry/internal: what the intake files share — the inspection context
+ * and each format's entry point. Not part of the room's public header. */
+#ifndef KILN_REGISTRY_INTERNAL_H
+#define KILN_REGISTRY_INTERNAL_H
+
+#include "registry/registry.h"
+
+#include <stdint.h>
+
+/* One inspection: options, the report being filled, how deep in nested
+ * containers we are, and the first unsafe global seen (the error names it). */
+struct intake_ctx {
+  const struct registry_intake_opts *o;
+  struct registry_intake_report *r;
+  int depth;
+  char first_unsafe[2 * 256 + 2]; /* module.name, each part at most 256 */
+};
+
+/* Sets format and framework (either may be NULL to leave it). */
+void intake_set_format(struct intake_ctx *c, const char *format, const char *framework);
+/* Inspects bytes at the current depth: detection by content, then the
+ * format's reader. `what` names the bytes in messages ("the file",
+ * "archive entry model/model.pkl"). */
+int intake_inspect_bytes(struct intake_ctx *c, const uint8_t *p, size_t n, const char *what,
+                         struct err *e);
+
+/* ---- pickle.c ---- */
+#define PICKLE_TORCHSCRIPT 1u /* TorchScript's own classes (__torch__.*) are not imports */
+#define PICKLE_PROBE 2u       /* detection: malformed input is "not a pickle", quietly */
+struct pickle_result {
+  size_t end;   /* offset just past STOP */
+  int proto;    /* from PROTO, 0 when absent */
+  bool joblib;  /* held joblib NumpyArrayWrapper arrays (data inline) */
+  bool torch;   /* imported torch.* globals */
+};
+/* Scans one pickle (and joblib's inline arrays) without running it: every
+ * global is added to the report. Returns 0, -ERR_INVALID_PARAMETER_VALUE
+ * for malformed input, or -ERR_UNSAFE_MODEL after scanning the whole
+ * pickle when a global is outside the allowlist (0 with r->unsafe set when
+ * the options let it through). */
+int intake_pickle_scan(struct intake_ctx *c, const uint8_t *p, size_t n, const char *what,
+                       unsigned flags, struct pickle_result *res, struct err *e);
+/* After scanning: the error for the first unsafe global, or 0. */
+int intake_pickle_verdict(struct intake_ctx *c, struct err *e);
+
+/* ---- archive.c: zip and tar(.gz), compressed joblib streams ---- */
+int intake_archive(struct intake_ctx *c, const uint8_t *p, size_t n, const char *what,
+                   struct err *e);
+/* A compressed stream (gzip, bz2, xz, lzma, lz4, zlib) that is not an
+ * archive: decompressed under the limits and inspected as a joblib pickle. */
+int intake_compressed(struct intake_ctx *c, const uint8_t *p, size_t n, const char *kind,
+                      const char *what, struct err *e);
+
+/* ---- mlmodel.c: MLflow's MLmodel (YAML) into JSON ---- */
+json_t *intake_yaml_to_json(const uint8_t *p, size_t n, struct err *e);
+
+/* ---- onnx.c ---- */
+/* Whether p looks like an ONNX ModelProto (parses, has ir_version and a graph). */
+bool intake_onnx_probe(const uint8_t *p, size_t n);
+bool intake_onnx_start(const uint8_t *p, size_t n); /* begins like one; then malformed is 400 */
+int intake_onnx(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e);
+
+/* ---- xgb.c: XGBoost (JSON, UBJSON, legacy binary), LightGBM text, Keras HDF5 ---- */
+bool intake_xgb_binary_probe(const uint8_t *p, size_t n);
+int intake_xgb_json(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e);
+int intake_xgb_ubj(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e);
+int intake_xgb_binary(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e);
+int intake_lightgbm(struct intake_ctx *c, const uint8_t *p, size_t n, struct err *e);
+int intake_hdf5(struct intake_ctx *c, const uint8_t *p, size_t n, size_t sig_at, struct err *e);
+
+/* small shared helpers (intake.c) */
+bool intake_mem_has(const uint8_t *p, size_t n, const char *needle, size_t *at);
+/* A relative archive path with no absolute start, no `..` segment, no
+ * backslash or control character. */
+bool intake_path_safe(const char *path);
+
+#endif
