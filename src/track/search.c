@@ -1,7 +1,7 @@
 /* track/search: experiments/search and runs/search — view types, order_by
  * clauses with MLflow's tie-breakers and missing-last rule, and offset page
- * tokens (for runs with a snapshot bound, so paging is consistent while
- * runs are created), all pushed into one SQL query per page. The filter and order_by
+ * tokens with a snapshot bound (so paging is consistent while experiments
+ * and runs are created), all pushed into one SQL query per page. The filter and order_by
  * SQL come from the search grammar (filter.h). */
 #include "internal.h"
 #include "filter.h"
@@ -74,25 +74,43 @@ static struct db_stmt *prepare_bound(struct db_conn *c, const struct buf *sql, c
 
 /* ---- experiments ---------------------------------------------------------------------- */
 
+/* The highest id now (sql: one MAX): the bound of a search's snapshot. Read
+ * before the page's query, so a row created in between is outside it too. */
+static int snapshot(struct db *db, const char *sql, int64_t *snap, struct err *e) {
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) return -ERR_UNAVAILABLE;
+  struct db_stmt *st = db_prepare(c, sql, e);
+  int rc = st ? db_step(st, e) : -ERR_INTERNAL;
+  if (rc == DB_ROW) *snap = db_col_i64(st, 0);
+  if (st) db_stmt_done(st);
+  db_reader_release(db, c);
+  return rc < 0 ? rc : 0;
+}
+
 json_t *track_experiment_search(struct db *db, const char *project_id,
                                    const struct track_search *s,
                                    char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
-  int64_t max, offset, def;
+  int64_t max, offset, def, snap = 0;
   if (track_search_limits(s, &max, &offset, e)) return NULL;
+  if (s->page_token && *s->page_token && track_page_token_decode_snap(s->page_token, &offset, &snap, e))
+    return NULL;
+  /* the Default is listed as soon as anyone looks, as in MLflow */
+  if (track_default_experiment(db, project_id, &def, e)) return NULL;
+  /* ids only grow (MAX + 1), so later pages leave out experiments created
+   * since the first one and offsets stay put, as for runs */
+  if (snap == 0 && snapshot(db, "SELECT COALESCE(MAX(experiment_id), 0) FROM experiments", &snap, e)) return NULL;
   struct buf sql;
   struct track_flt_binds binds;
   buf_init(&sql);
   track_flt_binds_init(&binds);
   json_t *out = NULL;
   int64_t *list = NULL, n = 0;
-  buf_puts(&sql, "SELECT e.experiment_id FROM experiments e WHERE e.project_id = ?");
+  buf_puts(&sql, "SELECT e.experiment_id FROM experiments e WHERE e.project_id = ? AND e.experiment_id <= ?");
   buf_printf(&sql, lifecycle_clause(s->view), "e");
-  if (track_flt_bind_text(&binds, project_id, strlen(project_id), e) ||
+  if (track_flt_bind_text(&binds, project_id, strlen(project_id), e) || track_flt_bind_i64(&binds, snap, e) ||
       add_filter_and_order(s, TRACK_FLT_EXPERIMENTS, &sql, &binds, max + 1, offset, e))
     goto out;
-  /* the Default is listed as soon as anyone looks, as in MLflow */
-  if (track_default_experiment(db, project_id, &def, e)) goto out;
   if (!(list = malloc((size_t)(max + 1) * sizeof *list))) {
     err_set(e, ERR_NO_MEMORY, NULL);
     goto out;
@@ -114,7 +132,7 @@ json_t *track_experiment_search(struct db *db, const char *project_id,
       json_array_append_new(out, x);
     }
   }
-  if (out && n > max) track_page_token_encode(offset + max, next);
+  if (out && n > max) track_page_token_encode_snap(offset + max, snap, next);
   db_reader_release(db, c);
 out:
   free(list);
@@ -268,19 +286,6 @@ static json_t *runs_json(struct db_conn *c, char (*list)[TRACKING_RUN_ID_LEN + 1
   return out;
 }
 
-/* The highest runs rowid now: the bound of a search's snapshot. Read before
- * the page's query, so a run created in between is outside it too. */
-static int runs_snapshot(struct db *db, int64_t *snap, struct err *e) {
-  struct db_conn *c = db_reader_acquire(db, e);
-  if (!c) return -ERR_UNAVAILABLE;
-  struct db_stmt *st = db_prepare(c, "SELECT COALESCE(MAX(rowid), 0) FROM runs", e);
-  int rc = st ? db_step(st, e) : -ERR_INTERNAL;
-  if (rc == DB_ROW) *snap = db_col_i64(st, 0);
-  if (st) db_stmt_done(st);
-  db_reader_release(db, c);
-  return rc < 0 ? rc : 0;
-}
-
 json_t *track_run_search(struct db *db, const char *project_id, const struct track_search *s,
                             char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
@@ -288,7 +293,7 @@ json_t *track_run_search(struct db *db, const char *project_id, const struct tra
   if (track_search_limits(s, &max, &offset, e)) return NULL;
   if (s->page_token && *s->page_token && track_page_token_decode_snap(s->page_token, &offset, &snap, e))
     return NULL;
-  if (snap == 0 && runs_snapshot(db, &snap, e)) return NULL;
+  if (snap == 0 && snapshot(db, "SELECT COALESCE(MAX(rowid), 0) FROM runs", &snap, e)) return NULL;
   if (s->nexperiment_ids > MAX_SEARCH_EXPERIMENTS) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "runs/search takes at most %d experiment_ids", MAX_SEARCH_EXPERIMENTS);
     return NULL;

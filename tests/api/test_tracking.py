@@ -644,3 +644,39 @@ def test_run_search_paging_is_consistent_while_runs_are_created(ml, order_by):
     # a fresh search sees the new runs
     fresh = ml.p("runs/search", {"experiment_ids": [exp], "max_results": 1000})["runs"]
     assert len(fresh) == 12 + len(created)
+
+
+def test_experiment_search_paging_is_consistent_while_experiments_are_created(ml):
+    """Experiments too: the newest sort first, so one created between pages
+    would shift MLflow's offsets; the token's snapshot bound keeps pages
+    stable, and a fresh search sees the new ones."""
+    import threading
+    original = [ml.experiment(f"pgx-o{i}") for i in range(12)]
+    stop, created = threading.Event(), []
+
+    def writer():
+        n = 0
+        while not stop.is_set() and n < 200:
+            created.append(ml.experiment(f"pgx-new{n}"))
+            n += 1
+
+    body = {"max_results": 5, "filter": "name LIKE 'pgx-%'"}
+    first = ml.p("experiments/search", body)
+    seen = [x["experiment_id"] for x in first["experiments"]]
+    token = first.get("next_page_token")
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while token:
+            wait_for(lambda: len(created) >= len(seen) // 5 + 1, 10, what="experiments created meanwhile")
+            page = ml.p("experiments/search", body | {"page_token": token})
+            seen += [x["experiment_id"] for x in page["experiments"]]
+            token = page.get("next_page_token")
+    finally:
+        stop.set()
+        t.join()
+    assert created, "experiments were created while paging"
+    assert len(seen) == len(set(seen)) == 12, seen
+    assert set(seen) == set(original)
+    fresh = ml.p("experiments/search", {"max_results": 1000, "filter": "name LIKE 'pgx-%'"})["experiments"]
+    assert len(fresh) == 12 + len(created)
