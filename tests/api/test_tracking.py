@@ -600,45 +600,54 @@ def test_x_kiln_project_and_project_keys(server, make_user):
     err(ML(server.client()).get("experiments/get", experiment_id="0"), 401, "UNAUTHENTICATED")
 
 
+def page_while_creating(ml, endpoint, body, items, create):
+    """Pages through endpoint (body, items: the answer's list field) while
+    another thread calls create() (which returns a new id); the ids seen and
+    the ids created."""
+    import threading
+    first = ml.p(endpoint, body)
+    seen = [x["info"]["run_id"] if items == "runs" else x["experiment_id"] for x in first[items]]
+    token = first.get("next_page_token")
+    stop, created = threading.Event(), []
+
+    def writer():
+        while not stop.is_set() and len(created) < 200:
+            created.append(create(len(created)))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while token:
+            wait_for(lambda: len(created) >= len(seen) // 5 + 1, 10, what="rows created meanwhile")
+            page = ml.p(endpoint, body | {"page_token": token})
+            seen += [x["info"]["run_id"] if items == "runs" else x["experiment_id"] for x in page[items]]
+            token = page.get("next_page_token")
+    finally:
+        stop.set()
+        t.join()
+    assert created, "rows were created while paging"
+    return seen, created
+
+
 @pytest.mark.parametrize("order_by", [[], ["metrics.acc DESC"]], ids=["default-order", "by-metric"])
 def test_run_search_paging_is_consistent_while_runs_are_created(ml, order_by):
     """Page tokens carry a snapshot bound: runs created between pages (here
     newer ones, which sort first, and would shift MLflow's offsets) do not
     appear in later pages, and no run is seen twice or skipped."""
-    import threading
     exp = ml.experiment("paging-live")
     original = []
     for i in range(12):
         rid = ml.run(exp, run_name=f"o{i}", start_time=1000 + i)["info"]["run_id"]
         ml.p("runs/log-batch", {"run_id": rid, "metrics": [{"key": "acc", "value": i / 100, "timestamp": 1}]})
         original.append(rid)
-    stop = threading.Event()
-    created = []
 
-    def writer():
-        n = 0
-        while not stop.is_set() and n < 200:
-            rid = ml.run(exp, run_name=f"new{n}", start_time=10_000 + n)["info"]["run_id"]
-            ml.p("runs/log-batch", {"run_id": rid, "metrics": [{"key": "acc", "value": 1 + n, "timestamp": 1}]})
-            created.append(rid)
-            n += 1
+    def create(n):
+        rid = ml.run(exp, run_name=f"new{n}", start_time=10_000 + n)["info"]["run_id"]
+        ml.p("runs/log-batch", {"run_id": rid, "metrics": [{"key": "acc", "value": 1 + n, "timestamp": 1}]})
+        return rid
 
-    body = {"experiment_ids": [exp], "max_results": 5, "order_by": order_by}
-    first = ml.p("runs/search", body)
-    seen = [r["info"]["run_id"] for r in first["runs"]]
-    token = first.get("next_page_token")
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        while token:
-            wait_for(lambda: len(created) >= len(seen) // 5 + 1, 10, what="runs created meanwhile")
-            page = ml.p("runs/search", body | {"page_token": token})
-            seen += [r["info"]["run_id"] for r in page["runs"]]
-            token = page.get("next_page_token")
-    finally:
-        stop.set()
-        t.join()
-    assert created, "runs were created while paging"
+    seen, created = page_while_creating(ml, "runs/search", {"experiment_ids": [exp], "max_results": 5,
+                                                            "order_by": order_by}, "runs", create)
     assert len(seen) == len(set(seen)) == 12, seen
     assert set(seen) == set(original)
     # a fresh search sees the new runs
@@ -650,32 +659,10 @@ def test_experiment_search_paging_is_consistent_while_experiments_are_created(ml
     """Experiments too: the newest sort first, so one created between pages
     would shift MLflow's offsets; the token's snapshot bound keeps pages
     stable, and a fresh search sees the new ones."""
-    import threading
     original = [ml.experiment(f"pgx-o{i}") for i in range(12)]
-    stop, created = threading.Event(), []
-
-    def writer():
-        n = 0
-        while not stop.is_set() and n < 200:
-            created.append(ml.experiment(f"pgx-new{n}"))
-            n += 1
-
     body = {"max_results": 5, "filter": "name LIKE 'pgx-%'"}
-    first = ml.p("experiments/search", body)
-    seen = [x["experiment_id"] for x in first["experiments"]]
-    token = first.get("next_page_token")
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        while token:
-            wait_for(lambda: len(created) >= len(seen) // 5 + 1, 10, what="experiments created meanwhile")
-            page = ml.p("experiments/search", body | {"page_token": token})
-            seen += [x["experiment_id"] for x in page["experiments"]]
-            token = page.get("next_page_token")
-    finally:
-        stop.set()
-        t.join()
-    assert created, "experiments were created while paging"
+    seen, created = page_while_creating(ml, "experiments/search", body, "experiments",
+                                        lambda n: ml.experiment(f"pgx-new{n}"))
     assert len(seen) == len(set(seen)) == 12, seen
     assert set(seen) == set(original)
     fresh = ml.p("experiments/search", {"max_results": 1000, "filter": "name LIKE 'pgx-%'"})["experiments"]
