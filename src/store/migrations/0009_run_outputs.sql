@@ -14,6 +14,11 @@ CREATE INDEX run_model_outputs_model ON run_model_outputs (model_id);
 -- the row names the model so purging it drops exactly its references.
 ALTER TABLE artifacts ADD COLUMN model_id TEXT;
 CREATE INDEX artifacts_model ON artifacts (model_id);
+-- files a model got before this migration: name their model too (model ids
+-- are "m-" + hex, so they hold no LIKE wildcard)
+UPDATE artifacts SET model_id = (SELECT m.model_id FROM logged_models m
+  WHERE m.experiment_id = artifacts.experiment_id AND artifacts.path LIKE 'models/' || m.model_id || '/%')
+  WHERE path LIKE 'models/%';
 
 -- When a logged model was deleted: `kiln admin gc` purges it (and its
 -- files) once that is older than the cutoff, as it does deleted runs.
