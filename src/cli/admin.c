@@ -229,8 +229,9 @@ static int admin_gc(int argc, char **argv) {
   if (blob_gc_report(bs, grace, &br, &e)) goto out;
   char h[32];
   human_bytes(br.bytes, h, sizeof h);
-  printf("purged: %lld runs, %lld experiments, %lld artifacts, %lld multipart uploads\n",
-         (long long)tr.runs, (long long)tr.experiments, (long long)tr.artifacts, (long long)tr.uploads);
+  printf("purged: %lld runs, %lld experiments, %lld artifacts, %lld multipart uploads, %lld logged models\n",
+         (long long)tr.runs, (long long)tr.experiments, (long long)tr.artifacts, (long long)tr.uploads,
+         (long long)tr.models);
   printf("blobs removed: %d, bytes reclaimed: %llu (%s)\n", br.removed, (unsigned long long)br.bytes, h);
   rc = 0;
 out:

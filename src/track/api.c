@@ -686,7 +686,10 @@ static int h_run_search(struct req *rq, struct reply *rp) {
   "{\"type\":\"object\",\"required\":[\"info\",\"data\"],\"properties\":{\"info\":" S_RUN_INFO     \
   ",\"data\":{\"type\":\"object\",\"properties\":{\"metrics\":{\"type\":\"array\",\"minItems\":1,"  \
   "\"items\":" S_METRIC "},\"params\":" S_KVS ",\"tags\":" S_KVS "},\"additionalProperties\":false}," \
-  "\"inputs\":{\"type\":\"object\"}},\"additionalProperties\":false}"
+  "\"inputs\":{\"type\":\"object\"},\"outputs\":{\"type\":\"object\",\"properties\":{\"model_outputs\":" \
+  "{\"type\":\"array\",\"minItems\":1,\"items\":{\"type\":\"object\",\"required\":[\"model_id\",\"step\"]," \
+  "\"properties\":{\"model_id\":" S_STR ",\"step\":" S_INT "},\"additionalProperties\":false}}},"          \
+  "\"additionalProperties\":false}},\"additionalProperties\":false}"
 #define S_TOKEN "\"next_page_token\":{\"type\":\"string\",\"minLength\":1}"
 
 #define S_REQ(req, props) "{\"type\":\"object\",\"required\":[" req "],\"properties\":{" props "}}"

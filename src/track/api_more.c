@@ -196,6 +196,48 @@ static int h_log_model(struct req *rq, struct reply *rp) {
   return 0;
 }
 
+/* runs/outputs: {run_id, models: [{model_id, step}]} */
+static int h_log_outputs(struct req *rq, struct reply *rp) {
+  const char *proj = track_api_project(rq, rp), *id;
+  json_t *b = proj ? body_of(rq, rp) : NULL;
+  if (!b) return 0;
+  if (j_str(rp, b, "run_id", true, &id)) goto out;
+  json_t *ms = json_object_get(b, "models");
+  if (ms && !json_is_null(ms) && !json_is_array(ms)) {
+    bad(rp, "models", "a list of ModelOutput objects");
+    goto out;
+  }
+  size_t n = json_array_size(ms);
+  if (n > TRACKING_MAX_INPUTS_PER_CALL) {
+    reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "'models' takes at most %d values", TRACKING_MAX_INPUTS_PER_CALL);
+    goto out;
+  }
+  struct track_model_output *m = arena_zalloc(req_arena(rq), (n + 1) * sizeof *m);
+  if (!m) {
+    reply_errf(rp, ERR_NO_MEMORY, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    json_t *x = json_array_get(ms, i);
+    bool given;
+    if (!json_is_object(x)) {
+      bad(rp, "models", "a list of ModelOutput objects");
+      goto out;
+    }
+    if (j_str(rp, x, "model_id", true, &m[i].model_id) || j_i64(rp, x, "step", &m[i].step, &given)) goto out;
+    if (!given) {
+      missing(rp, "step");
+      goto out;
+    }
+  }
+  struct err e;
+  if (track_log_outputs(DB(rq), proj, id, m, (int)n, &e)) reply_err(rp, &e);
+  else reply_empty(rp);
+out:
+  json_decref(b);
+  return 0;
+}
+
 /* ---- logged models (MLflow 3) --------------------------------------------------------------- */
 
 static int reply_model(struct reply *rp, json_t *m, struct err *e) {
@@ -288,21 +330,50 @@ static int h_lm_params(struct req *rq, struct reply *rp) {
   return 0;
 }
 
+/* order_by: [{field_name, ascending, dataset_name, dataset_digest}] */
+static int lm_order_of(struct req *rq, struct reply *rp, json_t *v, struct track_lm_order **out, int *n) {
+  *out = NULL;
+  *n = 0;
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_array(v)) return bad(rp, "order_by", "a list of OrderBy objects"), -1;
+  if (json_array_size(v) > TRACKING_LOGGED_MODEL_MAX_ORDER_BY)
+    return reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "'order_by' takes at most %d values",
+                      TRACKING_LOGGED_MODEL_MAX_ORDER_BY),
+           -1;
+  *out = arena_zalloc(req_arena(rq), (json_array_size(v) + 1) * sizeof **out);
+  if (!*out) return reply_errf(rp, ERR_NO_MEMORY, "out of memory"), -1;
+  size_t i;
+  json_t *x;
+  json_array_foreach(v, i, x) {
+    struct track_lm_order *o = &(*out)[i];
+    if (!json_is_object(x)) return bad(rp, "order_by", "a list of OrderBy objects"), -1;
+    if (j_str(rp, x, "field_name", true, &o->field_name) || j_str(rp, x, "dataset_name", false, &o->dataset_name) ||
+        j_str(rp, x, "dataset_digest", false, &o->dataset_digest))
+      return -1;
+    json_t *asc = json_object_get(x, "ascending");
+    if (asc && !json_is_null(asc) && !json_is_boolean(asc)) return bad(rp, "ascending", "a boolean"), -1;
+    o->ascending = !asc || json_is_null(asc) || json_is_true(asc);
+  }
+  *n = (int)json_array_size(v);
+  return 0;
+}
+
 static int h_lm_search(struct req *rq, struct reply *rp) {
   const char *proj = track_api_project(rq, rp);
   json_t *b = proj ? body_of(rq, rp) : NULL;
   if (!b) return 0;
-  const char *filter, *token, *ids[65];
-  int64_t max = 0;
+  const char *ids[TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS + 1];
+  struct track_lm_search q = {.experiment_ids = ids};
+  struct track_lm_order *order;
   bool given;
-  int n = 0;
-  json_t *ev = json_object_get(b, "experiment_ids");
+  json_t *ev = json_object_get(b, "experiment_ids"), *ds = json_object_get(b, "datasets");
   if (ev && !json_is_null(ev) && !json_is_array(ev)) {
     bad(rp, "experiment_ids", "a list of strings");
     goto out;
   }
-  if (json_array_size(ev) > 64) {
-    reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "'experiment_ids' takes at most 64 values");
+  if (json_array_size(ev) > TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS) {
+    reply_errf(rp, ERR_INVALID_PARAMETER_VALUE, "'experiment_ids' takes at most %d values",
+               TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS);
     goto out;
   }
   for (size_t i = 0; i < json_array_size(ev); i++) {
@@ -311,18 +382,25 @@ static int h_lm_search(struct req *rq, struct reply *rp) {
       bad(rp, "experiment_ids", "a list of strings");
       goto out;
     }
-    ids[n++] = json_string_value(x);
+    ids[q.nexperiment_ids++] = json_string_value(x);
   }
-  if (j_str(rp, b, "filter", false, &filter) || j_str(rp, b, "page_token", false, &token) ||
-      j_i64(rp, b, "max_results", &max, &given))
+  if (ds && !json_is_null(ds) && !json_is_array(ds)) {
+    bad(rp, "datasets", "a list of Dataset objects");
     goto out;
-  if (given && max < 1) {
+  }
+  q.ndatasets = (int)(json_array_size(ds) > 1000 ? 1000 : json_array_size(ds));
+  if (j_str(rp, b, "filter", false, &q.filter) || j_str(rp, b, "page_token", false, &q.page_token) ||
+      j_i64(rp, b, "max_results", &q.max_results, &given) ||
+      lm_order_of(rq, rp, json_object_get(b, "order_by"), &order, &q.norder_by))
+    goto out;
+  q.order_by = order;
+  if (given && q.max_results < 1) {
     bad(rp, "max_results", "a positive integer");
     goto out;
   }
   struct err e;
   char next[TRACKING_PAGE_TOKEN_MAX];
-  json_t *arr = track_logged_model_search(DB(rq), proj, ids, n, filter, max, token, next, &e);
+  json_t *arr = track_logged_model_search(DB(rq), proj, &q, next, &e);
   if (!arr) {
     reply_err(rp, &e);
     goto out;
@@ -335,6 +413,27 @@ static int h_lm_search(struct req *rq, struct reply *rp) {
 out:
   json_decref(b);
   return 0;
+}
+
+/* GET logged-models/{model_id}/artifacts/directories?artifact_directory_path=&page_token= */
+static int h_lm_artifacts(struct req *rq, struct reply *rp) {
+  const char *proj = track_api_project(rq, rp);
+  if (!proj) return 0;
+  const char *dir = req_query(rq, "artifact_directory_path");
+  size_t n = dir ? strlen(dir) : 0;
+  if (n > 1 && dir[n - 1] == '/') dir = arena_strndup(req_arena(rq), dir, n - 1);
+  struct err e;
+  char next[TRACKING_PAGE_TOKEN_MAX], *root = NULL;
+  json_t *files = track_logged_model_artifact_list(DB(rq), proj, req_param(rq, "model_id"), dir ? dir : "",
+                                                   req_query(rq, "page_token"), next, &root, &e);
+  if (!files) return reply_err(rp, &e);
+  json_t *o = json_object();
+  if (root && *root) json_object_set_new(o, "root_uri", json_string(root));
+  free(root);
+  if (json_array_size(files)) json_object_set_new(o, "files", files);
+  else json_decref(files);
+  if (next[0]) json_object_set_new(o, "next_page_token", json_string(next));
+  return reply_json(rp, 200, o);
 }
 
 /* MLflow 3 clients ask what the server can do before some calls; Kiln has
@@ -458,6 +557,10 @@ static int h_events(struct req *rq, struct reply *rp) {
   "{\"type\":\"object\",\"required\":[\"key\",\"value\",\"timestamp\",\"step\"],\"properties\":{\"key\":" S_STR \
   ",\"value\":" S_VALUE ",\"timestamp\":" S_INT ",\"step\":" S_INT ",\"run_id\":" S_STR "},"                 \
   "\"additionalProperties\":false}"
+#define S_FILEINFO                                                                                 \
+  "{\"type\":\"object\",\"required\":[\"path\",\"is_dir\"],\"properties\":{\"path\":{\"type\":"     \
+  "\"string\",\"minLength\":1},\"is_dir\":{\"type\":\"boolean\"},\"file_size\":{\"type\":"          \
+  "\"integer\",\"minimum\":0}},\"additionalProperties\":false}"
 #define S_REQ(req, props) "{\"type\":\"object\",\"required\":[" req "],\"properties\":{" props "}}"
 #define S_DATASET                                                                                             \
   "{\"type\":\"object\",\"required\":[\"name\",\"digest\",\"source_type\",\"source\"],\"properties\":{"          \
@@ -499,6 +602,13 @@ const struct route track_more_routes[] = {
     MLFLOW("POST", "runs/log-model", PERM_WRITE, "Append a model's MLmodel JSON to the run's mlflow.log-model.history tag",
            S_REQ("\"model_json\"", "\"run_id\":" S_STR ",\"run_uuid\":" S_STR ",\"model_json\":" S_STR), S_EMPTY,
            h_log_model),
+    MLFLOW("POST", "runs/outputs", PERM_WRITE,
+           "Log a run's outputs (MLflow 3 logOutputs): the logged models it produced, each at a step; shown as "
+           "outputs.model_outputs of the Run",
+           S_REQ("\"run_id\"", "\"run_id\":" S_STR ",\"models\":{\"type\":\"array\",\"items\":{\"type\":"
+                               "\"object\",\"required\":[\"model_id\",\"step\"],\"properties\":{\"model_id\":" S_STR
+                               ",\"step\":" P_I64 "}}}"),
+           S_EMPTY, h_log_outputs),
     MLFLOW("POST", "logged-models", PERM_WRITE, "Create a logged model (MLflow 3, status LOGGED_MODEL_PENDING)",
            S_REQ("\"experiment_id\"", "\"experiment_id\":" S_STR ",\"name\":" S_STR ",\"model_type\":" S_STR
                                       ",\"source_run_id\":" S_STR ",\"params\":" P_KVS ",\"tags\":" P_KVS),
@@ -510,9 +620,14 @@ const struct route track_more_routes[] = {
     MLFLOW("DELETE", "logged-models/{model_id}", PERM_WRITE, "Delete a logged model", NULL, S_EMPTY, h_lm_delete),
     MLFLOW("POST", "logged-models/search", PERM_READ,
            "Search logged models of experiments (filter: name, model_type, source_run_id, status = '...' joined by AND; "
+           "order_by: name, model_id, model_type, status, source_run_id, creation_timestamp, last_updated_timestamp, "
+           "default creation time DESC; metrics.<key> and datasets are refused: Kiln stores no logged-model metrics; "
            "max_results default 50, at most 1000)",
            S_REQ("", "\"experiment_ids\":{\"type\":\"array\",\"items\":" S_STR "},\"filter\":" S_STR
-                     ",\"max_results\":" P_I64 ",\"page_token\":" S_STR ",\"order_by\":{\"type\":\"array\"}"),
+                     ",\"max_results\":" P_I64 ",\"page_token\":" S_STR ",\"order_by\":{\"type\":\"array\","
+                     "\"items\":{\"type\":\"object\",\"properties\":{\"field_name\":" S_STR ",\"ascending\":"
+                     "{\"type\":\"boolean\"},\"dataset_name\":" S_STR ",\"dataset_digest\":" S_STR "}}},"
+                     "\"datasets\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}}"),
            "{\"type\":\"object\",\"properties\":{\"models\":{\"type\":\"array\",\"minItems\":1,\"items\":" S_MODEL
            "},\"next_page_token\":{\"type\":\"string\",\"minLength\":1}},\"additionalProperties\":false}",
            h_lm_search),
@@ -520,6 +635,14 @@ const struct route track_more_routes[] = {
            S_REQ("\"tags\"", "\"tags\":" P_KVS), S_MODEL_REPLY, h_lm_set_tags),
     MLFLOW("DELETE", "logged-models/{model_id}/tags/{tag_key*}", PERM_WRITE, "Delete a tag of a logged model", NULL,
            S_EMPTY, h_lm_delete_tag),
+    MLFLOW("GET", "logged-models/{model_id}/artifacts/directories", PERM_READ,
+           "List a logged model's artifacts directly under a directory (query: artifact_directory_path, page_token; "
+           "1000 a page)",
+           NULL,
+           "{\"type\":\"object\",\"properties\":{\"root_uri\":" S_STR ",\"files\":{\"type\":\"array\","
+           "\"minItems\":1,\"items\":" S_FILEINFO "},\"next_page_token\":{\"type\":\"string\",\"minLength\":1}},"
+           "\"additionalProperties\":false}",
+           h_lm_artifacts),
     MLFLOW("POST", "logged-models/{model_id}/params", PERM_WRITE, "Log params of a logged model",
            S_REQ("\"params\"", "\"params\":" P_KVS), S_EMPTY, h_lm_params),
     {"GET", "/api/3.0/mlflow/server-info", PERM_PUBLIC, "What this MLflow-compatible server supports (MLflow 3)", TAG,

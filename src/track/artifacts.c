@@ -91,12 +91,33 @@ int track_artifact_path_check(const char *path, bool allow_empty, struct err *e)
 }
 
 /* Where a checked path lies: the experiment (the project's), the rest, and
- * the run when the rest starts with a run id. */
+ * the run when the rest starts with a run id, or the logged model when it
+ * starts with models/<model_id>. */
+#define ART_MODEL_ID_MAX 64
 struct art_loc {
   int64_t exp;
   const char *rest; /* points into the path; "" for the experiment's root */
   char run[TRACKING_RUN_ID_LEN + 1];
+  char model[ART_MODEL_ID_MAX];
 };
+
+/* "models/<id>[/...]": the model must be one of this experiment's (and the
+ * project's, not deleted); "models" alone is the experiment's directory. */
+static int art_locate_model(struct db_conn *c, const char *project_id, struct art_loc *out, struct err *e) {
+  const char *id = out->rest + 7; /* after "models/" */
+  const char *end = strchr(id, '/');
+  size_t n = end ? (size_t)(end - id) : strlen(id);
+  if (n == 0 || n >= sizeof out->model)
+    return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Logged model with ID '%.*s' not found.", (int)(n < 80 ? n : 80), id);
+  memcpy(out->model, id, n);
+  out->model[n] = 0;
+  int64_t exp = 0;
+  int rc = track_model_load(c, project_id, out->model, &exp, e);
+  if (rc) return rc;
+  if (exp != out->exp)
+    return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Logged model with ID '%s' not found.", out->model);
+  return 0;
+}
 
 static int art_locate(struct db_conn *c, const char *project_id, const char *path,
                       struct art_loc *out, struct err *e) {
@@ -114,6 +135,7 @@ static int art_locate(struct db_conn *c, const char *project_id, const char *pat
   int rc = track_exp_load(c, project_id, out->exp, first, &x, e);
   if (rc) return rc;
   out->rest = slash ? slash + 1 : "";
+  if (strncmp(out->rest, "models/", 7) == 0) return art_locate_model(c, project_id, out, e);
   const char *rs = strchr(out->rest, '/');
   size_t rl = rs ? (size_t)(rs - out->rest) : strlen(out->rest);
   if (rl == TRACKING_RUN_ID_LEN) {
@@ -220,10 +242,11 @@ static int put_fn(struct db_conn *c, void *arg, struct err *e) {
   if ((rc = blob_ref(c, j->sha, e))) return rc;
   if (had && (rc = blob_unref(c, old, e))) return rc;
   return track_exec(c,
-                  "INSERT INTO artifacts (experiment_id, path, run_uuid, sha256, size, created_at)"
-                  " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, path) DO UPDATE SET"
+                  "INSERT INTO artifacts (experiment_id, path, run_uuid, model_id, sha256, size, created_at)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, path) DO UPDATE SET"
                   " sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
-                  e, "isssii", l.exp, l.rest, l.run[0] ? l.run : NULL, j->sha, size, time_wall_ms());
+                  e, "issssii", l.exp, l.rest, l.run[0] ? l.run : NULL, l.model[0] ? l.model : NULL, j->sha,
+                  size, time_wall_ms());
 }
 
 int track_artifact_put(struct db *db, const char *project_id, const char *path,
@@ -520,6 +543,51 @@ json_t *track_run_artifact_list(struct db *db, const char *project_id, const cha
   return arr;
 }
 
+json_t *track_logged_model_artifact_list(struct db *db, const char *project_id, const char *model_id,
+                                         const char *dir, const char *page_token,
+                                         char next[TRACKING_PAGE_TOKEN_MAX], char **root_uri, struct err *e) {
+  next[0] = 0;
+  *root_uri = NULL;
+  int64_t offset = 0;
+  if (track_artifact_path_check(dir, true, e)) return NULL;
+  if (page_token && *page_token && track_page_token_decode(page_token, &offset, e)) return NULL;
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) return NULL;
+  json_t *arr = NULL;
+  int64_t exp;
+  if (track_model_load(c, project_id, model_id, &exp, e) == 0) {
+    struct db_stmt *s = db_prepare(c, "SELECT artifact_location FROM logged_models WHERE model_id = ?", e);
+    if (s) {
+      db_bind_text(s, 1, model_id);
+      if (db_step(s, e) == DB_ROW && db_col_text(s, 0)) *root_uri = art_printf("%s", db_col_text(s, 0));
+      db_stmt_done(s);
+    }
+    /* as for runs: only the proxy's own layout is served */
+    char *own = art_printf("mlflow-artifacts:/%lld/models/%s/artifacts", (long long)exp, model_id);
+    bool mine = own && *root_uri && str_eq(own, *root_uri);
+    free(own);
+    if (!mine) {
+      arr = json_array();
+    } else {
+      bool has = dir && *dir;
+      char *prefix = art_printf("models/%s/artifacts/%s%s", model_id, has ? dir : "", has ? "/" : "");
+      char *shown = art_printf("%s%s", has ? dir : "", has ? "/" : "");
+      bool more = false;
+      if (prefix && shown) arr = art_children(c, exp, prefix, shown, offset, TRACKING_ARTIFACT_PAGE, &more, e);
+      else err_set(e, ERR_NO_MEMORY, NULL);
+      if (arr && more) track_page_token_encode(offset + TRACKING_ARTIFACT_PAGE, next);
+      free(prefix);
+      free(shown);
+    }
+  }
+  db_reader_release(db, c);
+  if (!arr) {
+    free(*root_uri);
+    *root_uri = NULL;
+  }
+  return arr;
+}
+
 /* ---- multipart uploads ------------------------------------------------------------- */
 
 struct mpu_job {
@@ -735,7 +803,7 @@ static int gc_run(struct db_conn *c, const char *run, struct gc_job *j, struct e
       "DELETE FROM metric_chunks WHERE run_uuid = ?",      "DELETE FROM latest_metrics WHERE run_uuid = ?",
       "DELETE FROM runs WHERE run_uuid = ?",
       "DELETE FROM run_dataset_inputs WHERE run_uuid = ?", "DELETE FROM run_input_tags WHERE run_uuid = ?",
-      "DELETE FROM run_model_inputs WHERE run_uuid = ?",
+      "DELETE FROM run_model_inputs WHERE run_uuid = ?",   "DELETE FROM run_model_outputs WHERE run_uuid = ?",
   };
 
   for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) rc = track_exec(c, sql[i], e, "s", run);
@@ -803,6 +871,7 @@ static int gc_exps_fn(struct db_conn *c, void *arg, struct err *e) {
     }
     /* its datasets and logged models (inputs.c, models.c) */
     static const char *const owned[] = {
+        "DELETE FROM run_model_outputs WHERE model_id IN (SELECT model_id FROM logged_models WHERE experiment_id = ?)",
         "DELETE FROM logged_model_params WHERE model_id IN (SELECT model_id FROM logged_models WHERE experiment_id = ?)",
         "DELETE FROM logged_model_tags WHERE model_id IN (SELECT model_id FROM logged_models WHERE experiment_id = ?)",
         "DELETE FROM logged_models WHERE experiment_id = ?",
@@ -815,6 +884,38 @@ static int gc_exps_fn(struct db_conn *c, void *arg, struct err *e) {
       return rc;
 
     j->r->experiments++;
+  }
+  j->done = n;
+  return 0;
+}
+
+/* Logged models deleted at or before the cutoff: their files (dropping
+ * their blob references), params, tags, and the run outputs naming them. */
+static int gc_models_fn(struct db_conn *c, void *arg, struct err *e) {
+  struct gc_job *j = arg;
+  j->done = 0;
+  struct db_stmt *s = db_prepare(c,
+                                 "SELECT model_id FROM logged_models WHERE lifecycle_stage = 'deleted'"
+                                 " AND COALESCE(deleted_time, last_updated_timestamp_ms) <= ? LIMIT ?",
+                                 e);
+  if (!s) return -ERR_INTERNAL;
+  db_bind_i64(s, 1, j->cutoff);
+  db_bind_i64(s, 2, ART_GC_BATCH);
+  char ids[ART_GC_BATCH][ART_MODEL_ID_MAX];
+  int n = 0, rc;
+  while ((rc = db_step(s, e)) == DB_ROW && n < ART_GC_BATCH)
+    str_copy(ids[n++], sizeof ids[0], db_col_text(s, 0) ? db_col_text(s, 0) : "");
+  db_stmt_done(s);
+  if (rc < 0) return rc;
+  static const char *const sql[] = {
+      "DELETE FROM logged_model_params WHERE model_id = ?", "DELETE FROM logged_model_tags WHERE model_id = ?",
+      "DELETE FROM run_model_outputs WHERE model_id = ?",   "DELETE FROM logged_models WHERE model_id = ?",
+  };
+  for (int i = 0; i < n; i++) {
+    if ((rc = art_drop(c, "model_id = ?", -1, ids[i], NULL, &j->r->artifacts, e))) return rc;
+    for (size_t k = 0; k < sizeof sql / sizeof sql[0]; k++)
+      if ((rc = track_exec(c, sql[k], e, "s", ids[i]))) return rc;
+    j->r->models++;
   }
   j->done = n;
   return 0;
@@ -846,7 +947,7 @@ int track_purge_deleted(struct db *db, int64_t cutoff_ms, struct track_gc_report
                         struct err *e) {
   memset(r, 0, sizeof *r);
   struct gc_job j = {.cutoff = cutoff_ms, .r = r};
-  db_write_fn fns[] = {gc_runs_fn, gc_exps_fn, gc_uploads_fn};
+  db_write_fn fns[] = {gc_runs_fn, gc_models_fn, gc_exps_fn, gc_uploads_fn};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     do {
       int rc = db_write(db, fns[i], &j, e);

@@ -36,6 +36,12 @@ int track_run_load(struct db_conn *c, const char *project_id, const char *run_id
 int track_run_check_active(const struct track_run *r, struct err *e);
 /* A Run object (info, data with latest metrics, params and tags, inputs). */
 json_t *track_run_json(struct db_conn *c, const char *run_id, struct err *e);
+/* RESOURCE_DOES_NOT_EXIST unless the logged model is the project's and not
+ * deleted; experiment_id (may be NULL) gets its experiment (models.c). */
+int track_model_load(struct db_conn *c, const char *project_id, const char *id, int64_t *experiment_id,
+                     struct err *e);
+/* RunOutputs of a run: {"model_outputs": [...]}, or {} (models.c). */
+json_t *track_run_outputs_json(struct db_conn *c, const char *run_id, struct err *e);
 /* RunInputs of a run (inputs.c). */
 json_t *track_run_inputs_json(struct db_conn *c, const char *run_id, struct err *e);
 /* A RunInfo object. */

@@ -39,19 +39,24 @@ static int not_found(const char *id, struct err *e) {
   return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Logged model with ID '%.80s' not found.", id ? id : "");
 }
 
-/* The model must be the project's and not deleted. */
-static int model_load(struct db_conn *c, const char *project_id, const char *id, struct err *e) {
+int track_model_load(struct db_conn *c, const char *project_id, const char *id, int64_t *experiment_id,
+                     struct err *e) {
   struct db_stmt *s = db_prepare(c,
-                                 "SELECT 1 FROM logged_models WHERE model_id = ? AND project_id = ?"
+                                 "SELECT experiment_id FROM logged_models WHERE model_id = ? AND project_id = ?"
                                  " AND lifecycle_stage = 'active'",
                                  e);
   if (!s) return -ERR_INTERNAL;
   db_bind_text(s, 1, id);
   db_bind_text(s, 2, project_id);
   int rc = db_step(s, e);
+  if (rc == DB_ROW && experiment_id) *experiment_id = db_col_i64(s, 0);
   db_stmt_done(s);
   if (rc < 0) return rc;
   return rc == DB_ROW ? 0 : not_found(id, e);
+}
+
+static int model_load(struct db_conn *c, const char *project_id, const char *id, struct err *e) {
+  return track_model_load(c, project_id, id, NULL, e);
 }
 
 static json_t *kvs(struct db_conn *c, const char *sql, const char *id, struct err *e) {
@@ -189,7 +194,10 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
       rc = track_exec(c, "UPDATE logged_models SET status = ? WHERE model_id = ?", e, "ss", j->status, j->id);
       break;
     case M_DELETE:
-      rc = track_exec(c, "UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE model_id = ?", e, "s", j->id);
+      rc = track_exec(c,
+                      "UPDATE logged_models SET lifecycle_stage = 'deleted', deleted_time = ?,"
+                      " last_updated_timestamp_ms = ? WHERE model_id = ?",
+                      e, "iis", time_wall_ms(), time_wall_ms(), j->id);
       break;
     case M_SET_TAGS: rc = put_kvs(c, "logged_model_tags", j->id, j->kv, j->nkv, e); break;
     case M_PARAMS: rc = put_kvs(c, "logged_model_params", j->id, j->kv, j->nkv, e); break;
@@ -284,6 +292,69 @@ int track_logged_model_log_params(struct db *db, const char *project_id, const c
   return db_write(db, model_job, &j, e);
 }
 
+/* ---- run outputs (runs/outputs) ------------------------------------------------------- *
+ * The models a run produced: the run must be the project's and active, and
+ * every model the project's (and not deleted), else nothing is written. */
+
+struct outputs_job {
+  const char *project_id, *run_id;
+  const struct track_model_output *m;
+  int n;
+};
+
+static int outputs_fn(struct db_conn *c, void *arg, struct err *e) {
+  struct outputs_job *j = arg;
+  struct track_run r;
+  int rc = track_run_load(c, j->project_id, j->run_id, &r, e);
+  if (rc || (rc = track_run_check_active(&r, e))) return rc;
+  for (int i = 0; i < j->n; i++)
+    if ((rc = model_load(c, j->project_id, j->m[i].model_id, e))) return rc;
+  for (int i = 0; i < j->n && !rc; i++)
+    rc = track_exec(c,
+                    "INSERT INTO run_model_outputs (run_uuid, model_id, step) VALUES (?, ?, ?)"
+                    " ON CONFLICT (run_uuid, model_id) DO NOTHING",
+                    e, "ssi", r.id, j->m[i].model_id, j->m[i].step);
+  return rc;
+}
+
+int track_log_outputs(struct db *db, const char *project_id, const char *run_id,
+                      const struct track_model_output *models, int nmodels, struct err *e) {
+  if (!run_id || !*run_id)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "Missing value for required parameter 'run_id'. See the API docs for more information about "
+                   "request parameters.");
+  if (nmodels < 0 || nmodels > TRACKING_MAX_INPUTS_PER_CALL)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d models per call", TRACKING_MAX_INPUTS_PER_CALL);
+  for (int i = 0; i < nmodels; i++)
+    if (!models[i].model_id || !*models[i].model_id)
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "Missing value for required parameter 'model_id'. See the API docs for more information "
+                     "about request parameters.");
+  struct outputs_job j = {project_id, run_id, models, nmodels};
+  return db_write(db, outputs_fn, &j, e);
+}
+
+json_t *track_run_outputs_json(struct db_conn *c, const char *run_id, struct err *e) {
+  struct db_stmt *s =
+      db_prepare(c, "SELECT model_id, step FROM run_model_outputs WHERE run_uuid = ? ORDER BY step, model_id", e);
+  if (!s) return NULL;
+  db_bind_text(s, 1, run_id);
+  json_t *arr = json_array();
+  int rc;
+  while ((rc = db_step(s, e)) == DB_ROW)
+    json_array_append_new(arr, json_pack("{s:s, s:I}", "model_id", db_col_text(s, 0), "step",
+                                         (json_int_t)db_col_i64(s, 1)));
+  db_stmt_done(s);
+  if (rc < 0) {
+    json_decref(arr);
+    return NULL;
+  }
+  json_t *out = json_object();
+  if (json_array_size(arr)) json_object_set_new(out, "model_outputs", arr);
+  else json_decref(arr);
+  return out;
+}
+
 /* ---- search ---------------------------------------------------------------------------- *
  * The filter is a conjunction of `<attr> = '<value>'` with attr one of
  * name, model_type, source_run_id, status (an optional "attributes."
@@ -345,55 +416,125 @@ static int parse_filter(const char *f, struct term *t, int *n, struct err *e) {
   return 0;
 }
 
-json_t *track_logged_model_search(struct db *db, const char *project_id, const char *const *experiment_ids,
-                                  int nexperiment_ids, const char *filter, int64_t max_results,
-                                  const char *page_token, char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
+/* order_by: a column of logged_models per field name (MLflow's aliases
+ * too). Metrics are not stored for logged models in Kiln, so metrics.<key>
+ * (and a dataset to read them on) is refused rather than ignored. */
+static int order_sql(const struct track_lm_order *o, int n, struct buf *sql, struct err *e) {
+  static const char *const names[][2] = {
+      {"name", "name"},
+      {"model_id", "model_id"},
+      {"model_type", "model_type"},
+      {"status", "status"},
+      {"source_run_id", "source_run_id"},
+      {"creation_time", "creation_timestamp_ms"},
+      {"creation_timestamp", "creation_timestamp_ms"},
+      {"creation_timestamp_ms", "creation_timestamp_ms"},
+      {"last_updated_timestamp", "last_updated_timestamp_ms"},
+      {"last_updated_timestamp_ms", "last_updated_timestamp_ms"},
+  };
+  if (n > TRACKING_LOGGED_MODEL_MAX_ORDER_BY)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "order_by takes at most %d fields", TRACKING_LOGGED_MODEL_MAX_ORDER_BY);
+  buf_puts(sql, " ORDER BY ");
+  for (int i = 0; i < n; i++) {
+    const char *f = o[i].field_name;
+    if (!f || !*f)
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "Missing value for required parameter 'order_by.field_name'");
+    if (strncmp(f, "metrics.", 8) == 0)
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "Invalid order_by field '%.100s': Kiln stores no metrics for logged models, so they cannot be "
+                     "ordered by one",
+                     f);
+    if ((o[i].dataset_name && *o[i].dataset_name) || (o[i].dataset_digest && *o[i].dataset_digest))
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "Invalid order_by field '%.100s': dataset_name and dataset_digest apply to metrics, which Kiln "
+                     "does not store for logged models",
+                     f);
+    const char *col = NULL;
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && !col; k++)
+      if (str_eq(f, names[k][0]) || (strncmp(f, "attributes.", 11) == 0 && str_eq(f + 11, names[k][0])))
+        col = names[k][1];
+    if (!col)
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "Invalid order_by field '%.100s': expected one of name, model_id, model_type, status, "
+                     "source_run_id, creation_timestamp (creation_time), last_updated_timestamp",
+                     f);
+    buf_printf(sql, "%s %s, ", col, o[i].ascending ? "ASC" : "DESC");
+  }
+  /* MLflow's default, and the tie-breaker after the caller's fields */
+  buf_puts(sql, "creation_timestamp_ms DESC, model_id ASC");
+  return 0;
+}
+
+/* The highest logged_models rowid now: later pages of one search see no
+ * model created after its first page, so offsets stay put (as runs/search). */
+static int models_snapshot(struct db_conn *c, int64_t *snap, struct err *e) {
+  struct db_stmt *st = db_prepare(c, "SELECT COALESCE(MAX(rowid), 0) FROM logged_models", e);
+  int rc = st ? db_step(st, e) : -ERR_INTERNAL;
+  if (rc == DB_ROW) *snap = db_col_i64(st, 0);
+  if (st) db_stmt_done(st);
+  return rc < 0 ? rc : 0;
+}
+
+json_t *track_logged_model_search(struct db *db, const char *project_id, const struct track_lm_search *q,
+                                  char next[TRACKING_PAGE_TOKEN_MAX], struct err *e) {
   next[0] = 0;
+  int64_t max_results = q->max_results;
   if (max_results == 0) max_results = TRACKING_LOGGED_MODEL_DEFAULT_RESULTS;
   if (max_results < 1 || max_results > TRACKING_LOGGED_MODEL_MAX_RESULTS) {
     err_set(e, ERR_INVALID_PARAMETER_VALUE, "Invalid value for max_results: it must be between 1 and %d, got %lld",
             TRACKING_LOGGED_MODEL_MAX_RESULTS, (long long)max_results);
     return NULL;
   }
-  int64_t offset = 0;
-  if (page_token && *page_token && track_page_token_decode(page_token, &offset, e)) return NULL;
-  struct term terms[SEARCH_MAX_TERMS];
-  int nterms;
-  if (parse_filter(filter, terms, &nterms, e)) return NULL;
-  int64_t ids[64];
-  if (nexperiment_ids > 64) {
-    err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most 64 experiment_ids");
+  if (q->ndatasets > 0) {
+    err_set(e, ERR_INVALID_PARAMETER_VALUE,
+            "Invalid value for parameter 'datasets': Kiln stores no metrics for logged models, so it cannot "
+            "restrict a search to models with metrics on a dataset");
     return NULL;
   }
-  for (int i = 0; i < nexperiment_ids; i++)
-    if (track_experiment_resolve(db, project_id, experiment_ids[i], &ids[i], e)) return NULL;
+  int64_t offset = 0, snap = 0;
+  if (q->page_token && *q->page_token && track_page_token_decode_snap(q->page_token, &offset, &snap, e)) return NULL;
+  struct term terms[SEARCH_MAX_TERMS];
+  int nterms;
+  if (parse_filter(q->filter, terms, &nterms, e)) return NULL;
+  int64_t ids[TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS];
+  int nexp = q->nexperiment_ids;
+  if (nexp < 0 || nexp > TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS) {
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d experiment_ids", TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS);
+    return NULL;
+  }
+  for (int i = 0; i < nexp; i++)
+    if (track_experiment_resolve(db, project_id, q->experiment_ids[i], &ids[i], e)) return NULL;
   struct buf sql;
   buf_init(&sql);
-  buf_puts(&sql, "SELECT model_id FROM logged_models WHERE project_id = ? AND lifecycle_stage = 'active'");
-  if (nexperiment_ids) {
+  buf_puts(&sql, "SELECT model_id FROM logged_models WHERE project_id = ? AND lifecycle_stage = 'active'"
+                 " AND rowid <= ?");
+  if (nexp) {
     buf_puts(&sql, " AND experiment_id IN (");
-    for (int i = 0; i < nexperiment_ids; i++) buf_puts(&sql, i ? ", ?" : "?");
+    for (int i = 0; i < nexp; i++) buf_puts(&sql, i ? ", ?" : "?");
     buf_puts(&sql, ")");
   }
   for (int i = 0; i < nterms; i++) buf_printf(&sql, " AND %s = ?", terms[i].col);
-  buf_puts(&sql, " ORDER BY creation_timestamp_ms DESC, model_id ASC LIMIT ? OFFSET ?");
-  struct db_conn *c = db_reader_acquire(db, e);
   json_t *arr = NULL;
-  if (!c) goto out;
+  struct db_conn *c = NULL;
+  if (order_sql(q->order_by, q->norder_by, &sql, e)) goto out;
+  buf_puts(&sql, " LIMIT ? OFFSET ?");
+  if (!(c = db_reader_acquire(db, e))) goto out;
+  if (snap == 0 && models_snapshot(c, &snap, e)) goto out;
   struct db_stmt *s = db_prepare(c, sql.data, e);
   if (!s) goto out;
   int b = 1;
   db_bind_text(s, b++, project_id);
-  for (int i = 0; i < nexperiment_ids; i++) db_bind_i64(s, b++, ids[i]);
+  db_bind_i64(s, b++, snap);
+  for (int i = 0; i < nexp; i++) db_bind_i64(s, b++, ids[i]);
   for (int i = 0; i < nterms; i++) db_bind_text(s, b++, terms[i].value);
   db_bind_i64(s, b++, max_results + 1);
   db_bind_i64(s, b++, offset);
   char(*found)[40] = calloc((size_t)max_results + 1, sizeof *found);
   int64_t n = 0;
-  int rc;
+  int rc = 0;
   while (found && (rc = db_step(s, e)) == DB_ROW) {
     if (n == max_results) {
-      track_page_token_encode(offset + n, next);
+      track_page_token_encode_snap(offset + n, snap, next);
       break;
     }
     str_copy(found[n++], sizeof found[0], db_col_text(s, 0));

@@ -127,12 +127,14 @@ json_t *track_run_json(struct db_conn *c, const char *run_id, struct err *e) {
     else json_decref(parts[i]);
   }
   json_t *inputs = track_run_inputs_json(c, run_id, e);
-  if (!inputs) {
+  json_t *outputs = inputs ? track_run_outputs_json(c, run_id, e) : NULL;
+  if (!outputs) {
     json_decref(info);
     json_decref(data);
+    json_decref(inputs);
     return NULL;
   }
-  return json_pack("{s:o, s:o, s:o}", "info", info, "data", data, "inputs", inputs);
+  return json_pack("{s:o, s:o, s:o, s:o}", "info", info, "data", data, "inputs", inputs, "outputs", outputs);
 
 }
 

@@ -183,12 +183,53 @@ int track_logged_model_delete_tag(struct db *db, const char *project_id, const c
                                   const char *key, struct err *e);
 int track_logged_model_log_params(struct db *db, const char *project_id, const char *model_id,
                                   const struct track_kv *params, int nparams, struct err *e);
-/* Models of the listed experiments (all of the project's when none), newest
- * first; filter supports name = '...' and source_run_id = '...' only. */
-json_t *track_logged_model_search(struct db *db, const char *project_id,
-                                  const char *const *experiment_ids, int nexperiment_ids,
-                                  const char *filter, int64_t max_results, const char *page_token,
+/* logged-models/search. Models of the listed experiments (all of the
+ * project's when none); filter: name, model_type, source_run_id, status =
+ * '...' joined by AND. order_by fields: name, model_id, model_type, status,
+ * source_run_id, creation_timestamp (creation_time), last_updated_timestamp,
+ * then MLflow's default (creation time DESC, model_id). Kiln stores no
+ * metrics for logged models: metrics.<key> fields, dataset_name/digest and
+ * any datasets are INVALID_PARAMETER_VALUE. Page tokens carry a snapshot
+ * bound, so models created while paging do not shift later pages. */
+#define TRACKING_LOGGED_MODEL_MAX_EXPERIMENTS 64
+#define TRACKING_LOGGED_MODEL_MAX_ORDER_BY 10
+struct track_lm_order {
+  const char *field_name;
+  bool ascending; /* MLflow's default: true */
+  const char *dataset_name, *dataset_digest;
+};
+struct track_lm_search {
+  const char *const *experiment_ids;
+  int nexperiment_ids;
+  const char *filter;
+  const struct track_lm_order *order_by;
+  int norder_by;
+  int ndatasets;
+  int64_t max_results; /* 0: the default (50) */
+  const char *page_token;
+};
+json_t *track_logged_model_search(struct db *db, const char *project_id, const struct track_lm_search *q,
                                   char next[TRACKING_PAGE_TOKEN_MAX], struct err *e);
+
+/* runs/outputs (MLflow 3's logOutputs): the models a run produced, each at
+ * a step. The run must be the project's (RESOURCE_DOES_NOT_EXIST) and active
+ * (INVALID_PARAMETER_VALUE); each model the project's and not deleted
+ * (RESOURCE_DOES_NOT_EXIST). A model logged again keeps its first step.
+ * Run objects carry them as outputs.model_outputs. */
+struct track_model_output {
+  const char *model_id;
+  int64_t step;
+};
+int track_log_outputs(struct db *db, const char *project_id, const char *run_id,
+                      const struct track_model_output *models, int nmodels, struct err *e);
+
+/* listLoggedModelArtifacts: FileInfo objects directly under dir of the
+ * model's artifact root (paths relative to it), one page of
+ * TRACKING_ARTIFACT_PAGE; root_uri gets the model's artifact_uri (malloc'd,
+ * caller frees). */
+json_t *track_logged_model_artifact_list(struct db *db, const char *project_id, const char *model_id,
+                                         const char *dir, const char *page_token,
+                                         char next[TRACKING_PAGE_TOKEN_MAX], char **root_uri, struct err *e);
 
 /* ---- sampled histories (sampled.c) ------------------------------------------------- *
  * A long series charted in N points: the x range is cut into buckets and
@@ -304,10 +345,12 @@ int track_metric_history_write(struct db *db, const char *project_id, const char
 
 /* ---- artifacts (artifacts.c) ------------------------------------------------------ *
  * An artifact path is what follows mlflow-artifacts:/ — "<experiment_id>/<rest>"
- * — and a run's files lie under "<experiment_id>/<run_id>/artifacts/", as
+ * — and a run's files lie under "<experiment_id>/<run_id>/artifacts/", a
+ * logged model's under "<experiment_id>/models/<model_id>/artifacts/", as
  * MLflow lays them out. The experiment must be the project's (and a 32-hex
- * first segment of <rest> a run of that experiment), else
- * RESOURCE_DOES_NOT_EXIST, as for a missing one. Each file is a row naming
+ * first segment of <rest> a run of that experiment; "models/<id>" a logged
+ * model of it, not deleted), else RESOURCE_DOES_NOT_EXIST, as for a missing
+ * one. Each file is a row naming
  * the blob with its bytes; the row holds one reference on that blob. */
 #define TRACKING_ARTIFACT_PATH_MAX 1024  /* bytes */
 #define TRACKING_ARTIFACT_LIST_MAX 10000 /* entries of one mlflow-artifacts listing */
@@ -371,12 +414,13 @@ int track_mpu_parts(struct db *db, const char *project_id, const char *path,
 int track_mpu_finish(struct db *db, const char *project_id, const char *path,
                      const char *upload_id, struct err *e);
 
-/* Permanent deletion (`kiln admin gc`, MLflow's `mlflow gc`): runs deleted at
- * or before cutoff_ms, and deleted experiments whose runs are all gone, are
- * removed with everything logged to them; their artifacts drop their blob
- * references (the blob GC then reclaims the bytes). */
+/* Permanent deletion (`kiln admin gc`, MLflow's `mlflow gc`): runs and
+ * logged models deleted at or before cutoff_ms, and deleted experiments
+ * whose runs are all gone, are removed with everything logged to them;
+ * their artifacts drop their blob references (the blob GC then reclaims
+ * the bytes). */
 struct track_gc_report {
-  int64_t runs, experiments, artifacts, uploads;
+  int64_t runs, experiments, artifacts, uploads, models;
 };
 int track_purge_deleted(struct db *db, int64_t cutoff_ms, struct track_gc_report *r,
                         struct err *e);
