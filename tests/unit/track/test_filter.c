@@ -665,7 +665,7 @@ Test(filter_parse, order_by_errors) {
   cr_expect_str_eq(order_error(e2, 1, TRACK_FLT_REGISTERED_MODELS),
                    "order_by: invalid order_by clause 1 'version_number': at position 1: "
                    "invalid attribute key 'version_number' specified. Valid keys are 'name', "
-                   "'timestamp', 'last_updated_timestamp', 'creation_timestamp'");
+                   "'timestamp', 'creation_timestamp', 'last_updated_timestamp'");
   const char *e3[] = {"metrics.acc DESC ASC"};
   order_error(e3, 1, TRACK_FLT_RUNS);
   const char *e4[] = {"metrics.acc DESC, params.x"};
