@@ -32,5 +32,6 @@ int cli_invitations(int argc, char **argv);
 int cli_experiments(int argc, char **argv);
 int cli_runs(int argc, char **argv);
 int cli_sync(int argc, char **argv);
+int cli_models(int argc, char **argv);
 
 #endif

@@ -19,4 +19,16 @@ long cli_client_call(struct cli_client *cl, const char *method, const char *path
 int cli_report_error(long status, json_t *body);
 void cli_print_json(json_t *v);
 
+/* Table output and calls shared by the client verbs (track.c). */
+/* rows: a JSON array of arrays of strings, the first the header. */
+void cli_print_table(json_t *rows);
+/* A row of strings, NULL-terminated. */
+json_t *cli_row(const char *first, ...);
+/* A query-string escape of s (malloc'd), or NULL. */
+char *cli_escape(const char *s);
+/* One call; 0 with *out set on 200, else the error printed and 1. */
+int cli_call(struct cli_client *cl, const char *method, const char *path, json_t *body, json_t **out);
+/* "YYYY-MM-DD HH:MM:SS" (UTC) of epoch ms, "-" when unset. */
+void cli_fmt_time(int64_t ms, char out[32]);
+
 #endif

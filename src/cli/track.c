@@ -182,6 +182,21 @@ static int call(struct cli_client *cl, const char *method, const char *path, jso
   return 1;
 }
 
+void cli_print_table(json_t *rows) { print_table(rows); }
+char *cli_escape(const char *s) { return escape(s); }
+int cli_call(struct cli_client *cl, const char *method, const char *path, json_t *body, json_t **out) {
+  return call(cl, method, path, body, out);
+}
+void cli_fmt_time(int64_t ms, char out[32]) { fmt_time(ms, out); }
+json_t *cli_row(const char *first, ...) {
+  json_t *r = json_array();
+  va_list ap;
+  va_start(ap, first);
+  for (const char *s = first; s; s = va_arg(ap, const char *)) json_array_append_new(r, json_string(s));
+  va_end(ap);
+  return r;
+}
+
 static bool all_digits(const char *s) {
   if (!*s) return false;
   for (; *s; s++)

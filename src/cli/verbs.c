@@ -142,6 +142,25 @@ const struct cli_verb cli_verbs[] = {
      "whose values differ are marked *. --json prints the server's answers\n"
      "(runs/search; runs/get's run; {\"runs\": [...]} for compare).\n",
      cli_runs},
+    {"models", "list registered models, their versions; promote a version, set an alias",
+     "usage: kiln models list [--filter EXPR] [--order-by KEY [ASC|DESC]]... [--max-results N] [--json]\n"
+     "       kiln models show NAME [--json]\n"
+     "       kiln models versions NAME [--max-results N] [--json]\n"
+     "       kiln models promote NAME VERSION STAGE [--archive-existing] [--json]\n"
+     "       kiln models alias NAME ALIAS VERSION [--json]\n"
+     "\n"
+     "The model registry of the selected project (the API key's, else your\n"
+     "default). list prints NAME, LATEST (the newest version in each stage),\n"
+     "ALIASES and UPDATED (UTC); --filter takes MLflow's registered-model grammar\n"
+     "(e.g. --filter \"name LIKE 'churn%'\" or \"tags.team = 'cv'\"), --order-by\n"
+     "name, last_updated_timestamp or creation_timestamp with ASC/DESC.\n"
+     "show prints a model's description, aliases, tags and latest versions.\n"
+     "versions prints every version, newest first, with stage, status, aliases\n"
+     "and run. promote moves a version to None, Staging, Production or Archived\n"
+     "(any case); --archive-existing archives the stage's other versions.\n"
+     "alias points ALIAS at VERSION (moving it when set). --json prints the\n"
+     "server's answer as is.\n",
+     cli_models},
     {"sync", "replay tracking writes the Python SDK spooled while the server was unreachable",
      "usage: kiln sync [--dir DIR] [--json]\n"
      "\n"

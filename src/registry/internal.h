@@ -1,5 +1,6 @@
-/* registry/internal: what the intake files share — the inspection context
- * and each format's entry point. Not part of the room's public header. */
+/* registry/internal: what the room's files share — intake's inspection
+ * context and each format's entry point, and the model store's row loaders
+ * and entity builders (models.c, versions.c). Not part of the public header. */
 #ifndef KILN_REGISTRY_INTERNAL_H
 #define KILN_REGISTRY_INTERNAL_H
 
@@ -73,5 +74,41 @@ bool intake_mem_has(const uint8_t *p, size_t n, const char *needle, size_t *at);
 /* A relative archive path with no absolute start, no `..` segment, no
  * backslash or control character. */
 bool intake_path_safe(const char *path);
+
+/* ---- the model store (models.c, versions.c) ---- */
+struct reg_model {
+  int64_t id;
+  char name[4 * REGISTRY_MAX_NAME_LEN + 1];
+};
+/* RESOURCE_DOES_NOT_EXIST "Registered Model with name=<name> not found". */
+int reg_model_load(struct db_conn *c, const char *project_id, const char *name, struct reg_model *out,
+                   struct err *e);
+/* A RegisteredModel object (latest_versions, tags, aliases). */
+json_t *reg_model_json(struct db_conn *c, int64_t model_id, struct err *e);
+/* A ModelVersion object (tags, aliases). */
+json_t *reg_version_json(struct db_conn *c, int64_t model_id, int64_t version, struct err *e);
+/* The version text as a positive number; INVALID_PARAMETER_VALUE otherwise. */
+int reg_version_parse(const char *text, int64_t *out, struct err *e);
+/* RESOURCE_DOES_NOT_EXIST "Model Version (name=<n>, version=<v>) not found". */
+int reg_version_exists(struct db_conn *c, const struct reg_model *m, int64_t version, struct err *e);
+/* One statement with binds from fmt ('s' text, 'i' int64, anything else
+ * NULL), no rows expected. */
+int reg_exec(struct db_conn *c, const char *sql, struct err *e, const char *fmt, ...);
+/* Bumps the model's last_updated_time (a version or alias changed). */
+int reg_model_touch(struct db_conn *c, int64_t model_id, int64_t now, struct err *e);
+/* Tag checks shared by models and versions. */
+int reg_tag_check(const char *key, const char *value, struct err *e);
+int reg_description_check(const char *d, struct err *e);
+/* Runs a search: <select> (two key columns; binds the project and the
+ * snapshot bound) AND <filter> ORDER BY <order_by> LIMIT max+1, and builds
+ * the objects of the first max rows. */
+struct reg_search_plan {
+  int ent;              /* enum track_flt_entity */
+  const char *select;   /* "SELECT m.id FROM registered_models m WHERE m.project_id = ? AND m.id <= ?" */
+  const char *snap_sql; /* the snapshot bound now */
+  int64_t dflt, cap;
+};
+json_t *reg_search(struct db *db, const char *project_id, const struct registry_search *s,
+                   const struct reg_search_plan *p, char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
 
 #endif

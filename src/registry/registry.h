@@ -1,11 +1,13 @@
-/* registry: registered models and their versions; this header so far holds
- * model intake — recognising an uploaded model file by its content, scanning
- * it for code it would run on load, and reading its metadata and signature.
- * Domain code only: no HTTP, no database. */
+/* registry: registered models and their versions (MLflow's model
+ * registry, every model scoped to a project), and model intake —
+ * recognising an uploaded model file by its content, scanning it for code
+ * it would run on load, and reading its metadata and signature. Domain code
+ * only: no HTTP types. Intake needs no database. */
 #ifndef KILN_REGISTRY_H
 #define KILN_REGISTRY_H
 
 #include "base/base.h"
+#include "store/store.h"
 
 /* Limits and choices for one inspection; registry_intake_opts_default fills
  * the defaults documented in docs/models-intake.md. */
@@ -65,5 +67,123 @@ json_t *registry_intake_report_json(const struct registry_intake_report *r);
 /* Whether the pickle allowlist accepts "module.name" (exposed for tests and
  * docs). torchscript also accepts TorchScript's own classes (__torch__.*). */
 bool registry_pickle_global_allowed(const char *global, bool torchscript);
+
+/* ---- registered models and versions (models.c, versions.c) ------------------ *
+ * Every call names the project it acts in; a model of another project
+ * answers exactly like a missing one (RESOURCE_DOES_NOT_EXIST "Registered
+ * Model with name=X not found"). Objects come back as jansson values in
+ * MLflow's protobuf-JSON shape (RegisteredModel, ModelVersion; unset and
+ * empty fields left out). Versions are named by their decimal text ("3"). */
+#define REGISTRY_MAX_NAME_LEN 256         /* registered model name (characters) */
+#define REGISTRY_MAX_TAG_KEY_LEN 250
+#define REGISTRY_MAX_TAG_VALUE_LEN 100000 /* refused, not truncated */
+#define REGISTRY_MAX_TAGS 100             /* tags given with one create */
+#define REGISTRY_MAX_DESCRIPTION_LEN 5000
+#define REGISTRY_MAX_SOURCE_LEN 500
+#define REGISTRY_MAX_RUN_LINK_LEN 500
+#define REGISTRY_MAX_ALIAS_LEN 255
+#define REGISTRY_MAX_MODEL_ID_LEN 256
+#define REGISTRY_MODELS_DEFAULT_RESULTS 100
+#define REGISTRY_MODELS_MAX_RESULTS 1000
+#define REGISTRY_VERSIONS_DEFAULT_RESULTS 200000 /* the proto's default, and the cap */
+#define REGISTRY_VERSIONS_MAX_RESULTS 200000
+#define REGISTRY_PAGE_TOKEN_MAX 64
+
+struct registry_kv {
+  const char *key, *value;
+};
+
+/* Stages: "None", "Staging", "Production", "Archived". The canonical
+ * spelling of s (any case), or NULL when it is none of them. */
+const char *registry_stage_canonical(const char *s);
+/* A version's status (MLflow's ModelVersionStatus); see versions.c for the
+ * transitions. */
+enum registry_version_status {
+  REGISTRY_PENDING_REGISTRATION = 1,
+  REGISTRY_FAILED_REGISTRATION = 2,
+  REGISTRY_READY = 3,
+};
+const char *registry_status_name(enum registry_version_status s);
+
+/* Registered models. user_id: who is acting (shown as the model's user_id). */
+json_t *registry_model_create(struct db *db, const char *project_id, const char *name,
+                              const char *description, const struct registry_kv *tags, int ntags,
+                              const char *user_id, struct err *e);
+json_t *registry_model_get(struct db *db, const char *project_id, const char *name, struct err *e);
+/* RESOURCE_ALREADY_EXISTS when new_name is taken in the project. */
+json_t *registry_model_rename(struct db *db, const char *project_id, const char *name,
+                              const char *new_name, struct err *e);
+/* description NULL: unchanged; "" clears it. */
+json_t *registry_model_update(struct db *db, const char *project_id, const char *name,
+                              const char *description, struct err *e);
+/* The model, its versions, tags and aliases. */
+int registry_model_delete(struct db *db, const char *project_id, const char *name, struct err *e);
+int registry_model_tag_set(struct db *db, const char *project_id, const char *name, const char *key,
+                           const char *value, struct err *e);
+int registry_model_tag_delete(struct db *db, const char *project_id, const char *name,
+                              const char *key, struct err *e);
+
+struct registry_search {
+  const char *filter;          /* NULL or "": everything */
+  const char *const *order_by; /* "<key> [ASC|DESC]" */
+  int norder_by;
+  int64_t max_results;         /* 0: the default */
+  const char *page_token;      /* NULL or "": the first page */
+};
+/* RegisteredModel objects, one page; next gets the next page's token or ""
+ * (a token only when more rows exist). Tokens carry a snapshot bound:
+ * models created after the first page are not seen by later pages. */
+json_t *registry_model_search(struct db *db, const char *project_id, const struct registry_search *s,
+                              char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
+/* ModelVersion objects: the highest version in each stage asked for (all
+ * four when nstages is 0), in None, Staging, Production, Archived order. */
+json_t *registry_latest_versions(struct db *db, const char *project_id, const char *name,
+                                 const char *const *stages, int nstages, struct err *e);
+
+/* Aliases: alias -> version of one model; setting an alias moves it. */
+int registry_alias_set(struct db *db, const char *project_id, const char *name, const char *alias,
+                       const char *version, struct err *e);
+int registry_alias_delete(struct db *db, const char *project_id, const char *name,
+                          const char *alias, struct err *e);
+json_t *registry_version_by_alias(struct db *db, const char *project_id, const char *name,
+                                  const char *alias, struct err *e);
+
+/* Model versions. source must be something Kiln can serve the version
+ * from: runs:/<run_id>/<path> or mlflow-artifacts:/<experiment>/... naming
+ * this project's experiment and run, models:/<logged model id>, or a remote
+ * URI (s3://, gs://, https://, ...); a local path is refused as MLflow
+ * refuses it. run_id, when given, must be a run of this project. */
+struct registry_version_new {
+  const char *name, *source, *run_id, *run_link, *description, *model_id, *user_id;
+  const struct registry_kv *tags;
+  int ntags;
+};
+json_t *registry_version_create(struct db *db, const char *project_id,
+                                const struct registry_version_new *in, struct err *e);
+json_t *registry_version_get(struct db *db, const char *project_id, const char *name,
+                             const char *version, struct err *e);
+json_t *registry_version_update(struct db *db, const char *project_id, const char *name,
+                                const char *version, const char *description, struct err *e);
+/* Removes the version with its tags and the aliases that named it. */
+int registry_version_delete(struct db *db, const char *project_id, const char *name,
+                            const char *version, struct err *e);
+int registry_version_tag_set(struct db *db, const char *project_id, const char *name,
+                             const char *version, const char *key, const char *value, struct err *e);
+int registry_version_tag_delete(struct db *db, const char *project_id, const char *name,
+                                const char *version, const char *key, struct err *e);
+/* The version's source (where its files are); *uri is malloc'd. */
+int registry_version_download_uri(struct db *db, const char *project_id, const char *name,
+                                  const char *version, char **uri, struct err *e);
+/* Moves the version to stage (any case); with archive_existing, the model's
+ * other versions in that stage go to Archived (only for Staging and
+ * Production, as MLflow). */
+json_t *registry_version_transition(struct db *db, const char *project_id, const char *name,
+                                    const char *version, const char *stage, bool archive_existing,
+                                    struct err *e);
+/* ModelVersion objects, one page (filter on name, run_id, source_path,
+ * version_number, tags.<key>). */
+json_t *registry_version_search(struct db *db, const char *project_id,
+                                const struct registry_search *s, char next[REGISTRY_PAGE_TOKEN_MAX],
+                                struct err *e);
 
 #endif

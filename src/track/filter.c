@@ -78,6 +78,9 @@ static const struct attr_def exp_attrs[] = {
 static const struct attr_def model_attrs[] = {
     {"name", "name", "m.name", VT_STR, OPS_STR, false, true},
     {"timestamp", "last_updated_timestamp", "m.last_updated_time", VT_NUM, 0, true, true},
+    /* MLflow's SQL store refuses it; its in-memory filter class lists it, and
+     * ordering by age is what a registry listing wants */
+    {"creation_timestamp", "creation_timestamp", "m.creation_time", VT_NUM, 0, true, true},
     {"last_updated_timestamp", "last_updated_timestamp", "m.last_updated_time", VT_NUM, 0, true,
      true},
     {NULL, NULL, NULL, 0, 0, false, false},
@@ -93,8 +96,8 @@ static const struct attr_def version_attrs[] = {
     {NULL, NULL, NULL, 0, 0, false, false},
 };
 
-/* Per entity: attributes, and the child tables keyed to the outer row. The
- * registry names are provisional (see filter.h). */
+/* Per entity: attributes, and the child tables keyed to the outer row
+ * (registry tables: migration 0010). */
 struct ent_def {
   const char *what; /* "run", "experiment", ... */
   const struct attr_def *attrs;
@@ -108,9 +111,9 @@ static const struct ent_def ents[] = {
     [TRACK_FLT_EXPERIMENTS] = {"experiment", exp_attrs, NULL, NULL, "experiment_tags",
                          "c.experiment_id = e.experiment_id", "'attributes', 'tags'"},
     [TRACK_FLT_REGISTERED_MODELS] = {"registered model", model_attrs, NULL, NULL,
-                               "registered_model_tags", "c.name = m.name", "'attributes', 'tags'"},
+                               "registered_model_tags", "c.model_id = m.id", "'attributes', 'tags'"},
     [TRACK_FLT_MODEL_VERSIONS] = {"model version", version_attrs, NULL, NULL, "model_version_tags",
-                            "c.name = v.name AND c.version = v.version", "'attributes', 'tags'"},
+                            "c.model_id = v.model_id AND c.version = v.version", "'attributes', 'tags'"},
 };
 
 static const struct ent_def *ent_def(enum track_flt_entity ent) {

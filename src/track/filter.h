@@ -24,16 +24,14 @@
  *   TRACK_FLT_EXPERIMENTS        experiments e(experiment_id, name, creation_time,
  *                          last_update_time, ...);
  *                          experiment_tags(experiment_id, key, value)
- *   TRACK_FLT_REGISTERED_MODELS  registered_models m(name, creation_time,
+ *   TRACK_FLT_REGISTERED_MODELS  registered_models m(id, name, creation_time,
  *                          last_updated_time, ...);
- *                          registered_model_tags(name, key, value)
- *   TRACK_FLT_MODEL_VERSIONS     model_versions v(name, version, source, run_id,
- *                          creation_time, last_updated_time, ...);
- *                          model_version_tags(name, version, key, value)
+ *                          registered_model_tags(model_id, key, value)
+ *   TRACK_FLT_MODEL_VERSIONS     model_versions v(model_id, version, name, source,
+ *                          run_id, creation_time, last_updated_time, ...);
+ *                          model_version_tags(model_id, version, key, value)
  *
- * The registry names are MLflow's own and provisional: they live in one
- * table at the top of filter.c, to be aligned when the registry migration
- * lands. Metric/param/tag conditions become correlated EXISTS subqueries on
+ * (the registry's tables are migration 0010's). Metric/param/tag conditions become correlated EXISTS subqueries on
  * (run_uuid, key), so an index on (run_uuid, key) serves them. */
 enum track_flt_entity { TRACK_FLT_RUNS, TRACK_FLT_EXPERIMENTS, TRACK_FLT_REGISTERED_MODELS, TRACK_FLT_MODEL_VERSIONS };
 
@@ -110,8 +108,8 @@ int track_flt_to_sql(const struct track_flt *f, struct buf *sql, struct track_fl
  *   experiments: keys name, experiment_id, creation_time, last_update_time;
  *                none means `creation_time DESC, experiment_id ASC`; else
  *                `experiment_id DESC` is appended unless it was given.
- *   registered models: name, timestamp / last_updated_timestamp; tie-breaker
- *                `name ASC`.
+ *   registered models: name, timestamp / last_updated_timestamp,
+ *                creation_timestamp; tie-breaker `name ASC`.
  *   model versions: name, version_number, creation_timestamp,
  *                last_updated_timestamp; tie-breakers `name ASC`, `version DESC`.
  * A key given twice, an unknown key, a bad direction or more than

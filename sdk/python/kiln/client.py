@@ -629,6 +629,91 @@ class Client:
         return invitation if isinstance(invitation, dict) else answer
 
     # ------------------------------------------------------------------
+    # Model registry (MLflow's registry API, in the selected project)
+    # ------------------------------------------------------------------
+
+    _REG = "/api/2.0/mlflow"
+
+    def create_registered_model(self, name: str, description: Optional[str] = None,
+                                tags: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """``POST registered-models/create``: register a model name in the
+        selected project. Returns the RegisteredModel; a taken name raises
+        ``AlreadyExists``-class ``KilnError`` (``RESOURCE_ALREADY_EXISTS``)."""
+        body: Dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+        if tags:
+            body["tags"] = [{"key": k, "value": str(v)} for k, v in tags.items()]
+        return self._unwrap(self._request_dict("POST", self._REG + "/registered-models/create", json=body),
+                            "registered_model")
+
+    def get_registered_model(self, name: str) -> Dict[str, Any]:
+        """``GET registered-models/get``: the model with ``latest_versions``
+        (the newest version per stage), ``tags`` and ``aliases``."""
+        return self._unwrap(self._request_dict("GET", self._REG + "/registered-models/get", params={"name": name}),
+                            "registered_model")
+
+    def search_registered_models(self, filter: Optional[str] = None, order_by: Optional[Sequence[str]] = None,
+                                 max_results: Optional[int] = None) -> List[Dict[str, Any]]:
+        """``GET registered-models/search``, every page: the models matching
+        ``filter`` (``name = 'x'``, ``name LIKE 'churn%'``, ``tags.team =
+        'cv'``), ordered by ``order_by`` (``name``, ``last_updated_timestamp``,
+        ``creation_timestamp`` with ASC/DESC). ``max_results`` caps the total."""
+        out: List[Dict[str, Any]] = []
+        token: Optional[str] = None
+        while True:
+            page_size = 1000 if max_results is None else max(1, min(1000, max_results - len(out)))
+            params: Dict[str, Any] = {"max_results": page_size}
+            if filter:
+                params["filter"] = filter
+            if order_by:
+                params["order_by"] = list(order_by)
+            if token:
+                params["page_token"] = token
+            answer = self._request_dict("GET", self._REG + "/registered-models/search", params=params)
+            out += [m for m in answer.get("registered_models", []) if isinstance(m, dict)]
+            token = answer.get("next_page_token")
+            if not token or (max_results is not None and len(out) >= max_results):
+                return out if max_results is None else out[:max_results]
+
+    def create_model_version(self, name: str, source: str, run_id: Optional[str] = None,
+                             tags: Optional[Mapping[str, str]] = None, description: Optional[str] = None,
+                             run_link: Optional[str] = None) -> Dict[str, Any]:
+        """``POST model-versions/create``: the next version of ``name`` from
+        ``source`` (a run's artifact URI or ``runs:/<run_id>/<path>`` of this
+        project, ``models:/<logged model id>``, or remote storage such as
+        ``s3://...``; local paths are refused). Returns the ModelVersion."""
+        body: Dict[str, Any] = {"name": name, "source": source}
+        for k, v in (("run_id", run_id), ("description", description), ("run_link", run_link)):
+            if v is not None:
+                body[k] = v
+        if tags:
+            body["tags"] = [{"key": k, "value": str(v)} for k, v in tags.items()]
+        return self._unwrap(self._request_dict("POST", self._REG + "/model-versions/create", json=body),
+                            "model_version")
+
+    def transition_model_version_stage(self, name: str, version: Union[str, int], stage: str,
+                                       archive_existing_versions: bool = False) -> Dict[str, Any]:
+        """``POST model-versions/transition-stage``: move a version to
+        ``None``, ``Staging``, ``Production`` or ``Archived`` (any case);
+        ``archive_existing_versions`` archives the stage's other versions."""
+        body = {"name": name, "version": str(version), "stage": stage,
+                "archive_existing_versions": bool(archive_existing_versions)}
+        return self._unwrap(self._request_dict("POST", self._REG + "/model-versions/transition-stage", json=body),
+                            "model_version")
+
+    def set_registered_model_alias(self, name: str, alias: str, version: Union[str, int]) -> None:
+        """``POST registered-models/alias``: point ``alias`` at ``version``
+        (moving it when already set)."""
+        self._request("POST", self._REG + "/registered-models/alias",
+                      json={"name": name, "alias": alias, "version": str(version)})
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Dict[str, Any]:
+        """``GET registered-models/alias``: the ModelVersion ``alias`` points at."""
+        return self._unwrap(self._request_dict("GET", self._REG + "/registered-models/alias",
+                                               params={"name": name, "alias": alias}), "model_version")
+
+    # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
 

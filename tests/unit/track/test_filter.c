@@ -661,11 +661,11 @@ Test(filter_parse, order_by_errors) {
   cr_expect_str_eq(order_error(e1, 1, TRACK_FLT_EXPERIMENTS),
                    "order_by: invalid order_by clause 1 'tags.t': at position 1: invalid order_by "
                    "entity: tag");
-  const char *e2[] = {"creation_timestamp"};
+  const char *e2[] = {"version_number"};
   cr_expect_str_eq(order_error(e2, 1, TRACK_FLT_REGISTERED_MODELS),
-                   "order_by: invalid order_by clause 1 'creation_timestamp': at position 1: "
-                   "invalid attribute key 'creation_timestamp' specified. Valid keys are 'name', "
-                   "'timestamp', 'last_updated_timestamp'");
+                   "order_by: invalid order_by clause 1 'version_number': at position 1: "
+                   "invalid attribute key 'version_number' specified. Valid keys are 'name', "
+                   "'timestamp', 'creation_timestamp', 'last_updated_timestamp'");
   const char *e3[] = {"metrics.acc DESC ASC"};
   order_error(e3, 1, TRACK_FLT_RUNS);
   const char *e4[] = {"metrics.acc DESC, params.x"};
@@ -722,14 +722,15 @@ static const char *schema =
     "creation_time BIGINT, last_update_time BIGINT);"
     "CREATE TABLE experiment_tags (experiment_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, "
     "PRIMARY KEY (experiment_id, key));"
-    "CREATE TABLE registered_models (name TEXT PRIMARY KEY, creation_time BIGINT, "
+    "CREATE TABLE registered_models (id INTEGER PRIMARY KEY, name TEXT, creation_time BIGINT, "
     "last_updated_time BIGINT);"
-    "CREATE TABLE registered_model_tags (name TEXT, key TEXT, value TEXT, PRIMARY KEY (name, "
-    "key));"
-    "CREATE TABLE model_versions (name TEXT, version INTEGER, source TEXT, run_id TEXT, "
-    "creation_time BIGINT, last_updated_time BIGINT, PRIMARY KEY (name, version));"
-    "CREATE TABLE model_version_tags (name TEXT, version INTEGER, key TEXT, value TEXT, PRIMARY "
-    "KEY (name, version, key));";
+    "CREATE TABLE registered_model_tags (model_id INTEGER, key TEXT, value TEXT, PRIMARY KEY "
+    "(model_id, key));"
+    "CREATE TABLE model_versions (model_id INTEGER, name TEXT, version INTEGER, source TEXT, "
+    "run_id TEXT, creation_time BIGINT, last_updated_time BIGINT, PRIMARY KEY (model_id, "
+    "version));"
+    "CREATE TABLE model_version_tags (model_id INTEGER, version INTEGER, key TEXT, value TEXT, "
+    "PRIMARY KEY (model_id, version, key));";
 
 /* r1..r6: a handful of runs covering numbers, NaN, missing keys, case,
  * wildcards in values, NULL attributes and ties. */
@@ -766,14 +767,13 @@ static const char *data =
     " (3, 'p', 'Churn_v2', 200, 900), (4, 'p', 'vision', NULL, NULL);"
     "INSERT INTO experiment_tags VALUES (2, 'team', 'growth'), (3, 'team', 'Growth'),"
     " (4, 'team', 'cv');"
-    "INSERT INTO registered_models VALUES ('churn', 1, 50), ('vision', 2, 40), ('Churn2', 3, 40);"
-    "INSERT INTO registered_model_tags VALUES ('churn', 'owner', 'ann'), ('vision', 'owner', "
-    "'bob');"
-    "INSERT INTO model_versions VALUES ('churn', 1, 's3://m/1', 'r1', 10, 10),"
-    " ('churn', 2, 's3://m/2', 'r2', 20, 20), ('vision', 1, 'file:/v/1', 'r3', 30, 30),"
-    " ('vision', 2, 'file:/v/2', NULL, 40, 40);"
-    "INSERT INTO model_version_tags VALUES ('churn', 2, 'stage', 'prod'), ('vision', 1, 'stage', "
-    "'dev');";
+    "INSERT INTO registered_models VALUES (1, 'churn', 1, 50), (2, 'vision', 2, 40),"
+    " (3, 'Churn2', 3, 40);"
+    "INSERT INTO registered_model_tags VALUES (1, 'owner', 'ann'), (2, 'owner', 'bob');"
+    "INSERT INTO model_versions VALUES (1, 'churn', 1, 's3://m/1', 'r1', 10, 10),"
+    " (1, 'churn', 2, 's3://m/2', 'r2', 20, 20), (2, 'vision', 1, 'file:/v/1', 'r3', 30, 30),"
+    " (2, 'vision', 2, 'file:/v/2', NULL, 40, 40);"
+    "INSERT INTO model_version_tags VALUES (1, 2, 'stage', 'prod'), (2, 1, 'stage', 'dev');";
 
 static void db_setup(void) {
   cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
@@ -1066,6 +1066,8 @@ Test(filter_sql, registered_models_and_versions) {
   cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "", none, 0), "Churn2,churn,vision");
   cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "", (const char *[]){"timestamp DESC"}, 1),
                    "churn,Churn2,vision");
+  cr_expect_str_eq(query(TRACK_FLT_REGISTERED_MODELS, "", (const char *[]){"creation_timestamp DESC"}, 1),
+                   "Churn2,vision,churn");
   cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "name = 'churn'", NULL, 0), "churn/1,churn/2");
   cr_expect_str_eq(query(TRACK_FLT_MODEL_VERSIONS, "run_id IN ('r1', 'r3')", NULL, 0),
                    "churn/1,vision/1");
