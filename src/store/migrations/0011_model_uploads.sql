@@ -1,0 +1,1 @@
+-- Reserved for the registry's model_uploads work (issue 5); filled in by that change.

@@ -1,0 +1,1 @@
+-- Reserved for the registry's registry_governance work (issue 5); filled in by that change.
