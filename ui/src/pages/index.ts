@@ -10,6 +10,8 @@ import { Experiments } from "./Experiments";
 import { Invitations } from "./Invitations";
 import { Login } from "./Login";
 import { Members } from "./Members";
+import { Model } from "./Model";
+import { Models } from "./Models";
 import { Overview } from "./Overview";
 import { Run } from "./Run";
 import { Runs } from "./Runs";
@@ -62,6 +64,17 @@ export const pages: PageDef[] = [
     component: Run,
   },
   { id: "compare", title: "Compare runs", path: "/compare", access: "user", hidden: true, section: "experiments", component: Compare },
+  { id: "models", title: "Models", path: "/models", access: "user", component: Models },
+  {
+    id: "model",
+    title: "Model",
+    path: "/models/{name}",
+    access: "user",
+    hidden: true,
+    section: "models",
+    match: (p) => /^\/models\/.+$/.test(p),
+    component: Model,
+  },
   { id: "members", title: "Members", path: "/members", access: "user", component: Members },
   {
     id: "invitations",

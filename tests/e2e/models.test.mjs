@@ -1,0 +1,212 @@
+// Browser tests for the model registry pages: the models list (search,
+// latest versions per stage, aliases), the model page (versions, moving a
+// version to a stage with and without archiving, aliases, the model card,
+// deleting) and what a viewer may do. A real `kiln server` on a fresh data
+// directory; models and versions are registered from node through MLflow's
+// registry REST API as the admin, then the pages are driven through Debian's
+// Chromium, and every change is checked through the API afterwards.
+//
+//   KILN_BIN=build/kiln node --test tests/e2e/models.test.mjs
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, api, eventually, signInForm, startServer, watchErrors } from "./harness.mjs";
+
+const ADMIN_PASSWORD = "Kiln-e2e-Admin-9m!Pw";
+const VIEWER = { username: "e2e-models-viewer", email: "mviewer@example.com", password: "Viewer-e2e-8z#Secret" };
+
+async function ok(promise, what) {
+  const r = await promise;
+  assert.equal(r.status, 200, `${what}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+describe("model registry dashboard", { timeout: 240_000 }, () => {
+  let dataDir;
+  let server;
+  let base;
+  let browser;
+  let page;
+  const pageErrors = [];
+  let token;
+  let project;
+  let runId;
+
+  const ml = (method, path, body) => ok(api(base, method, `/api/2.0/mlflow/${path}`, { token, body }), path);
+  const version = async (name, v) => (await ml("GET", `model-versions/get?name=${encodeURIComponent(name)}&version=${v}`)).model_version;
+  const model = async (name) => (await ml("GET", `registered-models/get?name=${encodeURIComponent(name)}`)).registered_model;
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    dataDir = mkdtempSync(join(tmpdir(), "kiln-e2e-models-"));
+    server = startServer(dataDir, { KILN_ADMIN_PASSWORD: ADMIN_PASSWORD });
+    base = await server.url;
+    token = (await ok(api(base, "POST", "/api/v1/auth/token", { body: { username: "admin", password: ADMIN_PASSWORD } }), "sign-in")).access_token;
+    const admin = (await ok(api(base, "GET", "/api/v1/auth/whoami", { token }), "whoami")).user;
+    const projects = (await ok(api(base, "GET", "/api/v1/projects", { token }), "projects")).projects;
+    project = projects.find((p) => p.id === admin.default_project_id);
+    assert.ok(project, "the admin has a default project");
+
+    const exp = (await ml("POST", "experiments/create", { name: "e2e-models" })).experiment_id;
+    const run = (await ml("POST", "runs/create", { experiment_id: exp, run_name: "trainer" })).run;
+    runId = run.info.run_id;
+    await ml("POST", "registered-models/create", { name: "churn", description: "Predicts churn.\nTrained weekly.", tags: [{ key: "team", value: "growth" }] });
+    for (let i = 0; i < 3; i++) {
+      await ml("POST", "model-versions/create", { name: "churn", source: `${run.info.artifact_uri}/model`, run_id: runId });
+    }
+    await ml("POST", "model-versions/transition-stage", { name: "churn", version: "1", stage: "Production", archive_existing_versions: false });
+    await ml("POST", "registered-models/create", { name: "fraud-detector" });
+
+    const created = await ok(
+      api(base, "POST", "/api/v1/users", { token, body: { username: VIEWER.username, email: VIEWER.email, password: VIEWER.password } }),
+      "create viewer",
+    );
+    await ok(api(base, "PUT", `/api/v1/orgs/${project.org_id}/members/${created.user.id}`, { token, body: { role: "member" } }), "org member");
+    await ok(api(base, "PUT", `/api/v1/projects/${project.id}/members/${created.user.id}`, { token, body: { role: "viewer" } }), "project viewer");
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    page = await ctx.newPage();
+    watchErrors(page, pageErrors);
+    await signInForm(page, base, "admin", ADMIN_PASSWORD);
+    await page.locator(`[data-testid="project-switcher"][data-project-id="${project.id}"]`).waitFor({ timeout: 10_000 });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    if (server && server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill("SIGTERM");
+      await server.exited;
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("lists models with their latest versions per stage, searches, and registers a new one", async () => {
+    await page.getByTestId("nav-models").click();
+    const churn = page.locator('[data-testid="model-row"][data-name="churn"]');
+    await churn.waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId("model-row").count(), 2);
+    // newest per stage: v3 in None, v1 in Production
+    const latest = await churn.getByTestId("model-latest").evaluateAll((xs) => xs.map((x) => `${x.getAttribute("data-stage")}:${x.textContent}`));
+    assert.deepEqual(latest.sort(), ["None:v3 None", "Production:v1 Production"]);
+    assert.match(await churn.textContent(), /team=growth/);
+
+    await page.getByTestId("models-search").fill("FRAUD");
+    await page.getByTestId("models-search-submit").click();
+    await eventually(async () => (await page.getByTestId("model-row").count()) === 1, 10_000);
+    assert.equal(await page.getByTestId("model-row").getAttribute("data-name"), "fraud-detector");
+    await page.getByTestId("models-search").fill("no-such-model");
+    await page.getByTestId("models-search-submit").click();
+    await page.getByTestId("models-empty").waitFor({ timeout: 10_000 });
+    await page.getByTestId("models-search").fill("");
+    await page.getByTestId("models-search-submit").click();
+    await churn.waitFor({ timeout: 10_000 });
+
+    await page.getByTestId("model-create-name").fill("e2e-new");
+    await page.getByTestId("model-create-description").fill("made in the browser");
+    await page.getByTestId("model-create-submit").click();
+    await page.locator('[data-testid="model-row"][data-name="e2e-new"]').waitFor({ timeout: 10_000 });
+    assert.equal((await model("e2e-new")).description, "made in the browser");
+    // a taken name: the server's error inline
+    await page.getByTestId("model-create-name").fill("churn");
+    await page.getByTestId("model-create-submit").click();
+    await page.getByTestId("model-create-error").filter({ hasText: "RESOURCE_ALREADY_EXISTS" }).waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: join(ARTIFACTS, "models-list.png"), fullPage: true });
+  });
+
+  it("moves versions between stages, archives the stage's others, and manages aliases", async () => {
+    await page.locator('[data-testid="model-row"][data-name="churn"]').getByTestId("model-link").click();
+    await page.getByTestId("model-page").waitFor({ timeout: 10_000 });
+    const row = (v) => page.locator(`[data-testid="version-row"][data-version="${v}"]`);
+    await row(3).waitFor({ timeout: 10_000 });
+    assert.deepEqual(await page.getByTestId("version-row").evaluateAll((xs) => xs.map((x) => x.getAttribute("data-version"))), ["3", "2", "1"]);
+    assert.equal(await row(1).getAttribute("data-stage"), "Production");
+    assert.equal(await row(3).getByTestId("version-run-link").count(), 1);
+
+    // v2 to Production without archiving: two versions in Production
+    await row(2).getByTestId("version-stage-select").selectOption("Production");
+    await row(2).getByTestId("version-stage-apply").click();
+    await page.locator('[data-testid="version-row"][data-version="2"][data-stage="Production"]').waitFor({ timeout: 10_000 });
+    assert.equal((await version("churn", 1)).current_stage, "Production");
+    // v3 to Production, archiving the others
+    await row(3).getByTestId("version-stage-select").selectOption("Production");
+    await row(3).getByTestId("version-archive-existing").check();
+    await row(3).getByTestId("version-stage-apply").click();
+    await page.locator('[data-testid="version-row"][data-version="3"][data-stage="Production"]').waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="version-row"][data-version="1"][data-stage="Archived"]').waitFor({ timeout: 10_000 });
+    for (const [v, want] of [[1, "Archived"], [2, "Archived"], [3, "Production"]]) {
+      assert.equal((await version("churn", v)).current_stage, want, `v${v}`);
+      // each row's control shows the version's stage now, not the last choice made in it
+      assert.equal(await row(v).getByTestId("version-stage-select").inputValue(), want, `v${v} control`);
+    }
+    assert.equal(await row(3).getByTestId("version-archive-existing").isChecked(), false);
+
+    // aliases: set on v1, move to v3, remove
+    await row(1).getByTestId("version-alias-input").fill("champion");
+    await row(1).getByTestId("version-alias-set").click();
+    await page.locator('[data-testid="alias-chip"][data-alias="champion"][data-version="1"]').waitFor({ timeout: 10_000 });
+    await row(3).getByTestId("version-alias-input").fill("champion");
+    await row(3).getByTestId("version-alias-set").click();
+    await page.locator('[data-testid="alias-chip"][data-alias="champion"][data-version="3"]').waitFor({ timeout: 10_000 });
+    assert.deepEqual((await model("churn")).aliases, [{ alias: "champion", version: "3" }]);
+    // a reserved alias: the server's error inline
+    await row(2).getByTestId("version-alias-input").fill("latest");
+    await row(2).getByTestId("version-alias-set").click();
+    await page.getByTestId("model-action-error").filter({ hasText: "INVALID_PARAMETER_VALUE" }).waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="alias-chip"][data-alias="champion"]').getByTestId("alias-remove").click();
+    await page.locator('[data-testid="alias-chip"]').first().waitFor({ state: "detached", timeout: 10_000 });
+    assert.equal((await model("churn")).aliases, undefined);
+    await page.screenshot({ path: join(ARTIFACTS, "models-model.png"), fullPage: true });
+  });
+
+  it("edits the model card and deletes a model", async () => {
+    await page.goto(`${base}/models/churn`);
+    await page.getByTestId("model-description").filter({ hasText: "Trained weekly." }).waitFor({ timeout: 10_000 });
+    await page.getByTestId("model-description-edit").click();
+    await page.getByTestId("model-description-input").fill("Predicts churn.\n\n## Data\nLast 90 days.");
+    await page.getByTestId("model-description-save").click();
+    await page.getByTestId("model-description").filter({ hasText: "Last 90 days." }).waitFor({ timeout: 10_000 });
+    assert.equal((await model("churn")).description, "Predicts churn.\n\n## Data\nLast 90 days.");
+
+    await page.goto(`${base}/models/e2e-new`);
+    await page.getByTestId("versions-empty").waitFor({ timeout: 10_000 });
+    await page.getByTestId("model-delete").click();
+    await page.getByTestId("model-delete-confirm").click();
+    await page.getByTestId("models-page").waitFor({ timeout: 10_000 });
+    assert.equal((await api(base, "GET", "/api/2.0/mlflow/registered-models/get?name=e2e-new", { token })).status, 404);
+
+    // a model that does not exist: the error panel with the stable code
+    await page.goto(`${base}/models/no-such-model`);
+    await page.getByTestId("error-code").filter({ hasText: "RESOURCE_DOES_NOT_EXIST" }).waitFor({ timeout: 10_000 });
+  });
+
+  it("shows a viewer models and versions with no write controls", async () => {
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const vpage = await vctx.newPage();
+    const errs = [];
+    watchErrors(vpage, errs);
+    await signInForm(vpage, base, VIEWER.username, VIEWER.password);
+    const sw = vpage.getByTestId("project-switcher");
+    await sw.waitFor({ timeout: 10_000 });
+    await sw.selectOption(project.id);
+    await vpage.locator(`[data-testid="project-switcher"][data-project-id="${project.id}"]`).waitFor({ timeout: 5000 });
+    await vpage.getByTestId("nav-models").click();
+    await vpage.locator('[data-testid="model-row"][data-name="churn"]').getByTestId("model-link").click();
+    await vpage.locator('[data-testid="version-row"][data-version="3"]').waitFor({ timeout: 10_000 });
+    assert.equal(await vpage.getByTestId("model-page").getAttribute("data-can-write"), "false");
+    for (const id of ["version-stage-select", "version-alias-input", "model-delete", "model-description-edit", "model-create-form"]) {
+      assert.equal(await vpage.getByTestId(id).count(), 0, `viewer sees no ${id}`);
+    }
+    assert.deepEqual(errs, []);
+    await vctx.close();
+  });
+
+  it("had no page errors", () => {
+    // the deliberate 404 above is an answered request, not a page error
+    assert.deepEqual(pageErrors, []);
+  });
+});

@@ -1,0 +1,359 @@
+// Model page: one registered model — its description (the model card), its
+// aliases, and its versions with stage, status and source run. Editors move a
+// version to a stage (optionally archiving the stage's other versions), point
+// or remove aliases, edit the description and delete the model; viewers see
+// the same without the controls, and the server refuses the calls anyway.
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { Badge, ErrorPanel, InlineError, Modal } from "../components/ui";
+import { formatShort } from "../format";
+import { useProject } from "../project";
+import { linkClick, navigate } from "../router";
+import type { ModelVersion, RegisteredModel } from "../registry";
+import {
+  deleteAlias,
+  deleteModel,
+  getModel,
+  modelVersions,
+  setAlias,
+  STAGES,
+  stageTone,
+  transitionStage,
+  updateDescription,
+} from "../registry";
+
+function modelNameFromPath(): string {
+  const m = /^\/models\/(.+?)\/*$/.exec(window.location.pathname);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+function StageControl(props: { v: ModelVersion; onMove: (stage: string, archive: boolean) => Promise<void> }) {
+  const [stage, setStage] = useState(props.v.current_stage ?? "None");
+  const [archive, setArchive] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const active = stage === "Staging" || stage === "Production";
+  return (
+    <span class="inline-form">
+      <select
+        value={stage}
+        onChange={(e) => setStage(e.currentTarget.value)}
+        data-testid="version-stage-select"
+        aria-label={`Stage for version ${props.v.version}`}
+      >
+        {STAGES.map((s) => (
+          <option key={s} value={s}>
+            {s}
+          </option>
+        ))}
+      </select>
+      {active && (
+        <label class="check">
+          <input type="checkbox" checked={archive} onChange={(e) => setArchive(e.currentTarget.checked)} data-testid="version-archive-existing" />
+          archive others in {stage}
+        </label>
+      )}
+      <button
+        type="button"
+        class="btn btn-small"
+        disabled={busy || stage === (props.v.current_stage ?? "None")}
+        data-testid="version-stage-apply"
+        onClick={async () => {
+          setBusy(true);
+          try {
+            await props.onMove(stage, active && archive);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        Move
+      </button>
+    </span>
+  );
+}
+
+function AliasControl(props: { v: ModelVersion; onSet: (alias: string) => Promise<void> }) {
+  const [alias, setAliasText] = useState("");
+  const [busy, setBusy] = useState(false);
+  return (
+    <form
+      class="inline-form"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (!alias.trim()) return;
+        setBusy(true);
+        try {
+          await props.onSet(alias.trim());
+          setAliasText("");
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      <input
+        class="input-small"
+        value={alias}
+        placeholder="alias"
+        onInput={(e) => setAliasText(e.currentTarget.value)}
+        data-testid="version-alias-input"
+        aria-label={`Alias for version ${props.v.version}`}
+      />
+      <button type="submit" class="btn btn-small btn-ghost" disabled={busy || !alias.trim()} data-testid="version-alias-set">
+        Set
+      </button>
+    </form>
+  );
+}
+
+export function Model() {
+  const pv = useProject();
+  const pid = pv.currentId;
+  const canWrite = pv.role === "editor" || pv.role === "admin";
+  const name = modelNameFromPath();
+  const [model, setModel] = useState<RegisteredModel | null>(null);
+  const [versions, setVersions] = useState<ModelVersion[] | null>(null);
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [editing, setEditing] = useState(false);
+  const [desc, setDesc] = useState("");
+  const [confirmDelete, setConfirmDelete] = useState(false);
+
+  const load = useCallback(async () => {
+    if (!pid || !name) return;
+    try {
+      const [m, vs] = await Promise.all([getModel(pid, name), modelVersions(pid, name)]);
+      setModel(m);
+      setVersions(vs);
+      setLoadError(null);
+    } catch (e) {
+      setLoadError(e);
+    }
+  }, [pid, name]);
+
+  useEffect(() => {
+    setModel(null);
+    setVersions(null);
+    void load();
+  }, [load]);
+
+  const act = async (fn: () => Promise<unknown>) => {
+    setActionError(null);
+    try {
+      await fn();
+      await load();
+    } catch (e) {
+      setActionError(e);
+    }
+  };
+
+  return (
+    <div class="page" data-testid="model-page" data-name={name} data-can-write={String(canWrite)}>
+      <div class="page-header">
+        <div>
+          <p class="crumbs">
+            <a href="/models" onClick={(e) => linkClick(e, "/models")} data-testid="models-crumb">
+              Models
+            </a>{" "}
+            /
+          </p>
+          <h1 class="page-title" data-testid="model-name">
+            {name}
+          </h1>
+          {model && (
+            <p class="page-subtitle">
+              Registered {formatShort(model.creation_timestamp ?? 0)} · updated {formatShort(model.last_updated_timestamp ?? 0)}
+            </p>
+          )}
+        </div>
+        {canWrite && model && (
+          <button type="button" class="btn btn-ghost btn-ghost-danger" onClick={() => setConfirmDelete(true)} data-testid="model-delete">
+            Delete model
+          </button>
+        )}
+      </div>
+      {loadError !== null && <ErrorPanel error={loadError} onRetry={() => void load()} />}
+      <InlineError error={actionError} testid="model-action-error" />
+      <div class="card-stack">
+      {model && (
+        <section class="card" aria-label="Model card" data-testid="model-card">
+          <h2 class="card-title">Model card</h2>
+          <div class="card-body">
+            {editing ? (
+              <form
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  void act(async () => {
+                    await updateDescription(pid!, name, desc);
+                    setEditing(false);
+                  });
+                }}
+              >
+                <textarea rows={8} class="textarea" value={desc} onInput={(e) => setDesc(e.currentTarget.value)} data-testid="model-description-input" />
+                <div class="modal-actions">
+                  <button type="button" class="btn btn-ghost" onClick={() => setEditing(false)}>
+                    Cancel
+                  </button>
+                  <button type="submit" class="btn" data-testid="model-description-save">
+                    Save
+                  </button>
+                </div>
+              </form>
+            ) : (
+              <>
+                <p class="prewrap" data-testid="model-description">
+                  {model.description || <span class="muted">No description yet.</span>}
+                </p>
+                {canWrite && (
+                  <button
+                    type="button"
+                    class="btn btn-small btn-ghost"
+                    onClick={() => {
+                      setDesc(model.description ?? "");
+                      setEditing(true);
+                    }}
+                    data-testid="model-description-edit"
+                  >
+                    Edit
+                  </button>
+                )}
+              </>
+            )}
+            {(model.tags ?? []).length > 0 && (
+              <p>
+                {(model.tags ?? []).map((t) => (
+                  <span key={t.key} class="chip" data-testid="model-tag">
+                    {t.key}={t.value}
+                  </span>
+                ))}
+              </p>
+            )}
+          </div>
+        </section>
+      )}
+      {model && (
+        <section class="card" aria-label="Aliases" data-testid="model-aliases">
+          <h2 class="card-title">Aliases</h2>
+          <div class="card-body">
+            {(model.aliases ?? []).length === 0 && <p class="muted">No aliases. Point one at a version below.</p>}
+            {(model.aliases ?? []).map((a) => (
+              <span key={a.alias} class="chip" data-testid="alias-chip" data-alias={a.alias} data-version={a.version}>
+                @{a.alias} → v{a.version}
+                {canWrite && (
+                  <button
+                    type="button"
+                    class="chip-x"
+                    aria-label={`Remove alias ${a.alias}`}
+                    data-testid="alias-remove"
+                    onClick={() => void act(() => deleteAlias(pid!, name, a.alias))}
+                  >
+                    ×
+                  </button>
+                )}
+              </span>
+            ))}
+          </div>
+        </section>
+      )}
+      </div>
+      <h2 class="section-title">Versions</h2>
+      <div class="table-wrap">
+        <table class="table" data-testid="versions-table">
+          <thead>
+            <tr>
+              <th>Version</th>
+              <th>Stage</th>
+              <th>Aliases</th>
+              <th>Status</th>
+              <th>Source run</th>
+              <th>Created</th>
+              {canWrite && <th>Move to stage</th>}
+              {canWrite && <th>Alias</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {versions?.map((v) => {
+              const runHref = v.run_id ? `/runs/${encodeURIComponent(v.run_id)}` : "";
+              return (
+                <tr key={v.version} data-testid="version-row" data-version={v.version} data-stage={v.current_stage ?? "None"}>
+                  <td class="strong">v{v.version}</td>
+                  <td>
+                    <Badge tone={stageTone(v.current_stage)} testid="version-stage">
+                      {v.current_stage ?? "None"}
+                    </Badge>
+                  </td>
+                  <td>
+                    {(v.aliases ?? []).map((a) => (
+                      <span key={a} class="chip" data-testid="version-alias">
+                        @{a}
+                      </span>
+                    ))}
+                  </td>
+                  <td title={v.status_message}>
+                    <Badge tone={v.status === "READY" ? "ok" : v.status === "FAILED_REGISTRATION" ? "bad" : "warn"} testid="version-status">
+                      {v.status ?? "READY"}
+                    </Badge>
+                  </td>
+                  <td>
+                    {v.run_id ? (
+                      <a href={runHref} onClick={(e) => linkClick(e, runHref)} data-testid="version-run-link">
+                        <code>{v.run_id.slice(0, 8)}</code>
+                      </a>
+                    ) : (
+                      <span class="muted small" title={v.source}>
+                        {v.source}
+                      </span>
+                    )}
+                  </td>
+                  <td class="nowrap">{formatShort(v.creation_timestamp ?? 0)}</td>
+                  {canWrite && (
+                    <td>
+                      <StageControl
+                        key={`${v.version}:${v.current_stage ?? "None"}`}
+                        v={v}
+                        onMove={(stage, archive) => act(() => transitionStage(pid!, name, v.version, stage, archive))}
+                      />
+                    </td>
+                  )}
+                  {canWrite && (
+                    <td>
+                      <AliasControl v={v} onSet={(alias) => act(() => setAlias(pid!, name, alias, v.version))} />
+                    </td>
+                  )}
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+        {versions !== null && versions.length === 0 && (
+          <p class="empty" data-testid="versions-empty">
+            No versions yet.
+          </p>
+        )}
+        {versions === null && loadError === null && <p class="empty">Loading…</p>}
+      </div>
+      {confirmDelete && (
+        <Modal title={`Delete ${name}?`} testid="model-delete-dialog" onClose={() => setConfirmDelete(false)}>
+          <p>The model, all its versions, tags and aliases are deleted. This cannot be undone.</p>
+          <div class="modal-actions">
+            <button type="button" class="btn btn-ghost" onClick={() => setConfirmDelete(false)}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              class="btn btn-danger"
+              data-testid="model-delete-confirm"
+              onClick={() =>
+                void act(async () => {
+                  await deleteModel(pid!, name);
+                  setConfirmDelete(false);
+                  navigate("/models");
+                })
+              }
+            >
+              Delete
+            </button>
+          </div>
+        </Modal>
+      )}
+    </div>
+  );
+}

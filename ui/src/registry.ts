@@ -1,0 +1,132 @@
+// Model registry: MLflow's registry REST API as the dashboard uses it, on the
+// session cookie, in the current project (sent as X-Kiln-Project).
+import { authJSON } from "./auth";
+import type { KV } from "./track";
+
+export interface ModelVersion {
+  name: string;
+  version: string;
+  creation_timestamp?: number;
+  last_updated_timestamp?: number;
+  current_stage?: string;
+  description?: string;
+  source?: string;
+  run_id?: string;
+  run_link?: string;
+  status?: string;
+  status_message?: string;
+  tags?: KV[];
+  aliases?: string[];
+  user_id?: string;
+}
+
+export interface RegisteredModel {
+  name: string;
+  creation_timestamp?: number;
+  last_updated_timestamp?: number;
+  description?: string;
+  latest_versions?: ModelVersion[];
+  tags?: KV[];
+  aliases?: { alias: string; version: string }[];
+}
+
+export const STAGES = ["None", "Staging", "Production", "Archived"] as const;
+
+const ML = "/api/2.0/mlflow/";
+
+function call<T>(pid: string, method: string, path: string, body?: unknown): Promise<T> {
+  return authJSON<T>(method, ML + path, body, undefined, { "X-Kiln-Project": pid });
+}
+
+function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") q.set(k, String(v));
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+/** Text for inside a quoted LIKE/ILIKE pattern: %, _ and \ match themselves. */
+export function likeLiteral(s: string): string {
+  const pattern = s.replace(/[\\%_]/g, (c) => "\\" + c);
+  return pattern.replace(/\\/g, "\\\\").replace(/'/g, "''");
+}
+
+export function searchModels(
+  pid: string,
+  opts: { filter?: string | undefined; pageToken?: string | undefined; maxResults?: number | undefined },
+): Promise<{ registered_models?: RegisteredModel[]; next_page_token?: string }> {
+  return call(
+    pid,
+    "GET",
+    "registered-models/search" +
+      query({
+        filter: opts.filter,
+        page_token: opts.pageToken,
+        max_results: opts.maxResults ?? 100,
+        order_by: "name ASC",
+      }),
+  );
+}
+
+export async function getModel(pid: string, name: string): Promise<RegisteredModel> {
+  const r = await call<{ registered_model: RegisteredModel }>(pid, "GET", "registered-models/get" + query({ name }));
+  return r.registered_model;
+}
+
+/** Every version of a model, newest first (pages followed). */
+export async function modelVersions(pid: string, name: string): Promise<ModelVersion[]> {
+  const out: ModelVersion[] = [];
+  let token: string | undefined;
+  do {
+    const r = await call<{ model_versions?: ModelVersion[]; next_page_token?: string }>(
+      pid,
+      "GET",
+      "model-versions/search" + query({ filter: `name='${name.replace(/'/g, "''")}'`, max_results: 1000, page_token: token }),
+    );
+    out.push(...(r.model_versions ?? []));
+    token = r.next_page_token;
+  } while (token);
+  return out.sort((a, b) => Number(b.version) - Number(a.version));
+}
+
+export function createModel(pid: string, name: string, description: string): Promise<unknown> {
+  return call(pid, "POST", "registered-models/create", description ? { name, description } : { name });
+}
+
+export function updateDescription(pid: string, name: string, description: string): Promise<unknown> {
+  return call(pid, "PATCH", "registered-models/update", { name, description });
+}
+
+export function deleteModel(pid: string, name: string): Promise<unknown> {
+  return call(pid, "DELETE", "registered-models/delete", { name });
+}
+
+export function transitionStage(
+  pid: string,
+  name: string,
+  version: string,
+  stage: string,
+  archiveExisting: boolean,
+): Promise<unknown> {
+  return call(pid, "POST", "model-versions/transition-stage", {
+    name,
+    version,
+    stage,
+    archive_existing_versions: archiveExisting,
+  });
+}
+
+export function setAlias(pid: string, name: string, alias: string, version: string): Promise<unknown> {
+  return call(pid, "POST", "registered-models/alias", { name, alias, version });
+}
+
+export function deleteAlias(pid: string, name: string, alias: string): Promise<unknown> {
+  return call(pid, "DELETE", "registered-models/alias", { name, alias });
+}
+
+export function stageTone(stage: string | undefined): "ok" | "warn" | "neutral" | "bad" {
+  if (stage === "Production") return "ok";
+  if (stage === "Staging") return "warn";
+  if (stage === "Archived") return "bad";
+  return "neutral";
+}
