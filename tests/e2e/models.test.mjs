@@ -60,6 +60,16 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     }
     await ml("POST", "model-versions/transition-stage", { name: "churn", version: "1", stage: "Production", archive_existing_versions: false });
     await ml("POST", "registered-models/create", { name: "fraud-detector" });
+    // two versions of another model from two runs with different params and metrics: the compare view
+    for (const [rname, lr, acc] of [["run-a", "0.1", 0.81], ["run-b", "0.01", 0.93]]) {
+      const r = (await ml("POST", "runs/create", { experiment_id: exp, run_name: rname })).run;
+      await ml("POST", "runs/log-batch", {
+        run_id: r.info.run_id,
+        params: [{ key: "lr", value: lr }, { key: "depth", value: "6" }],
+        metrics: [0, 1, 2].map((step) => ({ key: "acc", value: acc - (2 - step) * 0.1, timestamp: Date.now(), step })),
+      });
+      await ml("POST", "model-versions/create", { name: "fraud-detector", source: `${r.info.artifact_uri}/model`, run_id: r.info.run_id });
+    }
 
     const created = await ok(
       api(base, "POST", "/api/v1/users", { token, body: { username: VIEWER.username, email: VIEWER.email, password: VIEWER.password } }),
@@ -95,6 +105,8 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     assert.deepEqual(latest.sort(), ["None:v3 None", "Production:v1 Production"]);
     assert.match(await churn.textContent(), /team=growth/);
 
+    const fraudLatest = page.locator('[data-testid="model-row"][data-name="fraud-detector"]').getByTestId("model-latest");
+    assert.equal(await fraudLatest.textContent(), "v2 None");
     await page.getByTestId("models-search").fill("FRAUD");
     await page.getByTestId("models-search-submit").click();
     await eventually(async () => (await page.getByTestId("model-row").count()) === 1, 10_000);
@@ -182,6 +194,27 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     // a model that does not exist: the error panel with the stable code
     await page.goto(`${base}/models/no-such-model`);
     await page.getByTestId("error-code").filter({ hasText: "RESOURCE_DOES_NOT_EXIST" }).waitFor({ timeout: 10_000 });
+  });
+
+  it("compares two versions' source runs side by side", async () => {
+    await page.goto(`${base}/models/fraud-detector`);
+    const row = (v) => page.locator(`[data-testid="version-row"][data-version="${v}"]`);
+    await row(2).waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId("versions-compare").getAttribute("aria-disabled"), "true");
+    await row(1).getByTestId("version-pick").check();
+    await row(2).getByTestId("version-pick").check();
+    assert.equal(await page.getByTestId("versions-compare").getAttribute("aria-disabled"), "false");
+    await page.getByTestId("versions-compare").click();
+    const cmp = page.getByTestId("compare-page");
+    await cmp.waitFor({ timeout: 10_000 });
+    assert.equal(await cmp.getAttribute("data-runs"), "2");
+    // columns named by version; the differing param stands out and the shared one does not
+    await page.getByText("fraud-detector v2 · run-b").first().waitFor({ timeout: 10_000 });
+    await page.getByText("fraud-detector v1 · run-a").first().waitFor({ timeout: 10_000 });
+    await page.getByTestId("compare-only-diff").check();
+    const paramRows = await page.getByTestId("compare-param-row").evaluateAll((xs) => xs.map((x) => x.getAttribute("data-key")));
+    assert.deepEqual(paramRows, ["lr"]);
+    await page.screenshot({ path: join(ARTIFACTS, "models-compare.png"), fullPage: true });
   });
 
   it("shows a viewer models and versions with no write controls", async () => {

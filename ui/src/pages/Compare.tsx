@@ -1,6 +1,8 @@
 // Compare runs (/compare?runs=a,b,...): one overlaid chart per metric key,
 // the params side by side with the rows that differ highlighted, latest
-// metrics, and a parallel-coordinates plot of params and metrics.
+// metrics, and a parallel-coordinates plot of params and metrics. An optional
+// labels=x,y,... (aligned with runs) names the columns, e.g. the model
+// versions whose source runs these are.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ChartControls, MetricChart, colorAt } from "../components/MetricChart";
 import { ParallelCoords } from "../components/ParallelCoords";
@@ -18,9 +20,27 @@ export function compareIds(search: string): string[] {
   return [...new Set(raw.split(",").map((s) => s.trim()).filter(Boolean))];
 }
 
+/** run id -> its column label from labels=..., when given. */
+export function compareLabels(search: string): Map<string, string> {
+  const q = new URLSearchParams(search);
+  const ids = (q.get("runs") ?? "").split(",").map((s) => s.trim());
+  const labels = (q.get("labels") ?? "").split(",").map((s) => s.trim());
+  const out = new Map<string, string>();
+  ids.forEach((id, i) => {
+    if (id && labels[i] && !out.has(id)) out.set(id, labels[i]!);
+  });
+  return out;
+}
+
 export function Compare() {
   usePath();
   const ids = compareIds(window.location.search);
+  const labels = compareLabels(window.location.search);
+  const label = (r: Run) => {
+    const l = labels.get(r.info.run_id);
+    const name = runName(r.info);
+    return l ? l + " · " + name : name;
+  };
   const idsSig = ids.join(",");
   const pv = useProject();
   const pid = pv.currentId;
@@ -150,7 +170,7 @@ export function Compare() {
             <span key={r.info.run_id} class="compare-run" data-testid="compare-run" data-run-id={r.info.run_id}>
               <span class="swatch" style={{ background: colorAt(i) }} aria-hidden="true" />
               <a href={href} onClick={(e) => linkClick(e, href)}>
-                {runName(r.info)}
+                {label(r)}
               </a>
               <Badge tone={statusTone(r.info.status)}>{r.info.status ?? "—"}</Badge>
             </span>
@@ -183,7 +203,7 @@ export function Compare() {
             const list = runs
               .map((r, i) => ({ r, i }))
               .filter(({ r }) => s[r.info.run_id])
-              .map(({ r, i }) => ({ label: runName(r.info), points: s[r.info.run_id]!.points, color: colorAt(i) }));
+              .map(({ r, i }) => ({ label: label(r), points: s[r.info.run_id]!.points, color: colorAt(i) }));
             return (
               <MetricChart
                 key={k}
@@ -221,7 +241,7 @@ export function Compare() {
                 <th>Param</th>
                 {runs.map((r, i) => (
                   <th key={r.info.run_id}>
-                    <span class="swatch" style={{ background: colorAt(i) }} aria-hidden="true" /> {runName(r.info)}
+                    <span class="swatch" style={{ background: colorAt(i) }} aria-hidden="true" /> {label(r)}
                   </th>
                 ))}
               </tr>
@@ -257,7 +277,7 @@ export function Compare() {
                 <tr>
                   <th>Metric</th>
                   {runs.map((r) => (
-                    <th key={r.info.run_id}>{runName(r.info)}</th>
+                    <th key={r.info.run_id}>{label(r)}</th>
                   ))}
                 </tr>
               </thead>
@@ -282,7 +302,7 @@ export function Compare() {
         <h2 class="section-title" id="cmp-pc-title">
           Parallel coordinates
         </h2>
-        <ParallelCoords dims={dims} runs={runs.map((r, i) => ({ id: r.info.run_id, label: runName(r.info), color: colorAt(i) }))} />
+        <ParallelCoords dims={dims} runs={runs.map((r, i) => ({ id: r.info.run_id, label: label(r), color: colorAt(i) }))} />
       </section>
     </div>
   );

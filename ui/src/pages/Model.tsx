@@ -116,6 +116,7 @@ export function Model() {
   const [editing, setEditing] = useState(false);
   const [desc, setDesc] = useState("");
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [picked, setPicked] = useState<string[]>([]); /* versions to compare */
 
   const load = useCallback(async () => {
     if (!pid || !name) return;
@@ -144,6 +145,14 @@ export function Model() {
       setActionError(e);
     }
   };
+
+  /* versions with a source run, picked, in the table's order; one column per run */
+  const pickedRuns = (versions ?? []).filter((v) => v.run_id && picked.includes(v.version));
+  const seenRuns = new Set<string>();
+  const cols = pickedRuns.filter((v) => !seenRuns.has(v.run_id!) && seenRuns.add(v.run_id!));
+  const compareHref =
+    `/compare?runs=${cols.map((v) => encodeURIComponent(v.run_id!)).join(",")}` +
+    `&labels=${cols.map((v) => encodeURIComponent(`${name} v${v.version}`)).join(",")}`;
 
   return (
     <div class="page" data-testid="model-page" data-name={name} data-can-write={String(canWrite)}>
@@ -254,11 +263,27 @@ export function Model() {
         </section>
       )}
       </div>
-      <h2 class="section-title">Versions</h2>
+      <div class="section-head">
+        <h2 class="section-title">Versions</h2>
+        <a
+          class={`btn btn-small${cols.length < 2 ? " btn-disabled" : ""}`}
+          href={compareHref}
+          aria-disabled={cols.length < 2}
+          onClick={(e) => {
+            if (cols.length < 2) e.preventDefault();
+            else linkClick(e, compareHref);
+          }}
+          data-testid="versions-compare"
+          title="Compare the picked versions' source runs: params, metrics and charts side by side"
+        >
+          Compare source runs{cols.length ? ` (${cols.length})` : ""}
+        </a>
+      </div>
       <div class="table-wrap">
         <table class="table" data-testid="versions-table">
           <thead>
             <tr>
+              <th class="check-col" aria-label="Pick to compare" />
               <th>Version</th>
               <th>Stage</th>
               <th>Aliases</th>
@@ -274,6 +299,20 @@ export function Model() {
               const runHref = v.run_id ? `/runs/${encodeURIComponent(v.run_id)}` : "";
               return (
                 <tr key={v.version} data-testid="version-row" data-version={v.version} data-stage={v.current_stage ?? "None"}>
+                  <td class="check-col">
+                    {v.run_id && (
+                      <input
+                        type="checkbox"
+                        checked={picked.includes(v.version)}
+                        aria-label={`Compare version ${v.version}`}
+                        data-testid="version-pick"
+                        onChange={(e) => {
+                          const on = e.currentTarget.checked;
+                          setPicked((old) => (on ? [...old, v.version] : old.filter((x) => x !== v.version)));
+                        }}
+                      />
+                    )}
+                  </td>
                   <td class="strong">v{v.version}</td>
                   <td>
                     <Badge tone={stageTone(v.current_stage)} testid="version-stage">
