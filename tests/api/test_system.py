@@ -264,3 +264,27 @@ def test_config_precedence_file_env_flag(make_server, tmp_path):
     # KILN_CONFIG names the file when --config does not
     env_file = make_server(env={"KILN_CONFIG": str(cfg)})
     assert accepts(env_file, 1024) and not accepts(env_file, 1025)
+
+
+def test_openapi_one_area_at_a_time(client):
+    """?tag=<a top-level tag> answers the document with only that area's
+    operations (the docs page shows one area at a time); together they are
+    the whole document, and an unknown tag is a 404 with the stable code."""
+    full = client.get("/api/openapi.json").json()
+    tags = [t["name"] for t in full["tags"]]
+    assert len(tags) == len(set(tags)) >= 5
+    ops = {(m, p): op["tags"][0] for p, item in full["paths"].items() for m, op in item.items()}
+    assert set(ops.values()) == set(tags)
+    seen = {}
+    for tag in tags:
+        r = client.get("/api/openapi.json", params={"tag": tag})
+        assert r.status_code == 200, r.text
+        part = r.json()
+        assert part["openapi"] == full["openapi"] and "tags" not in part
+        for p, item in part["paths"].items():
+            for m, op in item.items():
+                assert op["tags"][0] == tag and op == full["paths"][p][m]
+                seen[(m, p)] = tag
+    assert seen == ops
+    r = client.get("/api/openapi.json", params={"tag": "no-such-area"})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"

@@ -10,11 +10,32 @@ const require = createRequire(import.meta.url);
 const src = dirname(require.resolve("swagger-ui-dist/package.json"));
 const out = join(process.argv[2] ?? "dist", "api-docs");
 mkdirSync(out, { recursive: true });
-for (const f of ["swagger-ui-bundle.js", "swagger-ui.css"]) copyFileSync(join(src, f), join(out, f));
+for (const f of ["swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"]) {
+  copyFileSync(join(src, f), join(out, f));
+}
+// One definition per area (the document's top-level tags, served by
+// /api/openapi.json?tag=...), picked in the top bar: Swagger UI 5 stops
+// rendering a single document past ~140 operations.
 writeFileSync(
   join(out, "init.js"),
   `window.addEventListener("load", function () {
-  window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true });
+  fetch("/api/openapi.json")
+    .then(function (r) { return r.json(); })
+    .then(function (doc) {
+      var urls = (doc.tags || []).map(function (t) {
+        return { url: "/api/openapi.json?tag=" + encodeURIComponent(t.name), name: t.name };
+      });
+      var picked = new URLSearchParams(window.location.search).get("urls.primaryName");
+      window.ui = SwaggerUIBundle({
+        urls: urls,
+        "urls.primaryName": picked || (urls[0] && urls[0].name),
+        dom_id: "#swagger-ui",
+        deepLinking: true,
+        presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+        plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+        layout: "StandaloneLayout",
+      });
+    });
 });
 `,
 );
