@@ -475,13 +475,13 @@ static int h_download(struct req *rq, struct reply *rp) {
   if (!proj) return 0;
   struct err e;
   const char *name = req_param(rq, "name"), *version = req_param(rq, "version");
-  json_t *o = registry_upload_answer(req_app(rq)->db, proj, name, version, &e);
-  if (!o) return reply_err(rp, &e);
-  char sha[65], fmt[32];
-  str_copy(fmt, sizeof fmt, json_string_value(json_object_get(o, "format")));
-  json_decref(o);
+  char sha[65], fmt[32] = "";
   uint64_t size;
   if (registry_upload_blob(req_app(rq)->db, proj, name, version, sha, &size, &e)) return reply_err(rp, &e);
+  json_t *o = registry_upload_answer(req_app(rq)->db, proj, name, version, &e);
+  const char *f = o ? json_string_value(json_object_get(o, "format")) : NULL;
+  if (f) str_copy(fmt, sizeof fmt, f);
+  json_decref(o);
   uint64_t first = 0, last = size ? size - 1 : 0;
   enum http_range_kind k = http_range_parse(req_header(rq, "Range"), size, &first, &last);
   char v[320];
