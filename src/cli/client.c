@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -434,3 +435,129 @@ long cli_client_call(struct cli_client *cl, const char *method, const char *path
 int cli_report_error(long status, json_t *body) { return report_error(status, body); }
 
 void cli_print_json(json_t *v) { print_json(v); }
+
+/* ---- raw bodies: model uploads and downloads --------------------------------------- */
+
+const char *cli_client_url(const struct cli_client *cl) { return cl->c.url; }
+
+int cli_config_path(const char *file, char *out, size_t cap) {
+  char creds[2048];
+  if (creds_path(creds, sizeof creds)) return -1;
+  char *slash = strrchr(creds, '/');
+  if (!slash) return -1;
+  *slash = 0;
+  if (snprintf(out, cap, "%s/%s", creds, file) >= (int)cap) return -1;
+  return mkdirs_for(out);
+}
+
+long cli_client_put_bytes(struct cli_client *cl, const char *path, const char *const *headers, const void *data,
+                          size_t n, json_t **out) {
+  *out = NULL;
+  CURL *h = curl_easy_init();
+  if (!h) return 0;
+  char url[4096], auth[2200];
+  snprintf(url, sizeof url, "%s%s", cl->c.url, path);
+  struct buf resp;
+  buf_init(&resp);
+  struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+  hdrs = curl_slist_append(hdrs, "Expect:");
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", cl->c.access);
+  hdrs = curl_slist_append(hdrs, auth);
+  for (int i = 0; headers && headers[i]; i++) hdrs = curl_slist_append(hdrs, headers[i]);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, data);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (resp.len) *out = json_loadb(resp.data, resp.len, 0, NULL);
+  } else {
+    fprintf(stderr, "\nkiln: cannot reach %s: %s\n", cl->c.url, curl_easy_strerror(rc));
+  }
+  curl_slist_free_all(hdrs);
+  memset(auth, 0, sizeof auth);
+  curl_easy_cleanup(h);
+  buf_fini(&resp);
+  return status;
+}
+
+struct dl {
+  FILE *f;
+  struct buf err; /* the body of an error answer */
+  long status;
+  CURL *h;
+  struct sha256 sha;
+  char sha_hdr[65];
+};
+
+static size_t dl_header(char *p, size_t sz, size_t n, void *arg) {
+  struct dl *d = arg;
+  size_t len = sz * n;
+  if (len > 15 && !strncasecmp(p, "X-Kiln-Sha256:", 14)) {
+    const char *v = p + 14;
+    while (*v == ' ') v++;
+    size_t k = 0;
+    while (k < 64 && v + k < p + len && v[k] != '\r' && v[k] != '\n') k++;
+    memcpy(d->sha_hdr, v, k);
+    d->sha_hdr[k] = 0;
+  }
+  return len;
+}
+
+static size_t dl_body(char *p, size_t sz, size_t n, void *arg) {
+  struct dl *d = arg;
+  if (!d->status) curl_easy_getinfo(d->h, CURLINFO_RESPONSE_CODE, &d->status);
+  if (d->status != 200) return on_body(p, sz, n, &d->err);
+  sha256_update(&d->sha, p, sz * n);
+  return fwrite(p, sz, n, d->f) == n ? sz * n : 0;
+}
+
+long cli_client_download(struct cli_client *cl, const char *path, FILE *f, char sha_out[65], json_t **err_out) {
+  *err_out = NULL;
+  sha_out[0] = 0;
+  struct dl d = {.f = f};
+  buf_init(&d.err);
+  sha256_init(&d.sha);
+  d.h = curl_easy_init();
+  if (!d.h) return 0;
+  char url[4096], auth[2200];
+  snprintf(url, sizeof url, "%s%s", cl->c.url, path);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", cl->c.access);
+  struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+  curl_easy_setopt(d.h, CURLOPT_URL, url);
+  curl_easy_setopt(d.h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(d.h, CURLOPT_WRITEFUNCTION, dl_body);
+  curl_easy_setopt(d.h, CURLOPT_WRITEDATA, &d);
+  curl_easy_setopt(d.h, CURLOPT_HEADERFUNCTION, dl_header);
+  curl_easy_setopt(d.h, CURLOPT_HEADERDATA, &d);
+  curl_easy_setopt(d.h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(d.h);
+  long status = 0;
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(d.h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200 && d.err.len) *err_out = json_loadb(d.err.data, d.err.len, 0, NULL);
+    if (status == 200) {
+      uint8_t dg[32];
+      sha256_final(&d.sha, dg);
+      hex_encode(sha_out, dg, 32);
+      if (d.sha_hdr[0] && !str_eq(d.sha_hdr, sha_out)) {
+        fprintf(stderr, "kiln: the download's sha256 %s is not the server's %s\n", sha_out, d.sha_hdr);
+        status = 0;
+      }
+    }
+  } else {
+    fprintf(stderr, "kiln: cannot download from %s: %s\n", cl->c.url, curl_easy_strerror(rc));
+  }
+  curl_slist_free_all(hdrs);
+  memset(auth, 0, sizeof auth);
+  curl_easy_cleanup(d.h);
+  buf_fini(&d.err);
+  return status;
+}

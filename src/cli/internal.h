@@ -31,4 +31,19 @@ int cli_call(struct cli_client *cl, const char *method, const char *path, json_t
 /* "YYYY-MM-DD HH:MM:SS" (UTC) of epoch ms, "-" when unset. */
 void cli_fmt_time(int64_t ms, char out[32]);
 
+
+/* Raw bodies (client.c): model uploads and downloads. */
+#include <stdio.h>
+const char *cli_client_url(const struct cli_client *cl);
+/* A file beside the credentials (~/.config/kiln/FILE), its folder made. */
+int cli_config_path(const char *file, char *out, size_t cap);
+/* PUT n bytes with extra "Name: value" headers (NULL-terminated list). */
+long cli_client_put_bytes(struct cli_client *cl, const char *path, const char *const *headers,
+                          const void *data, size_t n, json_t **out);
+/* GET into f; on 200 sha_out gets the SHA-256 of what was written (checked
+ * against the server's X-Kiln-Sha256: a mismatch answers 0); other statuses
+ * leave the JSON error in *err_out. */
+long cli_client_download(struct cli_client *cl, const char *path, FILE *f, char sha_out[65],
+                         json_t **err_out);
+
 #endif

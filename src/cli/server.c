@@ -25,6 +25,8 @@ static struct cfg_opt server_opts[] = {
     {"threads", "KILN_THREADS", CFG_INT, "0", "HTTP I/O threads (0 = number of CPUs)", NULL, NULL},
     {"max-body", "KILN_MAX_BODY", CFG_SIZE, "32m", "largest request body accepted (413 above)", NULL, NULL},
     {"max-artifact-size", "KILN_MAX_ARTIFACT_SIZE", CFG_SIZE, "5g", "largest artifact (or multipart part) uploaded in one streamed PUT (413 above)", NULL, NULL},
+    {"max-model-size", "KILN_MAX_MODEL_SIZE", CFG_SIZE, "2g", "largest model file uploaded to the registry (POST /api/v1/models/upload, resumable uploads; 413 above)", NULL, NULL},
+    {"upload-session-ttl", "KILN_UPLOAD_SESSION_TTL", CFG_INT, "86400", "seconds a resumable model upload lives after its last chunk; expired sessions are removed with their bytes", NULL, NULL},
     {"max-conns", "KILN_MAX_CONNS", CFG_INT, "4096", "most concurrent connections", NULL, NULL},
     {"conn-timeout", "KILN_CONN_TIMEOUT", CFG_INT, "60", "idle connection timeout in seconds", NULL, NULL},
     {"shutdown-grace-ms", "KILN_SHUTDOWN_GRACE_MS", CFG_INT, "10000", "how long shutdown waits for in-flight requests", NULL, NULL},

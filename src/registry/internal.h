@@ -111,4 +111,31 @@ struct reg_search_plan {
 json_t *reg_search(struct db *db, const char *project_id, const struct registry_search *s,
                    const struct reg_search_plan *p, char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
 
+/* The one status transition (versions.c; the state machine is drawn there). */
+int reg_status_set(struct db_conn *c, int64_t model_id, int64_t version, enum registry_version_status to,
+                   const char *message, struct err *e);
+/* Drops what uploads.c recorded for a version (version -1: every version of
+ * the model) and the blob references it held; inside a write job. */
+int reg_files_drop(struct db_conn *c, int64_t model_id, int64_t version, struct err *e);
+
+/* ---- multipart.c: multipart/form-data, streamed ---- */
+#define MP_MAX_FIELD 65536 /* one non-file field's value */
+#define MP_MAX_HEADERS 8192 /* one part's header block */
+struct mp_parser;
+/* Called for each part's bytes: on_part_begin with the part's form name and
+ * filename ("" when none), then on_data in pieces, then on_part_end. A
+ * non-zero return stops parsing with that code (e filled by the callback). */
+struct mp_callbacks {
+  int (*on_part_begin)(void *ctx, const char *name, const char *filename, struct err *e);
+  int (*on_data)(void *ctx, const char *p, size_t n, struct err *e);
+  int (*on_part_end)(void *ctx, struct err *e);
+};
+/* boundary from the Content-Type parameter (1-70 chars); NULL with e set. */
+struct mp_parser *mp_parser_new(const char *content_type, const struct mp_callbacks *cb, void *ctx,
+                                struct err *e);
+void mp_parser_free(struct mp_parser *p);
+int mp_parser_feed(struct mp_parser *p, const char *data, size_t n, struct err *e);
+/* After the last byte: 0 when the closing boundary was seen. */
+int mp_parser_finish(struct mp_parser *p, struct err *e);
+
 #endif

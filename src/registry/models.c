@@ -450,7 +450,8 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
     return reg_exec(c, "UPDATE registered_models SET description = ?, last_updated_time = ? WHERE id = ?", e, "sii",
                     j->description && *j->description ? j->description : NULL, now, m.id);
   case M_DELETE:
-    rc = reg_exec(c, "DELETE FROM model_version_tags WHERE model_id = ?", e, "i", m.id);
+    rc = reg_files_drop(c, m.id, -1, e); /* uploaded files' blob references */
+    if (!rc) rc = reg_exec(c, "DELETE FROM model_version_tags WHERE model_id = ?", e, "i", m.id);
     if (!rc) rc = reg_exec(c, "DELETE FROM model_versions WHERE model_id = ?", e, "i", m.id);
     if (!rc) rc = reg_exec(c, "DELETE FROM registered_model_aliases WHERE model_id = ?", e, "i", m.id);
     if (!rc) rc = reg_exec(c, "DELETE FROM registered_model_tags WHERE model_id = ?", e, "i", m.id);

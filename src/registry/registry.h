@@ -157,6 +157,9 @@ struct registry_version_new {
   const char *name, *source, *run_id, *run_link, *description, *model_id, *user_id;
   const struct registry_kv *tags;
   int ntags;
+  /* uploads.c only: source is REGISTRY_UPLOAD_SCHEME + the file's hash and
+   * the version stays PENDING_REGISTRATION until intake has judged it */
+  bool pending_upload;
 };
 json_t *registry_version_create(struct db *db, const char *project_id,
                                 const struct registry_version_new *in, struct err *e);
@@ -185,5 +188,115 @@ json_t *registry_version_transition(struct db *db, const char *project_id, const
 json_t *registry_version_search(struct db *db, const char *project_id,
                                 const struct registry_search *s, char next[REGISTRY_PAGE_TOKEN_MAX],
                                 struct err *e);
+
+/* ---- uploaded model files (uploads.c) ---------------------------------------- *
+ * A model file uploaded whole (one request) or in a resumable session
+ * becomes the next version of a registered model (made when missing):
+ * the bytes land in a temp file under `dir`, hashed as they arrive; the
+ * version is created PENDING_REGISTRATION, intake judges the file, and the
+ * version turns READY (bytes moved into the blob store, one reference per
+ * version, so identical files are stored once) or FAILED_REGISTRATION
+ * (nothing stored; the scan report says why). Partial bytes never reach the
+ * blob store, so refused, abandoned or expired uploads leave no blob. */
+#define REGISTRY_UPLOAD_SCHEME "kiln-upload:"          /* a version's source: kiln-upload:<sha256> */
+#define REGISTRY_UPLOAD_DEFAULT_MAX_SIZE (2ull << 30)   /* --max-model-size */
+#define REGISTRY_UPLOAD_DEFAULT_TTL_S (24 * 3600)       /* --upload-session-ttl */
+#define REGISTRY_UPLOAD_ID_LEN 32                       /* hex */
+
+struct registry_upload_cfg {
+  struct db *db;
+  struct blob_store *blobs;
+  const char *dir;       /* partial and temp files (DATA/uploads); created when missing */
+  uint64_t max_size;     /* 0: REGISTRY_UPLOAD_DEFAULT_MAX_SIZE */
+  int64_t session_ttl_s; /* 0: REGISTRY_UPLOAD_DEFAULT_TTL_S; refreshed by every chunk */
+};
+
+/* What the uploader says about the file. */
+struct registry_upload_meta {
+  const char *name;        /* registered model (created when missing) */
+  const char *description; /* the version's (and a new model's) */
+  const struct registry_kv *tags; /* version tags */
+  int ntags;
+  const char *expected_sha256; /* lowercase or uppercase hex, or NULL */
+  const char *user_id;         /* who uploads (shown as the version's user_id) */
+};
+/* Refuses bad names, descriptions, tags and hashes before a byte is read. */
+int registry_upload_meta_check(const struct registry_upload_meta *m, struct err *e);
+
+/* A file being received in one request: written to a temp file, hashed as
+ * it goes; PAYLOAD_TOO_LARGE once it passes max_size. _free removes the
+ * temp file (after registry_upload_register, too). */
+struct registry_upload_file;
+struct registry_upload_file *registry_upload_file_new(const struct registry_upload_cfg *c, struct err *e);
+int registry_upload_file_write(struct registry_upload_file *f, const void *p, size_t n, struct err *e);
+uint64_t registry_upload_file_size(const struct registry_upload_file *f);
+void registry_upload_file_free(struct registry_upload_file *f);
+
+/* Registers the received file as a new version of m->name in the project.
+ * An empty file or a hash other than expected_sha256 is refused
+ * (INVALID_PARAMETER_VALUE) before anything is created. Then 0 with *out the
+ * answer (registry_upload_answer's object) for a READY version; or, when
+ * intake refuses the file, -ERR_UNSAFE_MODEL, -ERR_UNSUPPORTED_MEDIA_TYPE or
+ * -ERR_INVALID_PARAMETER_VALUE with e naming why and *out the answer for
+ * the FAILED_REGISTRATION version; other failures leave *out NULL. Unsafe
+ * pickles pass (READY, flagged "unsafe") only where the project's
+ * allow_unsafe_pickles setting is on. Runs intake on the calling thread. */
+int registry_upload_register(const struct registry_upload_cfg *c, const char *project_id,
+                             const struct registry_upload_meta *m, struct registry_upload_file *f,
+                             json_t **out, struct err *e);
+
+/* {"name", "version", "status", "status_message"?, "source", "format",
+ * "framework", "sha256", "size", "stored", "unsafe", "scan", "signature"
+ * (object or null), "prediction_url" (null: no serving yet),
+ * "creation_timestamp"} of an uploaded version; RESOURCE_DOES_NOT_EXIST
+ * for a version not made by an upload. */
+json_t *registry_upload_answer(struct db *db, const char *project_id, const char *name,
+                               const char *version, struct err *e);
+/* The stored file of a READY uploaded version (for downloads). */
+int registry_upload_blob(struct db *db, const char *project_id, const char *name, const char *version,
+                         char sha256[65], uint64_t *size, struct err *e);
+
+/* Resumable sessions, owned by the user who made them, in one project
+ * (another user or project sees RESOURCE_DOES_NOT_EXIST). A session object:
+ * {"upload_id", "name", "size", "received", "sha256"?, "description"?,
+ * "created_at", "expires_at"}. size must be 1..max_size. */
+json_t *registry_upload_session_create(const struct registry_upload_cfg *c, const char *project_id,
+                                       const struct registry_upload_meta *m, uint64_t size,
+                                       struct err *e);
+json_t *registry_upload_session_get(const struct registry_upload_cfg *c, const char *project_id,
+                                    const char *user_id, const char *upload_id, struct err *e);
+/* One chunk at offset, appended only: offset must equal the bytes received
+ * so far (CONFLICT otherwise, naming the offset to resume from); len (or
+ * HTTP_LEN_UNKNOWN-like UINT64_MAX) the chunk's announced length, which must
+ * fit the session's size. A second writer on the same session meanwhile is
+ * a CONFLICT. _end commits the chunk (the bytes must be exactly len when it
+ * was given) and answers the session; _abort cuts the file back. Both free
+ * the chunk. */
+struct registry_upload_chunk;
+struct registry_upload_chunk *registry_upload_chunk_begin(const struct registry_upload_cfg *c,
+                                                          const char *project_id, const char *user_id,
+                                                          const char *upload_id, uint64_t offset,
+                                                          uint64_t len, struct err *e);
+int registry_upload_chunk_write(struct registry_upload_chunk *ch, const void *p, size_t n, struct err *e);
+json_t *registry_upload_chunk_end(struct registry_upload_chunk *ch, struct err *e);
+void registry_upload_chunk_abort(struct registry_upload_chunk *ch);
+/* Every byte in: registers the file as registry_upload_register does
+ * (user_name shown as the version's user_id) and ends the session (it
+ * stays, for a retry, only after a temporary failure). */
+int registry_upload_session_complete(const struct registry_upload_cfg *c, const char *project_id,
+                                     const char *user_id, const char *user_name, const char *upload_id,
+                                     json_t **out, struct err *e);
+int registry_upload_session_abort(const struct registry_upload_cfg *c, const char *project_id,
+                                  const char *user_id, const char *upload_id, struct err *e);
+/* Removes sessions past their expiry with their files (and stale temp
+ * files); *removed may be NULL. Called on every session create. */
+int registry_upload_expire(const struct registry_upload_cfg *c, int *removed, struct err *e);
+
+/* Per-project registry settings: {"project_id", "allow_unsafe_pickles",
+ * "updated_at"?, "updated_by"?}. Setting writes an audit entry
+ * (registry.settings_update) in the same transaction. */
+json_t *registry_settings_get(struct db *db, const char *project_id, struct err *e);
+json_t *registry_settings_set(struct db *db, const char *project_id, bool allow_unsafe_pickles,
+                              const char *actor, struct err *e);
 
 #endif

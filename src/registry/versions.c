@@ -31,11 +31,12 @@ const char *registry_status_name(enum registry_version_status s) {
  * READY and FAILED_REGISTRATION are final. A version whose source already
  * holds its files (a run's artifacts, a logged model, remote storage) passes
  * through PENDING_REGISTRATION to READY inside the write that creates it;
- * uploads (a later change) will leave it pending until their bytes are
- * stored. status_set is the only place a status changes; any other move is
- * refused with INVALID_STATE. */
-static int status_set(struct db_conn *c, int64_t model_id, int64_t version, enum registry_version_status to,
-                      const char *message, struct err *e) {
+ * an uploaded file's version (uploads.c) stays pending while intake scans
+ * the bytes, then moves to READY (stored) or FAILED_REGISTRATION (refused,
+ * with the reason as status_message). reg_status_set is the only place a
+ * status changes; any other move is refused with INVALID_STATE. */
+int reg_status_set(struct db_conn *c, int64_t model_id, int64_t version, enum registry_version_status to,
+                   const char *message, struct err *e) {
   struct db_stmt *s = db_prepare(c, "SELECT status FROM model_versions WHERE model_id = ? AND version = ?", e);
   if (!s) return -ERR_INTERNAL;
   db_bind_i64(s, 1, model_id);
@@ -154,6 +155,13 @@ static int source_resolve(struct db *db, const char *project_id, const char *sou
     *where = strdup(source);
     return *where ? 0 : err_set(e, ERR_NO_MEMORY, "out of memory");
   }
+  if (!strncasecmp(source, REGISTRY_UPLOAD_SCHEME, strlen(REGISTRY_UPLOAD_SCHEME)))
+    /* the scheme names bytes of the blob store: only an upload may claim them,
+     * or a caller could register another project's file by its hash */
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "Invalid model version source: '%.300s'. %s sources are made by uploads "
+                   "(POST /api/v1/models/upload), not given.",
+                   source, REGISTRY_UPLOAD_SCHEME);
   if (str_has_prefix(source, "models:/")) {
     /* MLflow 3: models:/<logged model id> */
     const char *id = source + 8;
@@ -236,7 +244,7 @@ static int version_job(struct db_conn *c, void *arg, struct err *e) {
       rc = reg_exec(c, "UPDATE registered_models SET last_version = ?, last_updated_time = ? WHERE id = ?", e, "iii", v,
                     now, m.id);
     /* the files are already where source says */
-    if (!rc) rc = status_set(c, m.id, v, REGISTRY_READY, NULL, e);
+    if (!rc && !in->pending_upload) rc = reg_status_set(c, m.id, v, REGISTRY_READY, NULL, e);
     return rc;
   }
   case V_UPDATE:
@@ -251,6 +259,7 @@ static int version_job(struct db_conn *c, void *arg, struct err *e) {
       rc = reg_exec(c, "DELETE FROM registered_model_aliases WHERE model_id = ? AND version = ?", e, "ii", m.id,
                     j->version);
     if (!rc) rc = reg_exec(c, "DELETE FROM model_versions WHERE model_id = ? AND version = ?", e, "ii", m.id, j->version);
+    if (!rc) rc = reg_files_drop(c, m.id, j->version, e); /* an uploaded file's blob reference */
     return rc ? rc : reg_model_touch(c, m.id, now, e);
   case V_TAG_SET:
     if ((rc = reg_version_exists(c, &m, j->version, e))) return rc;
@@ -328,7 +337,20 @@ json_t *registry_version_create(struct db *db, const char *project_id,
     json_decref(lm);
   }
   char *where;
-  if (source_resolve(db, project_id, in->source, &where, e)) return NULL;
+  if (in->pending_upload) {
+    /* uploads.c made the source from the stored file's hash */
+    if (!in->source || !str_has_prefix(in->source, REGISTRY_UPLOAD_SCHEME)) {
+      err_set(e, ERR_INTERNAL, "an upload's version needs an upload source");
+      return NULL;
+    }
+    where = strdup(in->source);
+    if (!where) {
+      err_set(e, ERR_NO_MEMORY, "out of memory");
+      return NULL;
+    }
+  } else if (source_resolve(db, project_id, in->source, &where, e)) {
+    return NULL;
+  }
   struct version_job j = {.op = V_CREATE, .project_id = project_id, .name = in->name, .in = in, .where = where};
   json_t *o = version_change(db, &j, true, e);
   free(where);

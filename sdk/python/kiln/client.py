@@ -714,6 +714,127 @@ class Client:
                                                params={"name": name, "alias": alias}), "model_version")
 
     # ------------------------------------------------------------------
+    # Model files: upload (resumable) and download
+    # ------------------------------------------------------------------
+
+    _UPLOADS = "/api/v1/models/uploads"
+
+    def upload_model(self, path: Union[str, "os.PathLike[str]"], name: str, description: Optional[str] = None,
+                     tags: Optional[Mapping[str, str]] = None, chunk_size: int = 8 << 20,
+                     progress: Optional[Callable[[int, int], None]] = None, upload_id: Optional[str] = None,
+                     retries: int = 3) -> Dict[str, Any]:
+        """Upload a model file as the next version of ``name`` (made when
+        missing) in chunks through a resumable session, then have the server
+        scan and register it. Returns the uploaded version (``status``,
+        ``format``, ``framework``, ``sha256``, ``size``, ``scan``,
+        ``signature``, ``prediction_url``).
+
+        ``progress(bytes_sent, total)`` is called after every chunk. A chunk
+        that fails in transit is retried (``retries`` times) from the byte the
+        server says it has; when it still fails the ``KilnError`` raised carries
+        ``upload_id``: pass it back as ``upload_id=`` to resume. A refused file
+        raises the server's error (``UNSAFE_MODEL`` 422 naming the global,
+        ``UNSUPPORTED_MEDIA_TYPE`` 415, a checksum mismatch 400); the version it
+        made is in the error's ``details["model_version"]`` when it has one."""
+        import hashlib
+
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        fspath = os.fspath(path)
+        size = os.path.getsize(fspath)
+        digest = hashlib.sha256()
+        with open(fspath, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        sha = digest.hexdigest()
+        received = 0
+        if upload_id:
+            session = self._unwrap(self._request_dict("GET", f"{self._UPLOADS}/{_quote(upload_id)}"), "upload")
+            if session.get("size") != size or session.get("sha256", sha) != sha:
+                raise ValueError(f"upload {upload_id} was started for another file")
+            received = int(session.get("received", 0))
+        else:
+            body: Dict[str, Any] = {"name": name, "size": size, "sha256": sha}
+            if description is not None:
+                body["description"] = description
+            if tags:
+                body["tags"] = [{"key": k, "value": str(v)} for k, v in tags.items()]
+            upload_id = str(self._unwrap(self._request_dict("POST", self._UPLOADS, json=body), "upload")["upload_id"])
+        where = f"{self._UPLOADS}/{_quote(upload_id)}"
+        failures = 0
+        if progress:
+            progress(received, size)
+        with open(fspath, "rb") as f:
+            while received < size:
+                f.seek(received)
+                chunk = f.read(min(chunk_size, size - received))
+                rng = f"bytes {received}-{received + len(chunk) - 1}/{size}"
+                try:
+                    answer = self._request_dict("PUT", where, data=chunk,
+                                                headers={"Content-Type": "application/octet-stream",
+                                                         "Content-Range": rng})
+                    received = int(self._unwrap(answer, "upload")["received"])
+                    failures = 0
+                except KilnError as err:
+                    transient = isinstance(err, ConnectionFailed) or err.error_code == "CONFLICT"
+                    failures += 1
+                    if not transient or failures > retries:
+                        err.upload_id = upload_id  # type: ignore[attr-defined]
+                        raise
+                    try:
+                        session = self._unwrap(self._request_dict("GET", where), "upload")
+                        received = int(session["received"])
+                    except ConnectionFailed:
+                        time.sleep(min(2.0, 0.2 * failures))
+                    continue
+                if progress:
+                    progress(received, size)
+        return self._unwrap(self._request_dict("POST", where + "/complete"), "model_version")
+
+    def download_model(self, name: str, version: Union[str, int], path: Union[str, "os.PathLike[str]"],
+                       chunk_size: int = 8 << 20) -> str:
+        """Download an uploaded version's file to ``path`` in ranged pieces
+        (never the whole file in memory), checking its SHA-256 against the
+        version's. Returns the SHA-256."""
+        import hashlib
+
+        base = f"/api/v1/models/{_quote(name)}/versions/{_quote(str(version))}"
+        info = self._unwrap(self._request_dict("GET", base + "/scan"), "model_version")
+        size, want = int(info["size"]), str(info["sha256"])
+        fspath = os.fspath(path)
+        tmp = fspath + ".part"
+        digest = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as f:
+                pos = 0
+                while pos < size:
+                    last = min(size, pos + chunk_size) - 1
+                    piece = self._request("GET", base + "/download", raw=True,
+                                          headers={"Range": f"bytes={pos}-{last}",
+                                                   "Accept": "application/octet-stream"})
+                    if not piece:
+                        raise KilnError("INVALID_RESPONSE", f"empty piece at byte {pos}")
+                    f.write(piece)
+                    digest.update(piece)
+                    pos += len(piece)
+                f.flush()
+                os.fsync(f.fileno())
+            if digest.hexdigest() != want:
+                raise KilnError("DATA_CORRUPTED", f"downloaded sha256 {digest.hexdigest()} is not {want}")
+            os.replace(tmp, fspath)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return want
+
+    def model_version_scan(self, name: str, version: Union[str, int]) -> Dict[str, Any]:
+        """The scan report, format, framework, checksum and signature of an
+        uploaded version."""
+        return self._unwrap(self._request_dict(
+            "GET", f"/api/v1/models/{_quote(name)}/versions/{_quote(str(version))}/scan"), "model_version")
+
+    # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
 
