@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "http/http.h"
+#include "registry/registry.h"
 #include "track/track.h"
 
 
@@ -47,6 +48,13 @@ static struct cfg_opt server_opts[] = {
     {"allow-signup", "KILN_ALLOW_SIGNUP", CFG_BOOL, "false", "let anyone create an account (POST /api/v1/auth/signup)", NULL, NULL},
     {"tls-cert", "KILN_TLS_CERT", CFG_STR, "", "PEM certificate chain: serve HTTPS (with --tls-key)", NULL, NULL},
     {"tls-key", "KILN_TLS_KEY", CFG_STR, "", "PEM private key file for --tls-cert", NULL, NULL},
+    {"webhook-max-attempts", "KILN_WEBHOOK_MAX_ATTEMPTS", CFG_INT, "8", "attempts per registry webhook delivery (1-20)", NULL, NULL},
+    {"webhook-backoff-ms", "KILN_WEBHOOK_BACKOFF_MS", CFG_INT, "1000", "wait after a webhook delivery's first failed attempt; doubles per attempt", NULL, NULL},
+    {"webhook-backoff-max-ms", "KILN_WEBHOOK_BACKOFF_MAX_MS", CFG_INT, "300000", "longest wait between webhook attempts", NULL, NULL},
+    {"webhook-timeout-ms", "KILN_WEBHOOK_TIMEOUT_MS", CFG_INT, "10000", "time limit of one webhook attempt, connect included", NULL, NULL},
+    {"webhook-allow-private", "KILN_WEBHOOK_ALLOW_PRIVATE", CFG_BOOL, "true", "let webhooks reach loopback, private and link-local addresses (turn off on shared servers: SSRF)", NULL, NULL},
+    {"webhook-log-days", "KILN_WEBHOOK_LOG_DAYS", CFG_INT, "30", "days finished webhook deliveries stay in the delivery log", NULL, NULL},
+    {"webhook-log-keep", "KILN_WEBHOOK_LOG_KEEP", CFG_INT, "1000", "finished deliveries kept per webhook in the delivery log", NULL, NULL},
 };
 #define NOPTS (sizeof server_opts / sizeof server_opts[0])
 
@@ -197,9 +205,21 @@ int cli_server(int argc, char **argv) {
                          .allow_signup = cfg_bool(&cfg, "allow-signup"),
                          .has_master_key = have_key};
   if (have_key) hex_decode(ao.master_key, sizeof ao.master_key, key);
+  int64_t attempts = cfg_int(&cfg, "webhook-max-attempts");
+  struct registry_webhooks_opts wo = {
+      .master_key = have_key ? ao.master_key : NULL,
+      .max_attempts = attempts < 1 ? 1 : attempts > REGISTRY_WEBHOOK_MAX_ATTEMPTS ? REGISTRY_WEBHOOK_MAX_ATTEMPTS : (int)attempts,
+      .backoff_ms = cfg_int(&cfg, "webhook-backoff-ms"),
+      .backoff_max_ms = cfg_int(&cfg, "webhook-backoff-max-ms"),
+      .timeout_ms = cfg_int(&cfg, "webhook-timeout-ms"),
+      .allow_private = cfg_bool(&cfg, "webhook-allow-private"),
+      .log_retention_ms = cfg_int(&cfg, "webhook-log-days") * 24 * 3600 * 1000,
+      .log_keep = cfg_int(&cfg, "webhook-log-keep"),
+  };
   int orc = blob_open(&app.blobs, blob_url, app.db, &bo, &e);
   if (orc == 0) orc = auth_open(&app.auth, app.db, &ao, &e);
   if (orc == 0) orc = auth_signing_key_check(app.auth, &e);
+  if (orc == 0) orc = registry_webhooks_new(&app.webhooks, app.db, &wo, &e);
   sodium_memzero(key, sizeof key);
   sodium_memzero(ao.master_key, sizeof ao.master_key);
   if (orc) goto fail;
@@ -245,6 +265,9 @@ int cli_server(int argc, char **argv) {
     app.tls = true;
   }
   if (http_server_start(&srv, &ho, router, &app, &e)) goto fail;
+  registry_webhooks_set_self_port(app.webhooks, http_server_port(srv));
+  /* after the listener: deliveries left by an earlier run resume now */
+  if (registry_webhooks_start(app.webhooks, &e)) goto fail;
 
   const char *host = ho.listen;
   const char *colon = strrchr(host, ':');
@@ -279,6 +302,7 @@ fail:
   log_error("server.failed", "%s", e.msg);
 done:
   if (srv) http_server_stop(srv, 0);
+  registry_webhooks_free(app.webhooks); /* stops the worker before the store closes */
   sys_fini();
   router_free(router);
   auth_close(app.auth);

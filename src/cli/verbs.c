@@ -161,6 +161,20 @@ const struct cli_verb cli_verbs[] = {
      "alias points ALIAS at VERSION (moving it when set). --json prints the\n"
      "server's answer as is.\n",
      cli_models},
+    {"webhooks", "manage the project's registry webhooks: list, create, delete, send a test event",
+     "usage: kiln webhooks list   [--project ID] [--json]\n"
+     "       kiln webhooks create --url URL --events EVENT[,EVENT...] [--model NAME] [--description TEXT]\n"
+     "                            [--status ACTIVE|DISABLED|TEST_MODE] [--project ID] [--json]\n"
+     "       kiln webhooks delete WEBHOOK_ID [--project ID]\n"
+     "       kiln webhooks test   WEBHOOK_ID [--project ID] [--json]\n"
+     "\n"
+     "Webhooks of a project (--project, else the API key's, else your default;\n"
+     "project admins only). Events: MODEL_VERSION_CREATED, MODEL_VERSION_READY,\n"
+     "MODEL_VERSION_TRANSITIONED_STAGE, REGISTERED_MODEL_ALIAS_SET,\n"
+     "REGISTERED_MODEL_ALIAS_DELETED. create prints the signing secret once.\n"
+     "test queues a TEST event and waits for its outcome (exit 1 when it\n"
+     "failed). See docs/registry.md#webhooks.\n",
+     cli_webhooks},
     {"sync", "replay tracking writes the Python SDK spooled while the server was unreachable",
      "usage: kiln sync [--dir DIR] [--json]\n"
      "\n"

@@ -17,8 +17,10 @@ struct app {
   int64_t started_at_ms;
   const char *data_dir;
   bool tls; /* served over HTTPS: cookies get the Secure attribute */
+  struct registry_webhooks *webhooks; /* NULL: the webhook routes answer NOT_READY */
 };
 
+struct registry_webhooks;
 struct req;   /* one request; lives until its reply is sent */
 struct reply; /* what the handler answers */
 
@@ -270,6 +272,8 @@ extern const struct route registry_routes[];
 extern const size_t registry_routes_count;
 extern const struct route registry_upload_routes[];
 extern const size_t registry_upload_routes_count;
+extern const struct route registry_webhook_routes[];
+extern const size_t registry_webhook_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

@@ -404,6 +404,23 @@ struct model_job {
   int64_t id; /* out: the model acted on */
 };
 
+/* The version an alias points at, 0 when unset. */
+static int64_t alias_version(struct db_conn *c, int64_t model_id, const char *alias) {
+  struct db_stmt *s = db_prepare(c, "SELECT version FROM registered_model_aliases WHERE model_id = ? AND alias = ?", NULL);
+  if (!s) return 0;
+  db_bind_i64(s, 1, model_id);
+  db_bind_text(s, 2, alias);
+  int64_t v = db_step(s, NULL) == DB_ROW ? db_col_i64(s, 0) : 0;
+  db_stmt_done(s);
+  return v;
+}
+
+static int alias_event(struct db_conn *c, const char *project_id, const char *event, int64_t model_id,
+                       int64_t version, const char *alias, struct err *e) {
+  struct registry_webhook_event ev = {.event = event, .model_id = model_id, .version = version, .alias = alias};
+  return registry_webhooks_emit(c, project_id, &ev, e);
+}
+
 static int model_job(struct db_conn *c, void *arg, struct err *e) {
   struct model_job *j = arg;
   int64_t now = time_wall_ms();
@@ -471,12 +488,18 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
                   "INSERT INTO registered_model_aliases (model_id, alias, version) VALUES (?, ?, ?)"
                   " ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version",
                   e, "isi", m.id, j->alias, j->version);
-    return rc ? rc : reg_model_touch(c, m.id, now, e);
-  case M_ALIAS_DELETE:
+    if (!rc) rc = reg_model_touch(c, m.id, now, e);
+    return rc ? rc : alias_event(c, j->project_id, REGISTRY_EV_ALIAS_SET, m.id, j->version, j->alias, e);
+  case M_ALIAS_DELETE: {
+    int64_t was = alias_version(c, m.id, j->alias);
     /* deleting an alias that is not set is a no-op, as MLflow */
     rc = reg_exec(c, "DELETE FROM registered_model_aliases WHERE model_id = ? AND alias = ?", e, "is", m.id, j->alias);
-    if (!rc && db_changes(c) > 0) rc = reg_model_touch(c, m.id, now, e);
+    if (!rc && db_changes(c) > 0) {
+      rc = reg_model_touch(c, m.id, now, e);
+      if (!rc) rc = alias_event(c, j->project_id, REGISTRY_EV_ALIAS_DELETED, m.id, was, j->alias, e);
+    }
     return rc;
+  }
   default: break;
   }
   return err_set(e, ERR_INTERNAL, "unknown registered model operation");

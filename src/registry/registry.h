@@ -298,5 +298,119 @@ int registry_upload_expire(const struct registry_upload_cfg *c, int *removed, st
 json_t *registry_settings_get(struct db *db, const char *project_id, struct err *e);
 json_t *registry_settings_set(struct db *db, const char *project_id, bool allow_unsafe_pickles,
                               const char *actor, struct err *e);
+/* ---- registry webhooks (webhooks.c) ----------------------------------------------- *
+ * Per-project subscriptions to registry events, delivered as HMAC-SHA256
+ * signed JSON POSTs by a background worker from a durable queue, with
+ * retries and a delivery log. See docs/registry.md#webhooks. */
+#define REGISTRY_WEBHOOK_MAX_URL_LEN 2048
+#define REGISTRY_WEBHOOK_MAX_DESCRIPTION_LEN 1000
+#define REGISTRY_WEBHOOK_SECRET_MIN 16  /* a given secret's length, bytes */
+#define REGISTRY_WEBHOOK_SECRET_MAX 256
+#define REGISTRY_WEBHOOKS_PER_PROJECT 100
+#define REGISTRY_WEBHOOK_MAX_ATTEMPTS 20 /* the most --webhook-max-attempts takes */
+#define REGISTRY_WEBHOOK_PAGE_MAX 1000
+#define REGISTRY_WEBHOOK_SIG_LEN (7 + 64) /* "sha256=" + hex */
+
+/* The events (MLflow/Databricks registry webhook names; MODEL_VERSION_READY
+ * is Kiln's: a version's files are in place). */
+#define REGISTRY_EV_VERSION_CREATED "MODEL_VERSION_CREATED"
+#define REGISTRY_EV_VERSION_READY "MODEL_VERSION_READY"
+#define REGISTRY_EV_STAGE "MODEL_VERSION_TRANSITIONED_STAGE"
+#define REGISTRY_EV_ALIAS_SET "REGISTERED_MODEL_ALIAS_SET"
+#define REGISTRY_EV_ALIAS_DELETED "REGISTERED_MODEL_ALIAS_DELETED"
+#define REGISTRY_EV_TEST "TEST"
+/* Whether name is an event a webhook can subscribe to. */
+bool registry_webhook_event_valid(const char *name);
+
+struct registry_webhooks_opts {
+  const uint8_t *master_key; /* 32 bytes: secrets are sealed with it; NULL stores them plain */
+  int max_attempts;          /* per delivery (default 8, at most REGISTRY_WEBHOOK_MAX_ATTEMPTS) */
+  int64_t backoff_ms;        /* wait after the first failed attempt, doubling (default 1000) */
+  int64_t backoff_max_ms;    /* the longest wait (default 300000) */
+  int64_t timeout_ms;        /* one attempt, connect included (default 10000) */
+  bool allow_private;        /* loopback, private and link-local receivers (default off here;
+                              * the server flag defaults on for single-machine installs) */
+  int64_t log_retention_ms;  /* finished deliveries older than this are pruned (default 30 days) */
+  int64_t log_keep;          /* and beyond the newest this many per webhook (default 1000) */
+};
+struct registry_webhooks;
+/* The engine (management calls need it for sealing; the worker is started
+ * separately). */
+int registry_webhooks_new(struct registry_webhooks **out, struct db *db, const struct registry_webhooks_opts *o,
+                          struct err *e);
+/* Starts the delivery worker: PENDING deliveries left by an earlier run are
+ * sent first. At most one engine's worker runs per process. */
+int registry_webhooks_start(struct registry_webhooks *w, struct err *e);
+/* The server's own port: deliveries to it on a loopback address are refused. */
+void registry_webhooks_set_self_port(struct registry_webhooks *w, int port);
+/* Stops the worker (in-flight attempts are abandoned and stay PENDING, so
+ * they are retried after a restart) and frees the engine. NULL is a no-op. */
+void registry_webhooks_free(struct registry_webhooks *w);
+
+/* A webhook's fields for create and update. NULL (and events_given false)
+ * leaves a field unchanged on update; "" clears model_name/description. */
+struct registry_webhook_in {
+  const char *url, *model_name, *description, *status, *secret, *user_id;
+  const char *const *events;
+  int nevents;
+  bool events_given;
+  bool rotate_secret; /* update: a new server-made secret */
+};
+/* Webhook objects: {id, project_id, url, events, model_name?, description?,
+ * status, created_by?, creation_timestamp, last_updated_timestamp}; never
+ * the secret. create and a rotating update put the new secret in *secret
+ * (malloc'd; the only time it is shown; callers wipe and free it). */
+json_t *registry_webhook_create(struct registry_webhooks *w, const char *project_id,
+                                const struct registry_webhook_in *in, char **secret, struct err *e);
+json_t *registry_webhook_get(struct registry_webhooks *w, const char *project_id, const char *id, struct err *e);
+json_t *registry_webhook_update(struct registry_webhooks *w, const char *project_id, const char *id,
+                                const struct registry_webhook_in *in, char **secret, struct err *e);
+/* Removes the webhook with its deliveries and their log. */
+int registry_webhook_delete(struct registry_webhooks *w, const char *project_id, const char *id, struct err *e);
+/* Webhook objects of the project, oldest first; next gets the next page's
+ * token or "". */
+json_t *registry_webhook_list(struct registry_webhooks *w, const char *project_id, int64_t max_results,
+                              const char *page_token, char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
+/* Queues a TEST event for the webhook (any status; one attempt, no retries)
+ * and returns its delivery object. */
+json_t *registry_webhook_test(struct registry_webhooks *w, const char *project_id, const char *id,
+                              struct err *e);
+/* Delivery objects: {id, webhook_id, event, state, attempts, max_attempts,
+ * creation_timestamp, next_attempt_timestamp?, completed_timestamp?,
+ * last_status_code?, last_error?, payload, attempt_log: [{attempt,
+ * start_timestamp, duration_ms, status_code?, error?}]}, newest first. */
+json_t *registry_webhook_deliveries(struct registry_webhooks *w, const char *project_id, const char *id,
+                                    int64_t max_results, const char *page_token,
+                                    char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
+json_t *registry_webhook_delivery_get(struct registry_webhooks *w, const char *project_id, const char *id,
+                                      const char *delivery_id, struct err *e);
+
+/* The hook the registry's transition points call inside their write (so the
+ * deliveries commit with the change, or not at all): queues one delivery per
+ * ACTIVE webhook of the project subscribed to the event (and to the model,
+ * when it names one), and wakes the worker. model_id and version name the
+ * subject (version 0: none). */
+struct registry_webhook_event {
+  const char *event;
+  int64_t model_id, version;
+  const char *from_stage, *to_stage, *alias;
+};
+int registry_webhooks_emit(struct db_conn *c, const char *project_id, const struct registry_webhook_event *ev,
+                           struct err *e);
+
+/* Pure parts, exposed for tests. */
+/* "sha256=" + hex(HMAC-SHA256(secret, "<timestamp>.<body>")). */
+void registry_webhook_sign(const char *secret, size_t secret_len, int64_t timestamp, const char *body,
+                           size_t body_len, char out[REGISTRY_WEBHOOK_SIG_LEN + 1]);
+/* The wait before attempt `attempt + 1` after `attempt` failed (1-based):
+ * base * 2^(attempt-1), at most max. */
+int64_t registry_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms);
+/* http(s)://host[:port][/path], no credentials, no fragment, bounded; with
+ * allow_private false, a literal loopback/private/link-local address or
+ * "localhost" is refused too (names are checked again when connecting). */
+int registry_webhook_url_check(const char *url, bool allow_private, struct err *e);
+/* Whether an address (AF_INET/AF_INET6 bytes) is loopback, private,
+ * link-local, shared, multicast or unspecified. */
+bool registry_webhook_addr_private(int family, const uint8_t *addr);
 
 #endif

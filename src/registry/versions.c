@@ -19,6 +19,18 @@ const char *registry_status_name(enum registry_version_status s) {
   return "UNKNOWN";
 }
 
+/* The project a model belongs to (for the webhook hook in status_set,
+ * which is called with ids only); "" when unknown. */
+static const char *project_of_model(struct db_conn *c, int64_t model_id, char pid[64]) {
+  pid[0] = 0;
+  struct db_stmt *s = db_prepare(c, "SELECT project_id FROM registered_models WHERE id = ?", NULL);
+  if (!s) return pid;
+  db_bind_i64(s, 1, model_id);
+  if (db_step(s, NULL) == DB_ROW) str_copy(pid, 64, db_col_text(s, 0));
+  db_stmt_done(s);
+  return pid;
+}
+
 /* ---- the status state machine ----------------------------------------------------------------
  *
  *                  create
@@ -52,8 +64,12 @@ int reg_status_set(struct db_conn *c, int64_t model_id, int64_t version, enum re
   if (!legal)
     return err_set(e, ERR_INVALID_STATE, "Model version status cannot change from %s to %s", from,
                    registry_status_name(to));
-  return reg_exec(c, "UPDATE model_versions SET status = ?, status_message = ? WHERE model_id = ? AND version = ?", e,
-                  "ssii", registry_status_name(to), message && *message ? message : NULL, model_id, version);
+  int rc2 = reg_exec(c, "UPDATE model_versions SET status = ?, status_message = ? WHERE model_id = ? AND version = ?", e,
+                     "ssii", registry_status_name(to), message && *message ? message : NULL, model_id, version);
+  if (rc2 || to != REGISTRY_READY) return rc2;
+  struct registry_webhook_event ev = {.event = REGISTRY_EV_VERSION_READY, .model_id = model_id, .version = version};
+  char pid[64];
+  return registry_webhooks_emit(c, project_of_model(c, model_id, pid), &ev, e);
 }
 
 /* ---- the stage state machine ------------------------------------------------------------------
@@ -69,15 +85,44 @@ int reg_status_set(struct db_conn *c, int64_t model_id, int64_t version, enum re
  * target must be Staging or Production, and the model's other versions in
  * that stage move to Archived in the same write. stage_set is the only place
  * a stage changes. */
-static int stage_set(struct db_conn *c, const struct reg_model *m, int64_t version, const char *stage,
-                     bool archive_existing, int64_t now, struct err *e) {
+static int emit_archived(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
+                         const char *stage, struct err *e) {
+  struct db_stmt *s = db_prepare(c,
+                                 "SELECT version FROM model_versions WHERE model_id = ? AND current_stage = ?"
+                                 " AND version <> ? ORDER BY version",
+                                 e);
+  if (!s) return -ERR_INTERNAL;
+  db_bind_i64(s, 1, m->id);
+  db_bind_text(s, 2, stage);
+  db_bind_i64(s, 3, version);
+  int rc;
+  while ((rc = db_step(s, e)) == DB_ROW) {
+    struct registry_webhook_event ev = {.event = REGISTRY_EV_STAGE, .model_id = m->id, .version = db_col_i64(s, 0),
+                                        .from_stage = stage, .to_stage = "Archived"};
+    if ((rc = registry_webhooks_emit(c, project_id, &ev, e))) break;
+  }
+  db_stmt_done(s);
+  return rc < 0 ? rc : 0;
+}
+
+static int stage_set(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
+                     const char *stage, bool archive_existing, int64_t now, struct err *e) {
   int rc = reg_version_exists(c, m, version, e);
   if (rc) return rc;
+  char from[16] = "";
+  struct db_stmt *q = db_prepare(c, "SELECT current_stage FROM model_versions WHERE model_id = ? AND version = ?", e);
+  if (!q) return -ERR_INTERNAL;
+  db_bind_i64(q, 1, m->id);
+  db_bind_i64(q, 2, version);
+  if (db_step(q, e) == DB_ROW) str_copy(from, sizeof from, db_col_text(q, 0));
+  db_stmt_done(q);
   if (archive_existing && !str_eq(stage, "Staging") && !str_eq(stage, "Production"))
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                    "Model version transition cannot archive existing model versions because '%s' is not an "
                    "Active stage. Valid stages are Staging, Production",
                    stage);
+  /* the versions archive_existing moves get their own events */
+  if (archive_existing && (rc = emit_archived(c, project_id, m, version, stage, e))) return rc;
   if (archive_existing &&
       (rc = reg_exec(c,
                      "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?"
@@ -87,7 +132,10 @@ static int stage_set(struct db_conn *c, const struct reg_model *m, int64_t versi
   rc = reg_exec(c,
                 "UPDATE model_versions SET current_stage = ?, last_updated_time = ? WHERE model_id = ? AND version = ?",
                 e, "siii", stage, now, m->id, version);
-  return rc ? rc : reg_model_touch(c, m->id, now, e);
+  if (!rc) rc = reg_model_touch(c, m->id, now, e);
+  struct registry_webhook_event ev = {.event = REGISTRY_EV_STAGE, .model_id = m->id, .version = version,
+                                      .from_stage = from, .to_stage = stage};
+  return rc ? rc : registry_webhooks_emit(c, project_id, &ev, e);
 }
 
 /* ---- sources ---------------------------------------------------------------------------------- */
@@ -243,6 +291,8 @@ static int version_job(struct db_conn *c, void *arg, struct err *e) {
     if (!rc)
       rc = reg_exec(c, "UPDATE registered_models SET last_version = ?, last_updated_time = ? WHERE id = ?", e, "iii", v,
                     now, m.id);
+    struct registry_webhook_event ev = {.event = REGISTRY_EV_VERSION_CREATED, .model_id = m.id, .version = v};
+    if (!rc) rc = registry_webhooks_emit(c, j->project_id, &ev, e);
     /* the files are already where source says */
     if (!rc && !in->pending_upload) rc = reg_status_set(c, m.id, v, REGISTRY_READY, NULL, e);
     return rc;
@@ -272,7 +322,7 @@ static int version_job(struct db_conn *c, void *arg, struct err *e) {
     /* a tag that is not set is a no-op, as MLflow's SQL store */
     return reg_exec(c, "DELETE FROM model_version_tags WHERE model_id = ? AND version = ? AND key = ?", e, "iis",
                     m.id, j->version, j->key);
-  case V_STAGE: return stage_set(c, &m, j->version, j->stage, j->archive_existing, now, e);
+  case V_STAGE: return stage_set(c, j->project_id, &m, j->version, j->stage, j->archive_existing, now, e);
   }
   return err_set(e, ERR_INTERNAL, "unknown model version operation");
 }
