@@ -401,8 +401,22 @@ struct model_job {
   const struct registry_kv *tags;
   int ntags;
   int64_t version;
+  enum reg_gov_mode gov;
   int64_t id; /* out: the model acted on */
 };
+
+/* The one place an alias is pointed at a version; a protected alias may
+ * need an approved request (reg_gov_gate). */
+int reg_alias_set(struct db_conn *c, const char *project_id, const struct reg_model *m, const char *alias,
+                  int64_t version, int64_t now, enum reg_gov_mode mode, struct err *e) {
+  int rc = reg_version_exists(c, m, version, e);
+  if (rc || (rc = reg_gov_gate(c, project_id, m, version, true, alias, mode, e))) return rc;
+  rc = reg_exec(c,
+                "INSERT INTO registered_model_aliases (model_id, alias, version) VALUES (?, ?, ?)"
+                " ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version",
+                e, "isi", m->id, alias, version);
+  return rc ? rc : reg_model_touch(c, m->id, now, e);
+}
 
 static int model_job(struct db_conn *c, void *arg, struct err *e) {
   struct model_job *j = arg;
@@ -464,13 +478,7 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
   case M_TAG_DELETE:
     /* a tag that is not set is a no-op, as MLflow's SQL store */
     return reg_exec(c, "DELETE FROM registered_model_tags WHERE model_id = ? AND key = ?", e, "is", m.id, j->key);
-  case M_ALIAS_SET:
-    if ((rc = reg_version_exists(c, &m, j->version, e))) return rc;
-    rc = reg_exec(c,
-                  "INSERT INTO registered_model_aliases (model_id, alias, version) VALUES (?, ?, ?)"
-                  " ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version",
-                  e, "isi", m.id, j->alias, j->version);
-    return rc ? rc : reg_model_touch(c, m.id, now, e);
+  case M_ALIAS_SET: return reg_alias_set(c, j->project_id, &m, j->alias, j->version, now, j->gov, e);
   case M_ALIAS_DELETE:
     /* deleting an alias that is not set is a no-op, as MLflow */
     rc = reg_exec(c, "DELETE FROM registered_model_aliases WHERE model_id = ? AND alias = ?", e, "is", m.id, j->alias);
@@ -552,10 +560,18 @@ int registry_model_tag_delete(struct db *db, const char *project_id, const char 
 
 int registry_alias_set(struct db *db, const char *project_id, const char *name, const char *alias,
                        const char *version, struct err *e) {
+  return registry_alias_set_as(db, project_id, name, alias, version, NULL, e);
+}
+
+int reg_alias_check(const char *alias, struct err *e) { return check_alias(alias, e); }
+
+int registry_alias_set_as(struct db *db, const char *project_id, const char *name, const char *alias,
+                          const char *version, const struct registry_actor *who, struct err *e) {
   int64_t v;
   int rc = check_name(name, "name", e);
   if (rc || (rc = check_alias(alias, e)) || (rc = reg_version_parse(version, &v, e))) return rc;
-  struct model_job j = {.op = M_ALIAS_SET, .project_id = project_id, .name = name, .alias = alias, .version = v};
+  struct model_job j = {.op = M_ALIAS_SET, .project_id = project_id, .name = name, .alias = alias, .version = v,
+                        .gov = who && who->project_admin ? REG_GOV_ADMIN : REG_GOV_CALLER};
   return done(model_change(db, &j, false, e)) ? -(int)e->code : 0;
 }
 
