@@ -268,6 +268,8 @@ extern const struct route track_artifact_routes[];
 extern const size_t track_artifact_routes_count;
 extern const struct route registry_routes[];
 extern const size_t registry_routes_count;
+extern const struct route registry_gov_routes[];
+extern const size_t registry_gov_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);
