@@ -59,6 +59,10 @@ static const char *node(struct graph *g, const char *type, const char *key, cons
 
 static void edge(struct graph *g, const char *from, const char *to, const char *type) {
   if (!from || !to) return;
+  /* once each: a run reached from the version and from its logged model */
+  char key[2 * (4 * REGISTRY_MAX_NAME_LEN + 640) + 32];
+  snprintf(key, sizeof key, "\x01%s\x01%s\x01%s", from, type, to);
+  if (json_object_get(g->seen, key) || json_object_set_new(g->seen, key, json_true())) return;
   json_array_append_new(g->edges, json_pack("{s:s, s:s, s:s}", "from", from, "to", to, "type", type));
 }
 
@@ -80,6 +84,9 @@ static const char *add_experiment(struct graph *g, struct db *db, const char *pr
 static const char *add_run(struct graph *g, struct db *db, const char *project_id, const char *run_id,
                            bool *truncated) {
   struct err e;
+  char seen[64];
+  snprintf(seen, sizeof seen, N_RUN ":%s", run_id);
+  if (json_object_get(g->seen, seen)) return json_string_value(json_object_get(g->seen, seen));
   json_t *run = track_run_get(db, project_id, run_id, &e);
   if (!run) return node(g, N_RUN, run_id, run_id, json_pack("{s:s}", "run_id", run_id), true);
   json_t *info = json_object_get(run, "info");
