@@ -33,5 +33,6 @@ int cli_experiments(int argc, char **argv);
 int cli_runs(int argc, char **argv);
 int cli_sync(int argc, char **argv);
 int cli_models(int argc, char **argv);
+int cli_approvals(int argc, char **argv);
 
 #endif

@@ -1,8 +1,8 @@
 /* registry/api_gov: Kiln's own registry routes under /api/v1 — governance
  * settings, approval requests (the approvals inbox), comments on model
  * versions and version lineage. Thin: parse, call the domain, reply. The
- * project is the caller's selection as on the MLflow routes, except for
- * /approvals/{id}, which belongs to the request's own project. */
+ * project is the caller's selection as on the MLflow routes: a request or
+ * comment of another project answers 404 like a missing one. */
 #include "http/http.h"
 #include "registry/api_internal.h"
 #include "registry/registry.h"
@@ -134,16 +134,6 @@ static int h_settings_put(struct req *rq, struct reply *rp) {
 
 /* ---- approval requests -------------------------------------------------------------------- */
 
-static const char *request_locate(struct req *rq, bool *missing) {
-  char proj[128];
-  struct err e;
-  if (registry_request_project(DB(rq), req_param(rq, "request_id"), proj, sizeof proj, &e)) {
-    *missing = true;
-    return NULL;
-  }
-  return arena_strdup(req_arena(rq), proj);
-}
-
 static int h_request_create(struct req *rq, struct reply *rp) {
   const char *proj = track_api_project(rq, rp);
   json_t *body = proj ? req_json_object(rq, rp) : NULL;
@@ -180,24 +170,17 @@ static int h_request_list(struct req *rq, struct reply *rp) {
   return 0;
 }
 
-/* The request's project (the locator found it; the central check passed). */
-static const char *request_project(struct req *rq) {
-  bool missing = false;
-  return request_locate(rq, &missing);
-}
-
 static int h_request_get(struct req *rq, struct reply *rp) {
-  const char *proj = request_project(rq);
+  const char *proj = track_api_project(rq, rp);
   struct err e;
-  if (!proj) return reply_errf(rp, ERR_RESOURCE_DOES_NOT_EXIST, "Approval request not found");
-  reply_obj(rp, "approval_request", registry_request_get(DB(rq), proj, req_param(rq, "request_id"), &e), &e);
+  if (proj) reply_obj(rp, "approval_request", registry_request_get(DB(rq), proj, req_param(rq, "request_id"), &e), &e);
   return 0;
 }
 
 static int decide(struct req *rq, struct reply *rp, enum registry_request_state to) {
-  const char *proj = request_project(rq);
-  if (!proj) return reply_errf(rp, ERR_RESOURCE_DOES_NOT_EXIST, "Approval request not found");
+  const char *proj = track_api_project(rq, rp);
   json_t *body;
+  if (!proj) return 0;
   const char *comment;
   if (body_of(rq, rp, &body) || b_str(rp, body, "comment", false, &comment)) return 0;
   struct registry_actor who;
@@ -355,14 +338,14 @@ const struct route registry_gov_routes[] = {
      "APPROVED, REJECTED, CANCELLED, STALE, ALL; max_results <= 1000, page_token)",
      "registry governance", NULL, S_PAGE("approval_requests", S_REQUEST), NULL, h_request_list, SEL},
     {"GET", "/api/v1/approvals/{request_id}", PERM_READ, "One approval request", "registry governance", NULL,
-     S_ONE("approval_request", S_REQUEST), NULL, h_request_get, 0, request_locate},
+     S_ONE("approval_request", S_REQUEST), NULL, h_request_get, SEL},
     {"POST", "/api/v1/approvals/{request_id}/approve", PERM_ADMIN,
      "Approve a pending request (project admins): the change is made in the same write", "registry governance",
-     R_COMMENT, S_ONE("approval_request", S_REQUEST), NULL, h_approve, 0, request_locate},
+     R_COMMENT, S_ONE("approval_request", S_REQUEST), NULL, h_approve, SEL},
     {"POST", "/api/v1/approvals/{request_id}/reject", PERM_ADMIN, "Reject a pending request (project admins)",
-     "registry governance", R_COMMENT, S_ONE("approval_request", S_REQUEST), NULL, h_reject, 0, request_locate},
+     "registry governance", R_COMMENT, S_ONE("approval_request", S_REQUEST), NULL, h_reject, SEL},
     {"POST", "/api/v1/approvals/{request_id}/cancel", PERM_WRITE, "Withdraw your own pending request",
-     "registry governance", R_COMMENT, S_ONE("approval_request", S_REQUEST), NULL, h_cancel, 0, request_locate},
+     "registry governance", R_COMMENT, S_ONE("approval_request", S_REQUEST), NULL, h_cancel, SEL},
     {"GET", VER "/comments", PERM_READ, "Comments on a model version, oldest first (max_results, page_token)",
      "registry comments", NULL, S_PAGE("comments", S_COMMENT), NULL, h_comment_list, SEL},
     {"POST", VER "/comments", PERM_WRITE, "Comment on a model version", "registry comments", R_BODY,

@@ -711,25 +711,6 @@ json_t *registry_request_decide(struct db *db, const char *project_id, const cha
   return request_read(db, project_id, id, e);
 }
 
-int registry_request_project(struct db *db, const char *id, char *out, size_t cap, struct err *e) {
-  out[0] = 0;
-  if (!id || strlen(id) != REGISTRY_GOV_ID_LEN)
-    return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Approval request '%.64s' not found", id ? id : "");
-  struct db_conn *c = db_reader_acquire(db, e);
-  if (!c) return -(int)e->code;
-  struct db_stmt *s = db_prepare(c, "SELECT project_id FROM registry_approval_requests WHERE id = ?", e);
-  int rc = -ERR_INTERNAL;
-  if (s) {
-    db_bind_text(s, 1, id);
-    rc = db_step(s, e);
-    if (rc == DB_ROW) str_copy(out, cap, db_col_text(s, 0));
-    db_stmt_done(s);
-    rc = rc == DB_ROW ? 0 : rc == DB_DONE ? err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Approval request '%.64s' not found", id) : rc;
-  }
-  db_reader_release(db, c);
-  return rc;
-}
-
 /* ---- comments on model versions --------------------------------------------------------------- */
 
 enum comment_op { C_CREATE, C_UPDATE, C_DELETE };

@@ -268,8 +268,6 @@ json_t *registry_request_list(struct db *db, const char *project_id, enum regist
 json_t *registry_request_decide(struct db *db, const char *project_id, const char *id,
                                 enum registry_request_state to, const char *comment,
                                 const struct registry_actor *who, struct err *e);
-/* The project a request belongs to (route locator); RESOURCE_DOES_NOT_EXIST. */
-int registry_request_project(struct db *db, const char *id, char *out, size_t cap, struct err *e);
 
 /* Comments on a model version: {id, model_name, version, author_id,
  * author?, body, created_at, updated_at}, oldest first. Only the author
