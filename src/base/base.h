@@ -38,6 +38,7 @@ extern const char kiln_commit[];
   X(ENDPOINT_NOT_FOUND, "ENDPOINT_NOT_FOUND", 404, "no such endpoint")                   \
   X(METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", 405, "method not allowed")                 \
   X(CONFLICT, "CONFLICT", 409, "conflict")                                               \
+  X(APPROVAL_REQUIRED, "APPROVAL_REQUIRED", 409, "this change needs an approved request") \
   X(PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", 413, "request body too large")               \
   X(UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", 415, "unsupported media type")     \
   X(RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", 416, "range not satisfiable")        \

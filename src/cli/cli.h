@@ -34,5 +34,6 @@ int cli_runs(int argc, char **argv);
 int cli_sync(int argc, char **argv);
 int cli_models(int argc, char **argv);
 int cli_webhooks(int argc, char **argv);
+int cli_approvals(int argc, char **argv);
 
 #endif

@@ -23,7 +23,8 @@ static const char USAGE[] =
     "       kiln models promote NAME VERSION STAGE [--archive-existing] [--json]\n"
     "       kiln models alias NAME ALIAS VERSION [--json]\n"
     "       kiln models push FILE --name NAME [--description TEXT] [--tag KEY=VALUE]... [--chunk-size BYTES] [--json]\n"
-    "       kiln models download NAME VERSION [-o FILE]\n";
+    "       kiln models download NAME VERSION [-o FILE]\n"
+    "       kiln models lineage NAME VERSION [--json]\n";
 
 #define MAX_OPT 16
 struct margs {
@@ -533,13 +534,60 @@ static int download(struct cli_client *cl, const struct margs *a) {
   return 0;
 }
 
+/* One row per edge (FROM, EDGE, TO), then nodes no edge reaches. */
+static int lineage(struct cli_client *cl, const struct margs *a) {
+  char *n = cli_escape(a->pos[0]), *v = cli_escape(a->pos[1]);
+  char *path = n && v ? malloc(strlen(n) + strlen(v) + 64) : NULL;
+  if (path) snprintf(path, strlen(n) + strlen(v) + 64, "/api/v1/models/%s/versions/%s/lineage", n, v);
+  free(n);
+  free(v);
+  if (!path) return fprintf(stderr, "kiln: out of memory\n"), 1;
+  json_t *ans = NULL;
+  int rc = cli_call(cl, "GET", path, NULL, &ans);
+  free(path);
+  if (rc) return rc;
+  if (a->json) {
+    cli_print_json(ans);
+    json_decref(ans);
+    return 0;
+  }
+  json_t *nodes = json_object_get(ans, "nodes"), *label = json_object(), *used = json_object();
+  size_t i;
+  json_t *x;
+  json_array_foreach(nodes, i, x) {
+    char text[1200];
+    snprintf(text, sizeof text, "%s %.1000s%s", jstr(x, "type"), jstr(x, "label"),
+             json_is_true(json_object_get(x, "missing")) ? " (missing)" : "");
+    json_object_set_new(label, jstr(x, "id"), json_string(text));
+  }
+  json_t *rows = json_array();
+  json_array_append_new(rows, cli_row("FROM", "EDGE", "TO", NULL));
+  json_array_foreach(json_object_get(ans, "edges"), i, x) {
+    const char *f = jstr(x, "from"), *t = jstr(x, "to");
+    json_object_set_new(used, f, json_true());
+    json_object_set_new(used, t, json_true());
+    json_array_append_new(rows, cli_row(json_string_value(json_object_get(label, f)), jstr(x, "type"),
+                                        json_string_value(json_object_get(label, t)), NULL));
+  }
+  json_array_foreach(nodes, i, x) {
+    if (!json_object_get(used, jstr(x, "id")))
+      json_array_append_new(rows, cli_row(json_string_value(json_object_get(label, jstr(x, "id"))), "-", "-", NULL));
+  }
+  cli_print_table(rows);
+  json_decref(rows);
+  json_decref(label);
+  json_decref(used);
+  json_decref(ans);
+  return 0;
+}
+
 int cli_models(int argc, char **argv) {
   const char *sub = argc > 0 ? argv[0] : "";
   struct margs a;
   int rc = parse(argc - (argc > 0), argv + (argc > 0), &a);
   if (rc) return rc == 1 ? 0 : rc;
   int want = str_eq(sub, "list") ? 0 : str_eq(sub, "show") || str_eq(sub, "versions") || str_eq(sub, "push") ? 1
-             : str_eq(sub, "download")                                                                 ? 2
+             : str_eq(sub, "download") || str_eq(sub, "lineage")                                       ? 2
              : str_eq(sub, "promote") || str_eq(sub, "alias")                                          ? 3
                                                                                                        : -1;
   if (want < 0 || a.npos != want) {
@@ -570,6 +618,8 @@ int cli_models(int argc, char **argv) {
     rc = show(cl, &a);
   } else if (str_eq(sub, "versions")) {
     rc = versions(cl, &a);
+  } else if (str_eq(sub, "lineage")) {
+    rc = lineage(cl, &a);
   } else if (str_eq(sub, "promote")) {
     json_t *req = json_pack("{s:s, s:s, s:s, s:b}", "name", a.pos[0], "version", a.pos[1], "stage", a.pos[2],
                             "archive_existing_versions", a.archive);

@@ -148,6 +148,9 @@ const struct cli_verb cli_verbs[] = {
      "       kiln models versions NAME [--max-results N] [--json]\n"
      "       kiln models promote NAME VERSION STAGE [--archive-existing] [--json]\n"
      "       kiln models alias NAME ALIAS VERSION [--json]\n"
+     "       kiln models push FILE --name NAME [--description TEXT] [--tag KEY=VALUE]... [--chunk-size BYTES] [--json]\n"
+     "       kiln models download NAME VERSION [-o FILE]\n"
+     "       kiln models lineage NAME VERSION [--json]\n"
      "\n"
      "The model registry of the selected project (the API key's, else your\n"
      "default). list prints NAME, LATEST (the newest version in each stage),\n"
@@ -158,8 +161,12 @@ const struct cli_verb cli_verbs[] = {
      "versions prints every version, newest first, with stage, status, aliases\n"
      "and run. promote moves a version to None, Staging, Production or Archived\n"
      "(any case); --archive-existing archives the stage's other versions.\n"
-     "alias points ALIAS at VERSION (moving it when set). --json prints the\n"
-     "server's answer as is.\n",
+     "alias points ALIAS at VERSION (moving it when set). lineage prints the\n"
+     "graph of where a version came from (its run, the datasets the run used,\n"
+     "the logged model, experiments): one row per edge, missing pieces marked.\n"
+     "push uploads a model file (resumable: run it again after an interruption)\n"
+     "with a progress bar; download fetches an uploaded version's file.\n"
+     "--json prints the server's answer as is.\n",
      cli_models},
     {"webhooks", "manage the project's registry webhooks: list, create, delete, send a test event",
      "usage: kiln webhooks list   [--project ID] [--json]\n"
@@ -175,6 +182,17 @@ const struct cli_verb cli_verbs[] = {
      "test queues a TEST event and waits for its outcome (exit 1 when it\n"
      "failed). See docs/registry.md#webhooks.\n",
      cli_webhooks},
+    {"approvals", "the registry's approvals inbox: list requests, approve or reject one",
+     "usage: kiln approvals list [--state STATE|ALL] [--max-results N] [--json]\n"
+     "       kiln approvals approve ID [--comment TEXT] [--json]\n"
+     "       kiln approvals reject ID [--comment TEXT] [--json]\n"
+     "\n"
+     "Approval requests of the selected project (governed changes: a version to\n"
+     "Production, a protected alias). list prints pending requests, newest\n"
+     "first (--state APPROVED, REJECTED, CANCELLED, STALE or ALL for others).\n"
+     "approve makes the change and records the decision; reject records it.\n"
+     "Only project admins approve or reject. --json prints the server's answer.\n",
+     cli_approvals},
     {"sync", "replay tracking writes the Python SDK spooled while the server was unreachable",
      "usage: kiln sync [--dir DIR] [--json]\n"
      "\n"

@@ -274,6 +274,8 @@ extern const struct route registry_upload_routes[];
 extern const size_t registry_upload_routes_count;
 extern const struct route registry_webhook_routes[];
 extern const size_t registry_webhook_routes_count;
+extern const struct route registry_gov_routes[];
+extern const size_t registry_gov_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

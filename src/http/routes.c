@@ -12,6 +12,7 @@ int routes_register_all(struct router *r, struct err *e) {
   if (!rc) rc = router_add_table(r, registry_routes, registry_routes_count, e);
   if (!rc) rc = router_add_table(r, registry_upload_routes, registry_upload_routes_count, e);
   if (!rc) rc = router_add_table(r, registry_webhook_routes, registry_webhook_routes_count, e);
+  if (!rc) rc = router_add_table(r, registry_gov_routes, registry_gov_routes_count, e);
   /* later rooms add their tables here */
   if (rc) return rc;
   return sys_init(r, e);

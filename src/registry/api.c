@@ -4,6 +4,7 @@
  * without a body reads the query), pick the project the way the tracking
  * API does, call the domain, reply. */
 #include "http/http.h"
+#include "registry/api_internal.h"
 #include "registry/registry.h"
 /* the MLflow API's project choice, shared with the tracking room */
 #include "track/api_internal.h"
@@ -331,7 +332,11 @@ static int h_alias_set(struct req *rq, struct reply *rp) {
   struct err e;
   if (args_init(&a, rq, rp)) return 0;
   if (!f_str(&a, "name", true, &name) && !f_str(&a, "alias", true, &alias) && !f_str(&a, "version", true, &version))
-    reply_rc(rp, registry_alias_set(DB(rq), a.proj, name, alias, version, &e), &e);
+  {
+    struct registry_actor who; /* a protected alias may need approval */
+    reg_api_actor(rq, a.proj, &who);
+    reply_rc(rp, registry_alias_set_as(DB(rq), a.proj, name, alias, version, &who, &e), &e);
+  }
   args_fini(&a);
   return 0;
 }
@@ -464,9 +469,12 @@ static int h_transition(struct req *rq, struct reply *rp) {
   struct err e;
   if (args_init(&a, rq, rp)) return 0;
   if (!name_version(&a, &name, &version) && !f_str(&a, "stage", true, &stage) &&
-      !f_bool(&a, "archive_existing_versions", &archive))
+      !f_bool(&a, "archive_existing_versions", &archive)) {
+    struct registry_actor who; /* Production may need approval */
+    reg_api_actor(rq, a.proj, &who);
     reply_obj(rp, "model_version",
-              registry_version_transition(DB(rq), a.proj, name, version, stage, archive, &e), &e);
+              registry_version_transition_as(DB(rq), a.proj, name, version, stage, archive, &who, &e), &e);
+  }
   args_fini(&a);
   return 0;
 }

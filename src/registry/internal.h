@@ -137,5 +137,22 @@ void mp_parser_free(struct mp_parser *p);
 int mp_parser_feed(struct mp_parser *p, const char *data, size_t n, struct err *e);
 /* After the last byte: 0 when the closing boundary was seen. */
 int mp_parser_finish(struct mp_parser *p, struct err *e);
+/* ---- governance hooks (governance.c; the stage and alias functions) ---- */
+/* How a governed change is being made: by a caller who needs approval, by
+ * a project admin (allowed, audited as a direct change), or as the effect
+ * of an approved request. */
+enum reg_gov_mode { REG_GOV_CALLER = 0, REG_GOV_ADMIN, REG_GOV_APPROVED };
+/* The one check: 0 when the change may go ahead, APPROVAL_REQUIRED when the
+ * project's rules ask for an approved request. alias: target is an alias
+ * name, else a canonical stage. */
+int reg_gov_gate(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
+                 bool alias, const char *target, enum reg_gov_mode mode, struct err *e);
+/* The single stage (versions.c) and alias (models.c) transition functions. */
+int reg_stage_set(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
+                  const char *stage, bool archive_existing, int64_t now, enum reg_gov_mode mode, struct err *e);
+int reg_alias_set(struct db_conn *c, const char *project_id, const struct reg_model *m, const char *alias,
+                  int64_t version, int64_t now, enum reg_gov_mode mode, struct err *e);
+/* MLflow's alias name rule (models.c). */
+int reg_alias_check(const char *alias, struct err *e);
 
 #endif

@@ -401,6 +401,7 @@ struct model_job {
   const struct registry_kv *tags;
   int ntags;
   int64_t version;
+  enum reg_gov_mode gov;
   int64_t id; /* out: the model acted on */
 };
 
@@ -419,6 +420,21 @@ static int alias_event(struct db_conn *c, const char *project_id, const char *ev
                        int64_t version, const char *alias, struct err *e) {
   struct registry_webhook_event ev = {.event = event, .model_id = model_id, .version = version, .alias = alias};
   return registry_webhooks_emit(c, project_id, &ev, e);
+}
+
+/* The one place an alias is pointed at a version; a protected alias may
+ * need an approved request (reg_gov_gate); webhooks hear of it in the same
+ * write. */
+int reg_alias_set(struct db_conn *c, const char *project_id, const struct reg_model *m, const char *alias,
+                  int64_t version, int64_t now, enum reg_gov_mode mode, struct err *e) {
+  int rc = reg_version_exists(c, m, version, e);
+  if (rc || (rc = reg_gov_gate(c, project_id, m, version, true, alias, mode, e))) return rc;
+  rc = reg_exec(c,
+                "INSERT INTO registered_model_aliases (model_id, alias, version) VALUES (?, ?, ?)"
+                " ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version",
+                e, "isi", m->id, alias, version);
+  if (!rc) rc = reg_model_touch(c, m->id, now, e);
+  return rc ? rc : alias_event(c, project_id, REGISTRY_EV_ALIAS_SET, m->id, version, alias, e);
 }
 
 static int model_job(struct db_conn *c, void *arg, struct err *e) {
@@ -482,14 +498,7 @@ static int model_job(struct db_conn *c, void *arg, struct err *e) {
   case M_TAG_DELETE:
     /* a tag that is not set is a no-op, as MLflow's SQL store */
     return reg_exec(c, "DELETE FROM registered_model_tags WHERE model_id = ? AND key = ?", e, "is", m.id, j->key);
-  case M_ALIAS_SET:
-    if ((rc = reg_version_exists(c, &m, j->version, e))) return rc;
-    rc = reg_exec(c,
-                  "INSERT INTO registered_model_aliases (model_id, alias, version) VALUES (?, ?, ?)"
-                  " ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version",
-                  e, "isi", m.id, j->alias, j->version);
-    if (!rc) rc = reg_model_touch(c, m.id, now, e);
-    return rc ? rc : alias_event(c, j->project_id, REGISTRY_EV_ALIAS_SET, m.id, j->version, j->alias, e);
+  case M_ALIAS_SET: return reg_alias_set(c, j->project_id, &m, j->alias, j->version, now, j->gov, e);
   case M_ALIAS_DELETE: {
     int64_t was = alias_version(c, m.id, j->alias);
     /* deleting an alias that is not set is a no-op, as MLflow */
@@ -576,10 +585,18 @@ int registry_model_tag_delete(struct db *db, const char *project_id, const char 
 
 int registry_alias_set(struct db *db, const char *project_id, const char *name, const char *alias,
                        const char *version, struct err *e) {
+  return registry_alias_set_as(db, project_id, name, alias, version, NULL, e);
+}
+
+int reg_alias_check(const char *alias, struct err *e) { return check_alias(alias, e); }
+
+int registry_alias_set_as(struct db *db, const char *project_id, const char *name, const char *alias,
+                          const char *version, const struct registry_actor *who, struct err *e) {
   int64_t v;
   int rc = check_name(name, "name", e);
   if (rc || (rc = check_alias(alias, e)) || (rc = reg_version_parse(version, &v, e))) return rc;
-  struct model_job j = {.op = M_ALIAS_SET, .project_id = project_id, .name = name, .alias = alias, .version = v};
+  struct model_job j = {.op = M_ALIAS_SET, .project_id = project_id, .name = name, .alias = alias, .version = v,
+                        .gov = who && who->project_admin ? REG_GOV_ADMIN : REG_GOV_CALLER};
   return done(model_change(db, &j, false, e)) ? -(int)e->code : 0;
 }
 

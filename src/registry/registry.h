@@ -412,5 +412,114 @@ int registry_webhook_url_check(const char *url, bool allow_private, struct err *
 /* Whether an address (AF_INET/AF_INET6 bytes) is loopback, private,
  * link-local, shared, multicast or unspecified. */
 bool registry_webhook_addr_private(int family, const uint8_t *addr);
+/* ---- governance, approvals, comments (governance.c) ---------------------------------- *
+ * A project may require approval for moving a version to Production and
+ * for pointing a protected alias (say "champion") at a version. With that
+ * on, the MLflow calls refuse a caller who is not a project admin with
+ * APPROVAL_REQUIRED (409) and a message saying how to ask; the caller opens
+ * an approval request, a project admin approves (the change is then made by
+ * the same stage/alias function, in the same write) or rejects it, and the
+ * requester may cancel. Project admins (and server admins) make governed
+ * changes directly: they are the approvers, and the direct change is
+ * audited as such. Every change here writes an audit entry in its own
+ * transaction. See docs/registry.md. */
+#define REGISTRY_GOV_MAX_PROTECTED_ALIASES 32
+#define REGISTRY_GOV_MAX_COMMENT_LEN 4000 /* request and decision comments (bytes) */
+#define REGISTRY_COMMENT_MAX_LEN 10000    /* a comment on a model version (bytes) */
+#define REGISTRY_GOV_DEFAULT_RESULTS 100
+#define REGISTRY_GOV_MAX_RESULTS 1000
+#define REGISTRY_GOV_ID_LEN 32            /* request and comment ids: 32 hex characters */
+
+/* Who acts: a user (id and display name) and whether the central check
+ * found them an admin of the project (the HTTP layer decides; domain code
+ * never sees roles). */
+struct registry_actor {
+  const char *user_id;
+  const char *username;
+  bool project_admin;
+};
+
+/* {"require_approval_for_production": bool, "protected_aliases": [...],
+ * "updated_at"?, "updated_by"?}; the defaults when never set. */
+json_t *registry_gov_settings_get(struct db *db, const char *project_id, struct err *e);
+/* require NULL: unchanged; naliases < 0: unchanged (aliases checked like
+ * MLflow's alias names, deduplicated). Returns the settings as _get. */
+json_t *registry_gov_settings_set(struct db *db, const char *project_id, const bool *require,
+                                  const char *const *aliases, int naliases,
+                                  const struct registry_actor *who, struct err *e);
+
+/* The MLflow transition-stage and set-alias calls under the project's
+ * rules (registry_version_transition and registry_alias_set act as a
+ * caller who is no project admin). */
+json_t *registry_version_transition_as(struct db *db, const char *project_id, const char *name,
+                                       const char *version, const char *stage, bool archive_existing,
+                                       const struct registry_actor *who, struct err *e);
+int registry_alias_set_as(struct db *db, const char *project_id, const char *name, const char *alias,
+                          const char *version, const struct registry_actor *who, struct err *e);
+
+enum registry_request_state {
+  REGISTRY_REQ_PENDING = 1,
+  REGISTRY_REQ_APPROVED,
+  REGISTRY_REQ_REJECTED,
+  REGISTRY_REQ_CANCELLED,
+  REGISTRY_REQ_STALE,
+};
+const char *registry_request_state_name(enum registry_request_state s);
+/* 0 when s names a state (any case), else INVALID_PARAMETER_VALUE. */
+int registry_request_state_parse(const char *s, enum registry_request_state *out, struct err *e);
+/* The request state machine's edges (governance.c draws them). */
+bool registry_request_move_legal(enum registry_request_state from, enum registry_request_state to);
+
+/* Exactly one of stage and alias. */
+struct registry_request_new {
+  const char *name, *version, *stage, *alias, *comment;
+  bool archive_existing;
+};
+/* An approval request: {id, model_name, version, kind: stage|alias, target,
+ * archive_existing_versions, from_stage, comment?, requester_id,
+ * requester?, state, created_at, updated_at, decided_by?, decided_by_name?,
+ * decision_comment?}. */
+json_t *registry_request_create(struct db *db, const char *project_id, const struct registry_request_new *in,
+                                const struct registry_actor *who, struct err *e);
+json_t *registry_request_get(struct db *db, const char *project_id, const char *id, struct err *e);
+/* Newest first; state REGISTRY_REQ_PENDING for the inbox, 0 for all. Pending
+ * requests whose version was deleted or changed stage turn STALE first. */
+json_t *registry_request_list(struct db *db, const char *project_id, enum registry_request_state state,
+                              int64_t max_results, const char *page_token,
+                              char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
+/* to: APPROVED or REJECTED (the caller must be a project admin) or
+ * CANCELLED (the requester). A PENDING request whose version changed
+ * meanwhile becomes STALE and the call answers CONFLICT. The request as
+ * it ends up. */
+json_t *registry_request_decide(struct db *db, const char *project_id, const char *id,
+                                enum registry_request_state to, const char *comment,
+                                const struct registry_actor *who, struct err *e);
+
+/* Comments on a model version: {id, model_name, version, author_id,
+ * author?, body, created_at, updated_at}, oldest first. Only the author
+ * edits; the author or a project admin deletes. */
+json_t *registry_comment_create(struct db *db, const char *project_id, const char *name,
+                                const char *version, const char *body, const struct registry_actor *who,
+                                struct err *e);
+json_t *registry_comment_list(struct db *db, const char *project_id, const char *name, const char *version,
+                              int64_t max_results, const char *page_token,
+                              char next[REGISTRY_PAGE_TOKEN_MAX], struct err *e);
+json_t *registry_comment_update(struct db *db, const char *project_id, const char *name,
+                                const char *version, const char *comment_id, const char *body,
+                                const struct registry_actor *who, struct err *e);
+int registry_comment_delete(struct db *db, const char *project_id, const char *name, const char *version,
+                            const char *comment_id, const struct registry_actor *who, struct err *e);
+
+/* ---- lineage (lineage.c) ------------------------------------------------------------ *
+ * Where a version came from, as a graph: {"nodes": [{id, type, label,
+ * attrs, missing?}], "edges": [{from, to, type}], "truncated"?}. Node
+ * types: model_version, run, dataset, logged_model, experiment; edge
+ * types: produced_by, consumed, logged_in, registered_from (the
+ * vocabulary is in docs/registry.md; later rooms add theirs). A run,
+ * logged model or experiment that no longer exists is a node with
+ * "missing": true, never an error. */
+#define REGISTRY_LINEAGE_MAX_DATASETS 500
+json_t *registry_version_lineage(struct db *db, const char *project_id, const char *name,
+                                 const char *version, struct err *e);
 
 #endif

@@ -83,8 +83,9 @@ int reg_status_set(struct db_conn *c, int64_t model_id, int64_t version, enum re
  * Any stage may move to any other (MLflow allows every move, the same stage
  * included; it only bumps last_updated_timestamp). With archive_existing the
  * target must be Staging or Production, and the model's other versions in
- * that stage move to Archived in the same write. stage_set is the only place
- * a stage changes. */
+ * that stage move to Archived in the same write. reg_stage_set is the only
+ * place a stage changes; moving to Production may need an approved request
+ * (reg_gov_gate). */
 static int emit_archived(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
                          const char *stage, struct err *e) {
   struct db_stmt *s = db_prepare(c,
@@ -105,10 +106,12 @@ static int emit_archived(struct db_conn *c, const char *project_id, const struct
   return rc < 0 ? rc : 0;
 }
 
-static int stage_set(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
-                     const char *stage, bool archive_existing, int64_t now, struct err *e) {
+int reg_stage_set(struct db_conn *c, const char *project_id, const struct reg_model *m, int64_t version,
+                  const char *stage, bool archive_existing, int64_t now, enum reg_gov_mode mode, struct err *e) {
   int rc = reg_version_exists(c, m, version, e);
   if (rc) return rc;
+  /* the project's approval rules (governance.c) */
+  if ((rc = reg_gov_gate(c, project_id, m, version, false, stage, mode, e))) return rc;
   char from[16] = "";
   struct db_stmt *q = db_prepare(c, "SELECT current_stage FROM model_versions WHERE model_id = ? AND version = ?", e);
   if (!q) return -ERR_INTERNAL;
@@ -249,6 +252,7 @@ struct version_job {
   int64_t version; /* in, or out for V_CREATE */
   const char *description, *key, *value, *stage;
   bool archive_existing;
+  enum reg_gov_mode gov;
   int64_t model_id; /* out */
 };
 
@@ -322,7 +326,7 @@ static int version_job(struct db_conn *c, void *arg, struct err *e) {
     /* a tag that is not set is a no-op, as MLflow's SQL store */
     return reg_exec(c, "DELETE FROM model_version_tags WHERE model_id = ? AND version = ? AND key = ?", e, "iis",
                     m.id, j->version, j->key);
-  case V_STAGE: return stage_set(c, j->project_id, &m, j->version, j->stage, j->archive_existing, now, e);
+  case V_STAGE: return reg_stage_set(c, j->project_id, &m, j->version, j->stage, j->archive_existing, now, j->gov, e);
   }
   return err_set(e, ERR_INTERNAL, "unknown model version operation");
 }
@@ -485,8 +489,15 @@ int registry_version_download_uri(struct db *db, const char *project_id, const c
 json_t *registry_version_transition(struct db *db, const char *project_id, const char *name,
                                     const char *version, const char *stage, bool archive_existing,
                                     struct err *e) {
+  return registry_version_transition_as(db, project_id, name, version, stage, archive_existing, NULL, e);
+}
+
+json_t *registry_version_transition_as(struct db *db, const char *project_id, const char *name,
+                                       const char *version, const char *stage, bool archive_existing,
+                                       const struct registry_actor *who, struct err *e) {
   struct version_job j = {.op = V_STAGE, .project_id = project_id, .name = name,
-                          .archive_existing = archive_existing};
+                          .archive_existing = archive_existing,
+                          .gov = who && who->project_admin ? REG_GOV_ADMIN : REG_GOV_CALLER};
   if (reg_version_parse(version, &j.version, e)) return NULL;
   j.stage = registry_stage_canonical(stage);
   if (!j.stage) {
