@@ -9,6 +9,7 @@
 //   KILN_BIN=build/kiln node --test tests/e2e/models.test.mjs
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -205,9 +206,8 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     await row(2).getByTestId("version-pick").check();
     assert.equal(await page.getByTestId("versions-compare").getAttribute("aria-disabled"), "false");
     await page.getByTestId("versions-compare").click();
-    const cmp = page.getByTestId("compare-page");
-    await cmp.waitFor({ timeout: 10_000 });
-    assert.equal(await cmp.getAttribute("data-runs"), "2");
+    // the page is there at once; its runs arrive after their calls
+    await page.locator('[data-testid="compare-page"][data-runs="2"]').waitFor({ timeout: 10_000 });
     // columns named by version; the differing param stands out and the shared one does not
     await page.getByText("fraud-detector v2 · run-b").first().waitFor({ timeout: 10_000 });
     await page.getByText("fraud-detector v1 · run-a").first().waitFor({ timeout: 10_000 });
@@ -215,6 +215,58 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     const paramRows = await page.getByTestId("compare-param-row").evaluateAll((xs) => xs.map((x) => x.getAttribute("data-key")));
     assert.deepEqual(paramRows, ["lr"]);
     await page.screenshot({ path: join(ARTIFACTS, "models-compare.png"), fullPage: true });
+  });
+
+  it("uploads a real scikit-learn model with a progress bar and checksums, and refuses an unsafe pickle", async () => {
+    // made here: a trained scikit-learn model, and a pickle that would run os.system when loaded
+    const dir = mkdtempSync(join(tmpdir(), "kiln-e2e-upload-"));
+    execFileSync("/usr/bin/python3", ["-c", `
+import os, pickle, sys
+from sklearn.linear_model import LogisticRegression
+m = LogisticRegression().fit([[0, 1], [1, 0], [1, 1], [0, 0]], [0, 1, 1, 0])
+pickle.dump(m, open(sys.argv[1] + "/clf.pkl", "wb"), protocol=4)
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+pickle.dump(Evil(), open(sys.argv[1] + "/evil.pkl", "wb"), protocol=2)
+`, dir]);
+    await page.goto(`${base}/models`);
+    await page.getByTestId("models-upload").click();
+    await page.getByTestId("upload-page").waitFor({ timeout: 10_000 });
+    await page.getByTestId("upload-input").setInputFiles(join(dir, "clf.pkl"));
+    await page.getByTestId("upload-name").fill("uploaded-clf");
+    await page.getByTestId("upload-submit").click();
+    const result = page.getByTestId("upload-result");
+    await result.waitFor({ timeout: 30_000 });
+    assert.equal(await result.getAttribute("data-status"), "READY");
+    assert.equal(await page.getByTestId("upload-format").textContent(), "pickle");
+    const local = await page.getByTestId("upload-local-sha").textContent();
+    assert.equal(await page.getByTestId("upload-server-sha").textContent(), local);
+    assert.match(await page.getByTestId("upload-sha-match").textContent(), /matches/);
+    const prog = page.getByTestId("upload-progress");
+    assert.equal(await prog.getAttribute("data-sent"), await prog.getAttribute("data-total"));
+    // the version through the API, then its scan report on the model page
+    const v = await version("uploaded-clf", 1);
+    assert.equal(v.status, "READY");
+    assert.match(v.source, /^kiln-upload:/);
+    await page.getByTestId("upload-model-link").click();
+    await page.locator('[data-testid="version-row"][data-version="1"]').getByTestId("version-scan").click();
+    await page.getByTestId("scan-report").waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId("scan-format").textContent(), "pickle");
+    assert.match(await page.getByTestId("scan-json").textContent(), /sklearn\.linear_model/);
+
+    // the unsafe pickle: refused with the global named, inline
+    await page.goto(`${base}/models/upload`);
+    await page.getByTestId("upload-input").setInputFiles(join(dir, "evil.pkl"));
+    await page.getByTestId("upload-name").fill("uploaded-evil");
+    await page.getByTestId("upload-submit").click();
+    const err = page.getByTestId("upload-error");
+    await err.filter({ hasText: "UNSAFE_MODEL" }).waitFor({ timeout: 30_000 });
+    assert.match(await err.textContent(), /(posix|os)\.system/);
+    assert.equal(await page.getByTestId("upload-resume").count(), 0, "a refused file cannot be resumed");
+    assert.equal((await version("uploaded-evil", 1)).status, "FAILED_REGISTRATION");
+    await page.screenshot({ path: join(ARTIFACTS, "models-upload-refused.png"), fullPage: true });
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("shows a viewer models and versions with no write controls", async () => {
@@ -228,6 +280,9 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     await sw.selectOption(project.id);
     await vpage.locator(`[data-testid="project-switcher"][data-project-id="${project.id}"]`).waitFor({ timeout: 5000 });
     await vpage.getByTestId("nav-models").click();
+    await vpage.locator('[data-testid="model-row"][data-name="churn"]').waitFor({ timeout: 10_000 });
+    assert.equal(await vpage.getByTestId("models-upload").count(), 0, "viewer sees no upload button");
+    assert.equal(await vpage.getByTestId("model-create-form").count(), 0, "viewer sees no register form");
     await vpage.locator('[data-testid="model-row"][data-name="churn"]').getByTestId("model-link").click();
     await vpage.locator('[data-testid="version-row"][data-version="3"]').waitFor({ timeout: 10_000 });
     assert.equal(await vpage.getByTestId("model-page").getAttribute("data-can-write"), "false");

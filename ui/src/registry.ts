@@ -1,5 +1,7 @@
 // Model registry: MLflow's registry REST API as the dashboard uses it, on the
 // session cookie, in the current project (sent as X-Kiln-Project).
+import type { RawResponse } from "./api";
+import { ApiError, toApiError } from "./api";
 import { authJSON } from "./auth";
 import type { KV } from "./track";
 
@@ -129,4 +131,116 @@ export function stageTone(stage: string | undefined): "ok" | "warn" | "neutral" 
   if (stage === "Staging") return "warn";
   if (stage === "Archived") return "bad";
   return "neutral";
+}
+
+// ---- uploads (Kiln routes) -------------------------------------------------
+
+export interface UploadSession {
+  upload_id: string;
+  received: number;
+  size?: number;
+}
+
+export interface UploadedVersion {
+  name: string;
+  version: string;
+  status: string;
+  status_message?: string;
+  format?: string;
+  framework?: string;
+  sha256?: string;
+  size?: number;
+  unsafe?: boolean;
+  scan?: Record<string, unknown>;
+  signature?: unknown;
+}
+
+function kiln<T>(pid: string, method: string, path: string, body?: unknown): Promise<T> {
+  return authJSON<T>(method, path, body, undefined, { "X-Kiln-Project": pid });
+}
+
+export async function startUpload(
+  pid: string,
+  meta: { name: string; size: number; sha256?: string | undefined; description?: string | undefined },
+): Promise<UploadSession> {
+  const body: Record<string, unknown> = { name: meta.name, size: meta.size };
+  if (meta.sha256) body["sha256"] = meta.sha256;
+  if (meta.description) body["description"] = meta.description;
+  return (await kiln<{ upload: UploadSession }>(pid, "POST", "/api/v1/models/uploads", body)).upload;
+}
+
+export async function uploadState(pid: string, id: string): Promise<UploadSession> {
+  return (await kiln<{ upload: UploadSession }>(pid, "GET", `/api/v1/models/uploads/${encodeURIComponent(id)}`)).upload;
+}
+
+export function abortUpload(pid: string, id: string): Promise<unknown> {
+  return kiln(pid, "DELETE", `/api/v1/models/uploads/${encodeURIComponent(id)}`);
+}
+
+export async function completeUpload(pid: string, id: string): Promise<UploadedVersion> {
+  return (await kiln<{ model_version: UploadedVersion }>(pid, "POST", `/api/v1/models/uploads/${encodeURIComponent(id)}/complete`, {}))
+    .model_version;
+}
+
+export async function versionScan(pid: string, name: string, version: string): Promise<UploadedVersion> {
+  const r = await kiln<UploadedVersion | { model_version: UploadedVersion }>(
+    pid,
+    "GET",
+    `/api/v1/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/scan`,
+  );
+  return "model_version" in r ? r.model_version : r;
+}
+
+function csrfToken(): string {
+  for (const part of document.cookie.split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === "kiln_csrf") return v.join("=");
+  }
+  return "";
+}
+
+/**
+ * PUTs one chunk with XMLHttpRequest, whose upload events give byte-level
+ * progress (fetch has none). onBytes gets the bytes of this chunk sent so far.
+ */
+export function putChunk(
+  pid: string,
+  id: string,
+  blob: Blob,
+  first: number,
+  total: number,
+  onBytes: (sent: number) => void,
+  xhrOut?: (x: XMLHttpRequest) => void,
+): Promise<UploadSession> {
+  const path = `/api/v1/models/uploads/${encodeURIComponent(id)}`;
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open("PUT", path);
+    x.setRequestHeader("Content-Type", "application/octet-stream");
+    x.setRequestHeader("Content-Range", `bytes ${first}-${first + blob.size - 1}/${total}`);
+    x.setRequestHeader("X-Kiln-Project", pid);
+    x.setRequestHeader("X-CSRF-Token", csrfToken());
+    x.setRequestHeader("Accept", "application/json");
+    x.upload.onprogress = (e) => onBytes(e.loaded);
+    x.onerror = () => reject(new ApiError(0, "network_error", "The upload was interrupted.", path));
+    x.onabort = () => reject(new ApiError(0, "aborted", "The upload was cancelled.", path));
+    x.onload = () => {
+      let body: unknown = null;
+      try {
+        body = JSON.parse(x.responseText);
+      } catch {
+        body = null;
+      }
+      if (x.status >= 200 && x.status < 300) resolve((body as { upload: UploadSession }).upload);
+      else reject(toApiError(path, { status: x.status, ok: false, body } as RawResponse));
+    };
+    xhrOut?.(x);
+    x.send(blob);
+  });
+}
+
+/** Lowercase hex SHA-256 of a file read whole (WebCrypto has no streaming digest). */
+export async function sha256Hex(file: Blob): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

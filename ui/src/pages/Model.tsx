@@ -8,7 +8,7 @@ import { Badge, ErrorPanel, InlineError, Modal } from "../components/ui";
 import { formatShort } from "../format";
 import { useProject } from "../project";
 import { linkClick, navigate } from "../router";
-import type { ModelVersion, RegisteredModel } from "../registry";
+import type { ModelVersion, RegisteredModel, UploadedVersion } from "../registry";
 import {
   deleteAlias,
   deleteModel,
@@ -19,6 +19,7 @@ import {
   stageTone,
   transitionStage,
   updateDescription,
+  versionScan,
 } from "../registry";
 
 function modelNameFromPath(): string {
@@ -117,6 +118,7 @@ export function Model() {
   const [desc, setDesc] = useState("");
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [picked, setPicked] = useState<string[]>([]); /* versions to compare */
+  const [scan, setScan] = useState<UploadedVersion | null>(null);
 
   const load = useCallback(async () => {
     if (!pid || !name) return;
@@ -332,7 +334,16 @@ export function Model() {
                     </Badge>
                   </td>
                   <td>
-                    {v.run_id ? (
+                    {v.source?.startsWith("kiln-upload:") ? (
+                      <button
+                        type="button"
+                        class="btn btn-small btn-ghost"
+                        data-testid="version-scan"
+                        onClick={() => void act(async () => setScan(await versionScan(pid!, name, v.version)))}
+                      >
+                        Uploaded file · scan report
+                      </button>
+                    ) : v.run_id ? (
                       <a href={runHref} onClick={(e) => linkClick(e, runHref)} data-testid="version-run-link">
                         <code>{v.run_id.slice(0, 8)}</code>
                       </a>
@@ -369,6 +380,26 @@ export function Model() {
         )}
         {versions === null && loadError === null && <p class="empty">Loading…</p>}
       </div>
+      {scan && (
+        <section class="card" aria-label="Scan report" data-testid="scan-report" data-version={scan.version}>
+          <h2 class="card-title">Scan report · v{scan.version}</h2>
+          <div class="card-body">
+            <p>
+              <Badge tone={scan.status === "READY" ? (scan.unsafe ? "warn" : "ok") : "bad"}>{scan.status}</Badge>{" "}
+              format <strong data-testid="scan-format">{scan.format ?? "-"}</strong> ({scan.framework ?? "-"}),{" "}
+              {scan.size ?? 0} bytes
+            </p>
+            <p class="small">
+              SHA-256 <code>{scan.sha256}</code>
+            </p>
+            {scan.status_message && <p class="small">{scan.status_message}</p>}
+            <pre class="pre-json" data-testid="scan-json">{JSON.stringify({ scan: scan.scan, signature: scan.signature }, null, 2)}</pre>
+            <button type="button" class="btn btn-small btn-ghost" onClick={() => setScan(null)}>
+              Close
+            </button>
+          </div>
+        </section>
+      )}
       {confirmDelete && (
         <Modal title={`Delete ${name}?`} testid="model-delete-dialog" onClose={() => setConfirmDelete(false)}>
           <p>The model, all its versions, tags and aliases are deleted. This cannot be undone.</p>

@@ -74,9 +74,14 @@ export function Models() {
         <h1 class="page-title">Models</h1>
         <p class="page-subtitle">
           Registered models in {pv.current ? <strong>{pv.current.name}</strong> : "the current project"}. Register
-          versions from runs with <code>mlflow.register_model</code> or the Kiln SDK.
+          versions from runs with <code>mlflow.register_model</code> or the Kiln SDK, or upload a model file.
         </p>
       </div>
+      {(pv.role === "editor" || pv.role === "admin") && (
+        <a class="btn" href="/models/upload" onClick={(e) => linkClick(e, "/models/upload")} data-testid="models-upload">
+          Upload a model file
+        </a>
+      )}
     </div>
   );
 

@@ -15,6 +15,7 @@ import { Models } from "./Models";
 import { Overview } from "./Overview";
 import { Run } from "./Run";
 import { Runs } from "./Runs";
+import { UploadModel } from "./UploadModel";
 
 export interface PageDef {
   id: string;
@@ -65,6 +66,15 @@ export const pages: PageDef[] = [
   },
   { id: "compare", title: "Compare runs", path: "/compare", access: "user", hidden: true, section: "experiments", component: Compare },
   { id: "models", title: "Models", path: "/models", access: "user", component: Models },
+  {
+    id: "upload-model",
+    title: "Upload a model",
+    path: "/models/upload",
+    access: "user",
+    hidden: true,
+    section: "models",
+    component: UploadModel,
+  },
   {
     id: "model",
     title: "Model",
