@@ -19,6 +19,7 @@ import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, api, eventually, signInForm, startS
 
 const ADMIN_PASSWORD = "Kiln-e2e-Admin-9m!Pw";
 const VIEWER = { username: "e2e-models-viewer", email: "mviewer@example.com", password: "Viewer-e2e-8z#Secret" };
+const EDITOR = { username: "e2e-models-editor", email: "meditor@example.com", password: "Editor-e2e-3q#Secret" };
 
 async function ok(promise, what) {
   const r = await promise;
@@ -78,6 +79,12 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     );
     await ok(api(base, "PUT", `/api/v1/orgs/${project.org_id}/members/${created.user.id}`, { token, body: { role: "member" } }), "org member");
     await ok(api(base, "PUT", `/api/v1/projects/${project.id}/members/${created.user.id}`, { token, body: { role: "viewer" } }), "project viewer");
+    const ed = await ok(
+      api(base, "POST", "/api/v1/users", { token, body: { username: EDITOR.username, email: EDITOR.email, password: EDITOR.password } }),
+      "create editor",
+    );
+    await ok(api(base, "PUT", `/api/v1/orgs/${project.org_id}/members/${ed.user.id}`, { token, body: { role: "member" } }), "org member");
+    await ok(api(base, "PUT", `/api/v1/projects/${project.id}/members/${ed.user.id}`, { token, body: { role: "editor" } }), "project editor");
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -267,6 +274,62 @@ pickle.dump(Evil(), open(sys.argv[1] + "/evil.pkl", "wb"), protocol=2)
     assert.equal((await version("uploaded-evil", 1)).status, "FAILED_REGISTRATION");
     await page.screenshot({ path: join(ARTIFACTS, "models-upload-refused.png"), fullPage: true });
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows a version's lineage: its run, the run's experiment", async () => {
+    await page.goto(`${base}/models/fraud-detector`);
+    await page.locator('[data-testid="version-row"][data-version="2"]').getByTestId("version-lineage").click();
+    const g = page.getByTestId("lineage-graph");
+    await g.waitFor({ timeout: 10_000 });
+    const nodes = await g.getByTestId("lineage-node").evaluateAll((xs) => xs.map((x) => x.getAttribute("data-type")).sort());
+    assert.deepEqual(nodes, ["experiment", "model_version", "run"]);
+    const edges = await g.getByTestId("lineage-edge").evaluateAll((xs) => xs.map((x) => x.getAttribute("data-type")).sort());
+    assert.deepEqual(edges, ["logged_in", "produced_by"]);
+    assert.match(await g.locator('[data-testid="lineage-node"][data-type="run"]').textContent(), /run-b/);
+    await page.screenshot({ path: join(ARTIFACTS, "models-lineage.png"), fullPage: true });
+  });
+
+  it("asks for approval when the project requires it, and an admin approves in the inbox", async () => {
+    await ok(api(base, "PUT", "/api/v1/registry/governance", { token, body: { require_approval_for_production: true, protected_aliases: ["champion"] } }), "governance");
+    const ectx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const epage = await ectx.newPage();
+    const errs = [];
+    watchErrors(epage, errs);
+    await signInForm(epage, base, EDITOR.username, EDITOR.password);
+    const sw = epage.getByTestId("project-switcher");
+    await sw.waitFor({ timeout: 10_000 });
+    await sw.selectOption(project.id);
+    await epage.locator(`[data-testid="project-switcher"][data-project-id="${project.id}"]`).waitFor({ timeout: 5000 });
+    await epage.goto(`${base}/models/fraud-detector`);
+    const row = epage.locator('[data-testid="version-row"][data-version="2"]');
+    await row.waitFor({ timeout: 10_000 });
+    await row.getByTestId("version-stage-select").selectOption("Production");
+    await row.getByTestId("version-stage-apply").click();
+    await epage.getByTestId("approval-needed").waitFor({ timeout: 10_000 });
+    assert.match(await epage.getByTestId("model-action-error").textContent(), /APPROVAL_REQUIRED/);
+    assert.equal((await version("fraud-detector", 2)).current_stage, "None", "nothing changed yet");
+    await epage.getByTestId("approval-request-comment").fill("better recall");
+    await epage.getByTestId("approval-request").click();
+    await epage.getByTestId("approval-requested").waitFor({ timeout: 10_000 });
+    assert.deepEqual(errs, []);
+    await ectx.close();
+
+    // the admin's inbox
+    await page.goto(`${base}/approvals`);
+    const req = page.locator('[data-testid="approval-row"][data-state="PENDING"]');
+    await req.waitFor({ timeout: 10_000 });
+    assert.equal(await req.count(), 1);
+    assert.match(await req.textContent(), /fraud-detector v2.*stage None → Production.*e2e-models-editor.*better recall/);
+    await req.getByTestId("approval-comment").fill("ship it");
+    await req.getByTestId("approval-approve").click();
+    await page.getByTestId("approvals-empty").waitFor({ timeout: 10_000 });
+    assert.equal((await version("fraud-detector", 2)).current_stage, "Production", "approving made the change");
+    await page.getByTestId("approvals-state").selectOption("APPROVED");
+    const done = page.locator('[data-testid="approval-row"][data-state="APPROVED"]');
+    await done.waitFor({ timeout: 10_000 });
+    assert.match(await done.textContent(), /by admin: ship it/);
+    await page.screenshot({ path: join(ARTIFACTS, "models-approvals.png"), fullPage: true });
+    await ok(api(base, "PUT", "/api/v1/registry/governance", { token, body: { require_approval_for_production: false, protected_aliases: [] } }), "governance off");
   });
 
   it("shows a viewer models and versions with no write controls", async () => {

@@ -244,3 +244,68 @@ export async function sha256Hex(file: Blob): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+// ---- governance, approvals, lineage (Kiln routes) -------------------------
+
+export interface ApprovalRequest {
+  id: string;
+  state: string;
+  kind: "stage" | "alias";
+  target: string;
+  from_stage?: string;
+  archive_existing_versions?: boolean;
+  model_name: string;
+  version: string;
+  requester_id?: string;
+  requester?: string;
+  comment?: string;
+  decided_by_name?: string;
+  decision_comment?: string;
+  created_at?: number;
+}
+
+export async function listApprovals(
+  pid: string,
+  state: string,
+  pageToken?: string,
+): Promise<{ approval_requests?: ApprovalRequest[]; next_page_token?: string }> {
+  const q = new URLSearchParams({ state, max_results: "100" });
+  if (pageToken) q.set("page_token", pageToken);
+  return kiln(pid, "GET", `/api/v1/approvals?${q.toString()}`);
+}
+
+export async function requestApproval(
+  pid: string,
+  change: { name: string; version: string; stage?: string; alias?: string; archive_existing_versions?: boolean; comment?: string },
+): Promise<ApprovalRequest> {
+  return (await kiln<{ approval_request: ApprovalRequest }>(pid, "POST", "/api/v1/approvals", change)).approval_request;
+}
+
+export async function decideApproval(
+  pid: string,
+  id: string,
+  verb: "approve" | "reject" | "cancel",
+  comment?: string,
+): Promise<ApprovalRequest> {
+  const body = verb === "cancel" ? undefined : comment ? { comment } : {};
+  return (await kiln<{ approval_request: ApprovalRequest }>(pid, "POST", `/api/v1/approvals/${encodeURIComponent(id)}/${verb}`, body))
+    .approval_request;
+}
+
+export interface LineageNode {
+  id: string;
+  type: string;
+  label: string;
+  attrs?: Record<string, unknown>;
+  missing?: boolean;
+}
+
+export interface Lineage {
+  nodes: LineageNode[];
+  edges: { from: string; to: string; type: string }[];
+  truncated?: boolean;
+}
+
+export function lineage(pid: string, name: string, version: string): Promise<Lineage> {
+  return kiln(pid, "GET", `/api/v1/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/lineage`);
+}

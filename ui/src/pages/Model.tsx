@@ -8,7 +8,9 @@ import { Badge, ErrorPanel, InlineError, Modal } from "../components/ui";
 import { formatShort } from "../format";
 import { useProject } from "../project";
 import { linkClick, navigate } from "../router";
-import type { ModelVersion, RegisteredModel, UploadedVersion } from "../registry";
+import { ApiError } from "../api";
+import { LineageGraph } from "../components/LineageGraph";
+import type { Lineage, ModelVersion, RegisteredModel, UploadedVersion } from "../registry";
 import {
   deleteAlias,
   deleteModel,
@@ -18,9 +20,18 @@ import {
   STAGES,
   stageTone,
   transitionStage,
+  lineage,
+  requestApproval,
   updateDescription,
   versionScan,
 } from "../registry";
+
+interface ChangeAsk {
+  version: string;
+  stage?: string;
+  alias?: string;
+  archive_existing_versions?: boolean;
+}
 
 function modelNameFromPath(): string {
   const m = /^\/models\/(.+?)\/*$/.exec(window.location.pathname);
@@ -119,6 +130,11 @@ export function Model() {
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [picked, setPicked] = useState<string[]>([]); /* versions to compare */
   const [scan, setScan] = useState<UploadedVersion | null>(null);
+  const [graph, setGraph] = useState<{ version: string; g: Lineage } | null>(null);
+  /* a governed change the server refused with APPROVAL_REQUIRED: offer to ask */
+  const [needsApproval, setNeedsApproval] = useState<ChangeAsk | null>(null);
+  const [askComment, setAskComment] = useState("");
+  const [asked, setAsked] = useState<string | null>(null);
 
   const load = useCallback(async () => {
     if (!pid || !name) return;
@@ -138,11 +154,29 @@ export function Model() {
     void load();
   }, [load]);
 
-  const act = async (fn: () => Promise<unknown>) => {
+  const act = async (fn: () => Promise<unknown>, change?: ChangeAsk) => {
     setActionError(null);
+    setNeedsApproval(null);
+    setAsked(null);
     try {
       await fn();
       await load();
+    } catch (e) {
+      setActionError(e);
+      if (change && e instanceof ApiError && e.errorCode === "APPROVAL_REQUIRED") setNeedsApproval(change);
+    }
+  };
+
+  const ask = async () => {
+    if (!pid || !needsApproval) return;
+    try {
+      const body: Parameters<typeof requestApproval>[1] = { name, ...needsApproval };
+      if (askComment.trim()) body.comment = askComment.trim();
+      const r = await requestApproval(pid, body);
+      setAsked(r.id);
+      setNeedsApproval(null);
+      setActionError(null);
+      setAskComment("");
     } catch (e) {
       setActionError(e);
     }
@@ -183,6 +217,36 @@ export function Model() {
       </div>
       {loadError !== null && <ErrorPanel error={loadError} onRetry={() => void load()} />}
       <InlineError error={actionError} testid="model-action-error" />
+      {needsApproval && (
+        <div class="notice" data-testid="approval-needed">
+          <p>
+            This project asks for approval before{" "}
+            {needsApproval.stage ? `moving v${needsApproval.version} to ${needsApproval.stage}` : `pointing @${needsApproval.alias} at v${needsApproval.version}`}.
+          </p>
+          <span class="inline-form">
+            <input
+              class="input-small"
+              style={{ width: "24em" }}
+              placeholder="why (optional)"
+              value={askComment}
+              onInput={(e) => setAskComment(e.currentTarget.value)}
+              data-testid="approval-request-comment"
+            />
+            <button type="button" class="btn btn-small" onClick={() => void ask()} data-testid="approval-request">
+              Request approval
+            </button>
+          </span>
+        </div>
+      )}
+      {asked && (
+        <div class="notice" data-testid="approval-requested">
+          Approval requested. A project admin decides in{" "}
+          <a href="/approvals" onClick={(e) => linkClick(e, "/approvals")}>
+            Approvals
+          </a>
+          .
+        </div>
+      )}
       <div class="card-stack">
       {model && (
         <section class="card" aria-label="Model card" data-testid="model-card">
@@ -315,7 +379,17 @@ export function Model() {
                       />
                     )}
                   </td>
-                  <td class="strong">v{v.version}</td>
+                  <td class="strong">
+                    v{v.version}{" "}
+                    <button
+                      type="button"
+                      class="btn btn-small btn-ghost"
+                      data-testid="version-lineage"
+                      onClick={() => void act(async () => setGraph({ version: v.version, g: await lineage(pid!, name, v.version) }))}
+                    >
+                      Lineage
+                    </button>
+                  </td>
                   <td>
                     <Badge tone={stageTone(v.current_stage)} testid="version-stage">
                       {v.current_stage ?? "None"}
@@ -359,13 +433,19 @@ export function Model() {
                       <StageControl
                         key={`${v.version}:${v.current_stage ?? "None"}`}
                         v={v}
-                        onMove={(stage, archive) => act(() => transitionStage(pid!, name, v.version, stage, archive))}
+                        onMove={(stage, archive) =>
+                          act(() => transitionStage(pid!, name, v.version, stage, archive), {
+                            version: v.version,
+                            stage,
+                            archive_existing_versions: archive,
+                          })
+                        }
                       />
                     </td>
                   )}
                   {canWrite && (
                     <td>
-                      <AliasControl v={v} onSet={(alias) => act(() => setAlias(pid!, name, alias, v.version))} />
+                      <AliasControl v={v} onSet={(alias) => act(() => setAlias(pid!, name, alias, v.version), { version: v.version, alias })} />
                     </td>
                   )}
                 </tr>
@@ -380,6 +460,20 @@ export function Model() {
         )}
         {versions === null && loadError === null && <p class="empty">Loading…</p>}
       </div>
+      {graph && (
+        <section class="card" aria-label="Lineage" data-testid="lineage" data-version={graph.version}>
+          <h2 class="card-title">Lineage · v{graph.version}</h2>
+          <div class="card-body lineage-wrap">
+            <LineageGraph graph={graph.g} />
+            {graph.g.truncated && <p class="muted small">Some datasets were left out (more than 500).</p>}
+            <p>
+              <button type="button" class="btn btn-small btn-ghost" onClick={() => setGraph(null)}>
+                Close
+              </button>
+            </p>
+          </div>
+        </section>
+      )}
       {scan && (
         <section class="card" aria-label="Scan report" data-testid="scan-report" data-version={scan.version}>
           <h2 class="card-title">Scan report · v{scan.version}</h2>

@@ -4,6 +4,7 @@ import type { FunctionComponent } from "preact";
 import type { ProjectView } from "../project";
 import { AcceptInvitation } from "./AcceptInvitation";
 import { ApiKeys } from "./ApiKeys";
+import { Approvals } from "./Approvals";
 import { Audit } from "./Audit";
 import { Compare } from "./Compare";
 import { Experiments } from "./Experiments";
@@ -85,6 +86,7 @@ export const pages: PageDef[] = [
     match: (p) => /^\/models\/.+$/.test(p),
     component: Model,
   },
+  { id: "approvals", title: "Approvals", path: "/approvals", access: "user", component: Approvals },
   { id: "members", title: "Members", path: "/members", access: "user", component: Members },
   {
     id: "invitations",
