@@ -191,6 +191,38 @@ describe("model registry dashboard", { timeout: 240_000 }, () => {
     await page.getByTestId("model-description-save").click();
     await page.getByTestId("model-description").filter({ hasText: "Last 90 days." }).waitFor({ timeout: 10_000 });
     assert.equal((await model("churn")).description, "Predicts churn.\n\n## Data\nLast 90 days.");
+    // the card is Markdown
+    assert.equal(await page.getByTestId("model-description").locator("h2").textContent(), "Data");
+    // ... sanitized: nothing a description says runs in the page
+    await ml("PATCH", "registered-models/update", {
+      name: "churn",
+      description: 'Card\n\n<img src="x" onerror="window.__xss=1"><script>window.__xss=2</script>\n\n[click](javascript:window.__xss=3)',
+    });
+    await page.reload();
+    await page.getByTestId("model-description").filter({ hasText: "Card" }).waitFor({ timeout: 10_000 });
+    await page.waitForTimeout(300);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.equal(await page.getByTestId("model-description").locator("script, [onerror]").count(), 0);
+    const href = await page.getByTestId("model-description").locator("a").first().getAttribute("href");
+    assert.ok(!href || !href.startsWith("javascript:"), `link kept as ${href}`);
+
+    // comments on a version: add, edit own, delete
+    await page.locator('[data-testid="version-row"][data-version="3"]').getByTestId("version-comments").click();
+    await page.getByTestId("comments").waitFor({ timeout: 10_000 });
+    await page.getByTestId("comment-input").fill("AUC 0.91 on the holdout");
+    await page.getByTestId("comment-submit").click();
+    await page.getByTestId("comment-body").filter({ hasText: "AUC 0.91" }).waitFor({ timeout: 10_000 });
+    await page.getByTestId("comment-edit").click();
+    await page.getByTestId("comment-edit-input").fill("AUC 0.92 on the holdout");
+    await page.getByTestId("comment-edit-save").click();
+    await page.getByTestId("comment-body").filter({ hasText: "AUC 0.92" }).waitFor({ timeout: 10_000 });
+    const listed = await ok(api(base, "GET", "/api/v1/models/churn/versions/3/comments", { token }), "comments");
+    assert.deepEqual(listed.comments.map((c) => c.body), ["AUC 0.92 on the holdout"]);
+    await page.getByTestId("comment-input").fill("to be removed");
+    await page.getByTestId("comment-submit").click();
+    await page.getByTestId("comment").nth(1).waitFor({ timeout: 10_000 });
+    await page.getByTestId("comment").nth(1).getByTestId("comment-delete").click();
+    await eventually(async () => (await page.getByTestId("comment").count()) === 1, 10_000);
 
     await page.goto(`${base}/models/e2e-new`);
     await page.getByTestId("versions-empty").waitFor({ timeout: 10_000 });
@@ -290,7 +322,16 @@ pickle.dump(Evil(), open(sys.argv[1] + "/evil.pkl", "wb"), protocol=2)
   });
 
   it("asks for approval when the project requires it, and an admin approves in the inbox", async () => {
-    await ok(api(base, "PUT", "/api/v1/registry/governance", { token, body: { require_approval_for_production: true, protected_aliases: ["champion"] } }), "governance");
+    // the admin sets the rules on the Approvals page
+    await page.goto(`${base}/approvals`);
+    await page.getByTestId("governance-form").waitFor({ timeout: 10_000 });
+    await page.getByTestId("governance-production").check();
+    await page.getByTestId("governance-aliases").fill("champion, Gold");
+    await page.getByTestId("governance-save").click();
+    await page.getByTestId("governance-saved").waitFor({ timeout: 10_000 });
+    const rules = (await ok(api(base, "GET", "/api/v1/registry/governance", { token }), "rules")).governance;
+    assert.equal(rules.require_approval_for_production, true);
+    assert.deepEqual([...rules.protected_aliases].sort(), ["Gold", "champion"].sort());
     const ectx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const epage = await ectx.newPage();
     const errs = [];
@@ -329,7 +370,11 @@ pickle.dump(Evil(), open(sys.argv[1] + "/evil.pkl", "wb"), protocol=2)
     await done.waitFor({ timeout: 10_000 });
     assert.match(await done.textContent(), /by admin: ship it/);
     await page.screenshot({ path: join(ARTIFACTS, "models-approvals.png"), fullPage: true });
-    await ok(api(base, "PUT", "/api/v1/registry/governance", { token, body: { require_approval_for_production: false, protected_aliases: [] } }), "governance off");
+    await page.getByTestId("approvals-state").selectOption("PENDING");
+    await page.getByTestId("governance-production").uncheck();
+    await page.getByTestId("governance-aliases").fill("");
+    await page.getByTestId("governance-save").click();
+    await eventually(async () => !(await ok(api(base, "GET", "/api/v1/registry/governance", { token }), "rules")).governance.require_approval_for_production, 10_000);
   });
 
   it("shows a viewer models and versions with no write controls", async () => {
@@ -349,6 +394,11 @@ pickle.dump(Evil(), open(sys.argv[1] + "/evil.pkl", "wb"), protocol=2)
     await vpage.locator('[data-testid="model-row"][data-name="churn"]').getByTestId("model-link").click();
     await vpage.locator('[data-testid="version-row"][data-version="3"]').waitFor({ timeout: 10_000 });
     assert.equal(await vpage.getByTestId("model-page").getAttribute("data-can-write"), "false");
+    await vpage.locator('[data-testid="version-row"][data-version="3"]').getByTestId("version-comments").click();
+    await vpage.getByTestId("comment-body").filter({ hasText: "AUC 0.92" }).waitFor({ timeout: 10_000 });
+    for (const id of ["comment-input", "comment-edit", "comment-delete"]) {
+      assert.equal(await vpage.getByTestId(id).count(), 0, `viewer sees no ${id}`);
+    }
     for (const id of ["version-stage-select", "version-alias-input", "model-delete", "model-description-edit", "model-create-form"]) {
       assert.equal(await vpage.getByTestId(id).count(), 0, `viewer sees no ${id}`);
     }

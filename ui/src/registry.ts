@@ -309,3 +309,56 @@ export interface Lineage {
 export function lineage(pid: string, name: string, version: string): Promise<Lineage> {
   return kiln(pid, "GET", `/api/v1/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/lineage`);
 }
+
+export interface VersionComment {
+  id: string;
+  version: string;
+  author_id: string;
+  author?: string;
+  body: string;
+  created_at: number;
+  updated_at: number;
+}
+
+function commentsPath(name: string, version: string): string {
+  return `/api/v1/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/comments`;
+}
+
+/** Every comment of a version, oldest first (pages followed). */
+export async function listComments(pid: string, name: string, version: string): Promise<VersionComment[]> {
+  const out: VersionComment[] = [];
+  let token: string | undefined;
+  do {
+    const q = new URLSearchParams({ max_results: "1000" });
+    if (token) q.set("page_token", token);
+    const r = await kiln<{ comments?: VersionComment[]; next_page_token?: string }>(pid, "GET", `${commentsPath(name, version)}?${q}`);
+    out.push(...(r.comments ?? []));
+    token = r.next_page_token;
+  } while (token);
+  return out;
+}
+
+export function addComment(pid: string, name: string, version: string, body: string): Promise<unknown> {
+  return kiln(pid, "POST", commentsPath(name, version), { body });
+}
+
+export function editComment(pid: string, name: string, version: string, id: string, body: string): Promise<unknown> {
+  return kiln(pid, "PATCH", `${commentsPath(name, version)}/${encodeURIComponent(id)}`, { body });
+}
+
+export function deleteComment(pid: string, name: string, version: string, id: string): Promise<unknown> {
+  return kiln(pid, "DELETE", `${commentsPath(name, version)}/${encodeURIComponent(id)}`);
+}
+
+export interface Governance {
+  require_approval_for_production: boolean;
+  protected_aliases: string[];
+}
+
+export async function getGovernance(pid: string): Promise<Governance> {
+  return (await kiln<{ governance: Governance }>(pid, "GET", "/api/v1/registry/governance")).governance;
+}
+
+export async function setGovernance(pid: string, g: Governance): Promise<Governance> {
+  return (await kiln<{ governance: Governance }>(pid, "PUT", "/api/v1/registry/governance", g)).governance;
+}

@@ -9,8 +9,8 @@ import { formatShort } from "../format";
 import { useAuth } from "../auth";
 import { useProject } from "../project";
 import { linkClick } from "../router";
-import type { ApprovalRequest } from "../registry";
-import { decideApproval, listApprovals } from "../registry";
+import type { ApprovalRequest, Governance } from "../registry";
+import { decideApproval, getGovernance, listApprovals, setGovernance } from "../registry";
 import { modelHref } from "./Models";
 
 const STATES = ["PENDING", "APPROVED", "REJECTED", "CANCELLED", "STALE", "ALL"];
@@ -31,6 +31,36 @@ export function Approvals() {
   const [actionError, setActionError] = useState<unknown>(null);
   const [comments, setComments] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState<string | null>(null);
+  const [gov, setGov] = useState<Governance | null>(null);
+  const [aliasText, setAliasText] = useState("");
+  const [govMsg, setGovMsg] = useState<unknown>(null);
+  const [govSaved, setGovSaved] = useState(false);
+
+  useEffect(() => {
+    if (!pid) return;
+    getGovernance(pid)
+      .then((g) => {
+        setGov(g);
+        setAliasText(g.protected_aliases.join(", "));
+      })
+      .catch(setGovMsg);
+  }, [pid]);
+
+  const saveGov = async (e: Event) => {
+    e.preventDefault();
+    if (!pid || !gov) return;
+    setGovMsg(null);
+    setGovSaved(false);
+    try {
+      const aliases = aliasText.split(",").map((a) => a.trim()).filter(Boolean);
+      const g = await setGovernance(pid, { require_approval_for_production: gov.require_approval_for_production, protected_aliases: aliases });
+      setGov(g);
+      setAliasText(g.protected_aliases.join(", "));
+      setGovSaved(true);
+    } catch (err) {
+      setGovMsg(err);
+    }
+  };
 
   const load = useCallback(
     async (append?: string) => {
@@ -78,6 +108,44 @@ export function Approvals() {
           </p>
         </div>
       </div>
+      {gov && (
+        <form class="card form-card" onSubmit={saveGov} aria-label="Approval rules" data-testid="governance-form">
+          <h2 class="card-title">Rules of this project</h2>
+          <div class="form-row">
+            <label class="check">
+              <input
+                type="checkbox"
+                checked={gov.require_approval_for_production}
+                disabled={!isAdmin}
+                onChange={(e) => setGov({ ...gov, require_approval_for_production: e.currentTarget.checked })}
+                data-testid="governance-production"
+              />
+              Moving a version to Production needs approval
+            </label>
+            <label class="field field-grow">
+              <span>Protected aliases (comma separated)</span>
+              <input
+                value={aliasText}
+                disabled={!isAdmin}
+                placeholder="champion"
+                onInput={(e) => setAliasText(e.currentTarget.value)}
+                data-testid="governance-aliases"
+              />
+            </label>
+            {isAdmin && (
+              <button type="submit" class="btn" data-testid="governance-save">
+                Save
+              </button>
+            )}
+          </div>
+          <InlineError error={govMsg} testid="governance-error" />
+          {govSaved && (
+            <p class="small" data-testid="governance-saved">
+              Saved.
+            </p>
+          )}
+        </form>
+      )}
       <div class="filters">
         <label class="field">
           <span>Show</span>

@@ -10,7 +10,9 @@ import { useProject } from "../project";
 import { linkClick, navigate } from "../router";
 import { ApiError } from "../api";
 import { LineageGraph } from "../components/LineageGraph";
-import type { Lineage, ModelVersion, RegisteredModel, UploadedVersion } from "../registry";
+import { Markdown } from "../components/Markdown";
+import { useAuth } from "../auth";
+import type { Lineage, ModelVersion, RegisteredModel, UploadedVersion, VersionComment } from "../registry";
 import {
   deleteAlias,
   deleteModel,
@@ -20,7 +22,11 @@ import {
   STAGES,
   stageTone,
   transitionStage,
+  addComment,
+  deleteComment,
+  editComment,
   lineage,
+  listComments,
   requestApproval,
   updateDescription,
   versionScan,
@@ -131,6 +137,10 @@ export function Model() {
   const [picked, setPicked] = useState<string[]>([]); /* versions to compare */
   const [scan, setScan] = useState<UploadedVersion | null>(null);
   const [graph, setGraph] = useState<{ version: string; g: Lineage } | null>(null);
+  const [thread, setThread] = useState<{ version: string; items: VersionComment[] } | null>(null);
+  const [draft, setDraft] = useState("");
+  const [editing2, setEditing2] = useState<{ id: string; body: string } | null>(null);
+  const auth = useAuth();
   /* a governed change the server refused with APPROVAL_REQUIRED: offer to ask */
   const [needsApproval, setNeedsApproval] = useState<ChangeAsk | null>(null);
   const [askComment, setAskComment] = useState("");
@@ -274,9 +284,13 @@ export function Model() {
               </form>
             ) : (
               <>
-                <p class="prewrap" data-testid="model-description">
-                  {model.description || <span class="muted">No description yet.</span>}
-                </p>
+                {model.description ? (
+                  <Markdown text={model.description} testid="model-description" />
+                ) : (
+                  <p class="muted" data-testid="model-description">
+                    No description yet. Editors can write a model card in Markdown.
+                  </p>
+                )}
                 {canWrite && (
                   <button
                     type="button"
@@ -389,6 +403,14 @@ export function Model() {
                     >
                       Lineage
                     </button>
+                    <button
+                      type="button"
+                      class="btn btn-small btn-ghost"
+                      data-testid="version-comments"
+                      onClick={() => void act(async () => setThread({ version: v.version, items: await listComments(pid!, name, v.version) }))}
+                    >
+                      Comments
+                    </button>
                   </td>
                   <td>
                     <Badge tone={stageTone(v.current_stage)} testid="version-stage">
@@ -460,6 +482,106 @@ export function Model() {
         )}
         {versions === null && loadError === null && <p class="empty">Loading…</p>}
       </div>
+      {thread && (
+        <section class="card" aria-label="Comments" data-testid="comments" data-version={thread.version}>
+          <h2 class="card-title">Comments · v{thread.version}</h2>
+          <div class="card-body">
+            {thread.items.length === 0 && <p class="muted">No comments yet.</p>}
+            {thread.items.map((c) => {
+              const mine = c.author_id === auth.user?.id;
+              const reload = async () => setThread({ version: thread.version, items: await listComments(pid!, name, thread.version) });
+              return (
+                <div key={c.id} class="comment" data-testid="comment" data-id={c.id}>
+                  <p class="muted small">
+                    {c.author ?? c.author_id} · {formatShort(c.created_at)}
+                    {c.updated_at !== c.created_at ? " (edited)" : ""}
+                  </p>
+                  {editing2?.id === c.id ? (
+                    <span class="inline-form">
+                      <input
+                        class="input-small"
+                        style={{ width: "30em" }}
+                        value={editing2.body}
+                        onInput={(e) => setEditing2({ id: c.id, body: e.currentTarget.value })}
+                        data-testid="comment-edit-input"
+                      />
+                      <button
+                        type="button"
+                        class="btn btn-small"
+                        data-testid="comment-edit-save"
+                        onClick={() =>
+                          void act(async () => {
+                            await editComment(pid!, name, thread.version, c.id, editing2.body);
+                            setEditing2(null);
+                            await reload();
+                          })
+                        }
+                      >
+                        Save
+                      </button>
+                    </span>
+                  ) : (
+                    <p class="prewrap" data-testid="comment-body">
+                      {c.body}
+                    </p>
+                  )}
+                  {mine && editing2?.id !== c.id && (
+                    <button type="button" class="btn btn-small btn-ghost" data-testid="comment-edit" onClick={() => setEditing2({ id: c.id, body: c.body })}>
+                      Edit
+                    </button>
+                  )}
+                  {(mine || pv.role === "admin") && (
+                    <button
+                      type="button"
+                      class="btn btn-small btn-ghost btn-ghost-danger"
+                      data-testid="comment-delete"
+                      onClick={() =>
+                        void act(async () => {
+                          await deleteComment(pid!, name, thread.version, c.id);
+                          await reload();
+                        })
+                      }
+                    >
+                      Delete
+                    </button>
+                  )}
+                </div>
+              );
+            })}
+            {canWrite && (
+              <form
+                class="inline-form"
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  if (!draft.trim()) return;
+                  void act(async () => {
+                    await addComment(pid!, name, thread.version, draft.trim());
+                    setDraft("");
+                    setThread({ version: thread.version, items: await listComments(pid!, name, thread.version) });
+                  });
+                }}
+              >
+                <input
+                  class="input-small"
+                  style={{ width: "30em" }}
+                  placeholder="Add a comment"
+                  value={draft}
+                  onInput={(e) => setDraft(e.currentTarget.value)}
+                  data-testid="comment-input"
+                />
+                <button type="submit" class="btn btn-small" disabled={!draft.trim()} data-testid="comment-submit">
+                  Comment
+                </button>
+              </form>
+            )}
+            <p>
+              <button type="button" class="btn btn-small btn-ghost" onClick={() => setThread(null)}>
+                Close
+              </button>
+            </p>
+          </div>
+        </section>
+      )}
       {graph && (
         <section class="card" aria-label="Lineage" data-testid="lineage" data-version={graph.version}>
           <h2 class="card-title">Lineage · v{graph.version}</h2>
