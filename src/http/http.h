@@ -41,6 +41,9 @@ enum route_flags {
   /* the body is not buffered: the route's `stream` hooks get it in chunks as
    * it arrives (uploads of any size, up to max_stream_body) */
   ROUTE_STREAM_BODY = 1u << 3,
+  /* long work (checking a model file, joining upload parts): the handler
+   * runs on a worker pool, not the connection's I/O thread */
+  ROUTE_OFFLOAD = 1u << 4,
 };
 
 /* A streamed request body (ROUTE_STREAM_BODY). The central access check has

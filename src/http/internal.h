@@ -5,6 +5,8 @@
 
 #include "http.h"
 
+#include <stdatomic.h>
+
 /* How a request reads headers and query arguments from its transport. */
 struct req_transport {
   const char *(*header)(void *ctx, const char *name);
@@ -64,7 +66,20 @@ struct req {
   void *stream_state;
   uint64_t max_stream, streamed, discarded;
   bool sent; /* the reply was handed to the transport */
+  _Atomic int offload; /* enum http_offload_state (ROUTE_OFFLOAD routes) */
 };
+
+/* ROUTE_OFFLOAD (offload.c): the handler (or a streamed body's end) runs on
+ * a worker pool while the connection is suspended; the access handler sends
+ * the reply once the state is DONE. submit answers false when there is no
+ * pool (the caller runs fn itself). drain waits for every job (before the
+ * daemon stops: MHD must not stop with a suspended connection). */
+enum http_offload_state { HTTP_OFFLOAD_NONE = 0, HTTP_OFFLOAD_RUNNING, HTTP_OFFLOAD_DONE };
+struct MHD_Connection;
+int http_offload_start(struct err *e);
+void http_offload_drain(void);
+void http_offload_stop(void);
+bool http_offload_submit(struct req *rq, struct MHD_Connection *conn, void (*fn)(struct req *rq));
 
 /* Sets method, path, id (from X-Request-Id when well formed) and matches the
  * route. */

@@ -120,6 +120,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
   (void)version;
   struct http_server *s = cls;
   struct req *rq = *con_cls;
+  if (rq && atomic_load(&rq->offload) != HTTP_OFFLOAD_NONE) {
+    /* resumed by the worker pool: the reply is ready (or still running) */
+    *upload_size = 0;
+    if (atomic_load(&rq->offload) == HTTP_OFFLOAD_RUNNING || rq->sent) return MHD_YES;
+    return send_reply(conn, rq);
+  }
   if (!rq) {
     rq = malloc(sizeof *rq);
     if (!rq) return MHD_NO;
@@ -177,6 +183,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       return rq->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
     }
     if (rq->sent) return MHD_YES;
+    if ((rq->m.route->flags & ROUTE_OFFLOAD) && !rq->rp.set && http_offload_submit(rq, conn, http_stream_end))
+      return MHD_YES;
     http_stream_end(rq);
     return send_reply(conn, rq);
   }
@@ -186,6 +194,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
   }
   if (rq->rp.set) return MHD_YES; /* already answered (early 413) */
+  if (rq->m.route && (rq->m.route->flags & ROUTE_OFFLOAD) && http_offload_submit(rq, conn, http_handle)) return MHD_YES;
   http_handle(rq);
   return send_reply(conn, rq);
 }
@@ -314,6 +323,11 @@ int http_server_start(struct http_server **out, const struct http_opts *o, struc
       (unsigned)(o->conn_timeout_s > 0 ? o->conn_timeout_s : 60), MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)(o->max_conns > 0 ? o->max_conns : 4096), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+  if (s->d && http_offload_start(e)) {
+    MHD_stop_daemon(s->d);
+    free(s);
+    return -ERR_INTERNAL;
+  }
   if (!s->d) {
     close(s->listen_fd);
     free(s);
@@ -338,6 +352,7 @@ void http_server_stop(struct http_server *s, int grace_ms) {
   while (atomic_load(&s->inflight) > 0 && time_mono_us() < deadline) usleep(2000);
   int left = atomic_load(&s->inflight);
   if (left > 0) log_warn("http.shutdown", "%d requests still in flight after %d ms; closing", left, grace_ms);
+  http_offload_stop(); /* offloaded handlers finish and resume their connections first */
   MHD_stop_daemon(s->d);
   free(s);
 }

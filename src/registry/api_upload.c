@@ -595,7 +595,7 @@ const struct route registry_upload_routes[] = {
      "Upload a model file as the next version of a registered model (multipart/form-data with a 'file' part "
      "and name, description, sha256, tag=k=v fields; or the raw file with ?name=&sha256=&tag=k=v or "
      "X-Kiln-Model-Name / X-Kiln-Sha256 headers); scanned before anything may load it",
-     TAG, NULL, S_ONE("model_version", S_UPLOADED), NULL, NULL, SEL | ROUTE_STREAM_BODY, track_api_locate,
+     TAG, NULL, S_ONE("model_version", S_UPLOADED), NULL, NULL, SEL | ROUTE_STREAM_BODY | ROUTE_OFFLOAD, track_api_locate,
      &one_stream},
     {"POST", UPL, PERM_WRITE, "Start a resumable upload (name, size, sha256, description, tags)", TAG,
      "{\"type\":\"object\",\"required\":[\"name\",\"size\"],\"properties\":{\"name\":" S_STR
@@ -609,7 +609,7 @@ const struct route registry_upload_routes[] = {
      S_ONE("upload", S_SESSION), NULL, NULL, SEL | ROUTE_STREAM_BODY, track_api_locate, &chunk_stream},
     {"POST", UPL "/{upload_id}/complete", PERM_WRITE,
      "Finish a resumable upload: the file is checked and registered as POST /api/v1/models/upload does", TAG,
-     NULL, S_ONE("model_version", S_UPLOADED), NULL, h_session_complete, SEL, track_api_locate, NULL},
+     NULL, S_ONE("model_version", S_UPLOADED), NULL, h_session_complete, SEL | ROUTE_OFFLOAD, track_api_locate, NULL},
     {"DELETE", UPL "/{upload_id}", PERM_WRITE, "Abort a resumable upload and drop its bytes", TAG, NULL, S_EMPTY,
      NULL, h_session_delete, SEL, track_api_locate, NULL},
     {"GET", "/api/v1/models/{name}/versions/{version}/scan", PERM_READ,

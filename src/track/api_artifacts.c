@@ -420,7 +420,7 @@ const struct route track_artifact_routes[] = {
      "\"string\"},\"upload_id\":{\"type\":\"string\"},\"parts\":{\"type\":\"array\",\"items\":{\"type\":"
      "\"object\",\"properties\":{\"part_number\":{\"type\":\"integer\"},\"etag\":{\"type\":\"string\"},"
      "\"url\":{\"type\":\"string\"}}}}}}",
-     S_EMPTY, NULL, h_mpu_complete, SEL, track_api_locate, NULL},
+     S_EMPTY, NULL, h_mpu_complete, SEL | ROUTE_OFFLOAD, track_api_locate, NULL},
     {"POST", ART "mpu/abort/{path*}", PERM_WRITE, "Abort a multipart upload (upload_id)", TAG,
      "{\"type\":\"object\",\"required\":[\"upload_id\"],\"properties\":{\"path\":{\"type\":\"string\"},"
      "\"upload_id\":{\"type\":\"string\"}}}",

@@ -467,3 +467,32 @@ def test_unsafe_pickle_project_setting(server, make_user, admin_client, models):
     assert upload(other, "evil", data, expect=422)["model_version"]["status"] == "FAILED_REGISTRATION"
     c.put(f"/api/v1/projects/{pid}/registry-settings", json={"allow_unsafe_pickles": False})
     assert upload(c, "evil", data, expect=422)["error_code"] == "UNSAFE_MODEL"
+
+
+def _offloaded(server) -> float:
+    for line in server.client().get("/metrics").text.splitlines():
+        if line.startswith("kiln_http_offloaded_total"):
+            return float(line.split()[-1])
+    raise AssertionError("kiln_http_offloaded_total is not exported")
+
+
+def test_checking_a_file_runs_off_the_io_threads(server, c, models):
+    """Uploads and session completes are checked on the worker pool (the
+    connection is suspended meanwhile), counted in
+    kiln_http_offloaded_total; other requests are answered meanwhile and the
+    answers are the same as ever."""
+    data = need(models, "ts.pt")
+    before = _offloaded(server)
+    mv = upload(c, "offload-one", data, filename="x.bin", sha256=sha(data))["model_version"]
+    assert (mv["status"], mv["format"]) == ("READY", "torchscript")
+    assert _offloaded(server) == before + 1
+    r = c.post(SESSIONS, json={"name": "offload-two", "size": len(data)})
+    uid = r.json()["upload"]["upload_id"]
+    assert put_chunk(c, uid, data, 0, len(data)).json()["upload"]["received"] == len(data)
+    r = c.post(f"{SESSIONS}/{uid}/complete")
+    assert r.status_code == 200 and r.json()["model_version"]["status"] == "READY", r.text
+    assert _offloaded(server) == before + 2
+    # errors from the pool keep their JSON shape and stable codes
+    r = c.post(f"{SESSIONS}/{'0' * 32}/complete")
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert _offloaded(server) == before + 3
