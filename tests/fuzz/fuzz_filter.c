@@ -47,14 +47,15 @@ static const char *setup_sql =
     "creation_time BIGINT, last_update_time BIGINT);"
     "CREATE TABLE experiment_tags (experiment_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, "
     "PRIMARY KEY (experiment_id, key));"
-    "CREATE TABLE registered_models (name TEXT PRIMARY KEY, creation_time BIGINT, "
-    "last_updated_time BIGINT);"
-    "CREATE TABLE registered_model_tags (name TEXT, key TEXT, value TEXT, PRIMARY KEY (name, "
-    "key));"
-    "CREATE TABLE model_versions (name TEXT, version INTEGER, source TEXT, run_id TEXT, "
-    "creation_time BIGINT, last_updated_time BIGINT, PRIMARY KEY (name, version));"
-    "CREATE TABLE model_version_tags (name TEXT, version INTEGER, key TEXT, value TEXT, PRIMARY "
-    "KEY (name, version, key));"
+    /* the registry's shape (migration 0010): models by id, versions and tags by model id */
+    "CREATE TABLE registered_models (id INTEGER PRIMARY KEY, name TEXT NOT NULL, creation_time "
+    "BIGINT, last_updated_time BIGINT);"
+    "CREATE TABLE registered_model_tags (model_id INTEGER, key TEXT, value TEXT, PRIMARY KEY "
+    "(model_id, key));"
+    "CREATE TABLE model_versions (model_id INTEGER, version INTEGER, name TEXT, source TEXT, "
+    "run_id TEXT, creation_time BIGINT, last_updated_time BIGINT, PRIMARY KEY (model_id, version));"
+    "CREATE TABLE model_version_tags (model_id INTEGER, version INTEGER, key TEXT, value TEXT, "
+    "PRIMARY KEY (model_id, version, key));"
     "INSERT INTO runs VALUES ('a', 1, 'p', 'alpha', 'ann', 'FINISHED', 10, 20, 'active', "
     "'s3://x', NULL), ('b', 1, 'p', NULL, NULL, 'RUNNING', NULL, NULL, 'active', NULL, NULL),"
     " ('c', 1, 'p', 'A%_*', 'bob', 'FAILED', 10, 5, 'active', 'file:/c', NULL);"
@@ -65,11 +66,11 @@ static const char *setup_sql =
     "INSERT INTO experiments VALUES (1, 'p', 'Default', NULL, 'active', 1, 2), (2, 'p', 'x', "
     "NULL, 'active', NULL, NULL);"
     "INSERT INTO experiment_tags VALUES (1, 't', 'v'), (2, 't', NULL);"
-    "INSERT INTO registered_models VALUES ('m', 1, 2), ('n', NULL, NULL);"
-    "INSERT INTO registered_model_tags VALUES ('m', 't', 'v');"
-    "INSERT INTO model_versions VALUES ('m', 1, 's3://m', 'a', 1, 1), ('m', 2, NULL, NULL, NULL, "
-    "NULL);"
-    "INSERT INTO model_version_tags VALUES ('m', 1, 't', 'v');";
+    "INSERT INTO registered_models VALUES (1, 'm', 1, 2), (2, 'n', NULL, NULL);"
+    "INSERT INTO registered_model_tags VALUES (1, 't', 'v');"
+    "INSERT INTO model_versions VALUES (1, 1, 'm', 's3://m', 'a', 1, 1), (1, 2, 'm', NULL, NULL, "
+    "NULL, NULL);"
+    "INSERT INTO model_version_tags VALUES (1, 1, 't', 'v');";
 
 static const char *const from[] = {
     [TRACK_FLT_RUNS] = "SELECT r.run_uuid FROM runs r",
