@@ -17,7 +17,7 @@ Quick start::
 """
 
 from ._version import __version__
-from .client import DEFAULT_URL, Client
+from .client import DEFAULT_URL, Client, Secret
 from .autologging import autolog
 from .tracking import (
     ActiveRun,
@@ -57,6 +57,7 @@ __all__ = [
     "__version__",
     "DEFAULT_URL",
     "Client",
+    "Secret",
     "KilnError",
     "BadRequest",
     "Unauthenticated",

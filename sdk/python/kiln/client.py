@@ -8,6 +8,7 @@ later endpoint wrappers stay one-liners.
 from __future__ import annotations
 
 import datetime as _dt
+import hmac
 import http.client
 import json as _jsonlib
 import os
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 from ._version import __version__
 from .errors import ConnectionFailed, KilnError, Unauthenticated, error_from_response
 
-__all__ = ["Client", "DEFAULT_URL"]
+__all__ = ["Client", "DEFAULT_URL", "Secret"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -69,9 +70,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class _Secret:
+class Secret:
     """Holds a credential so that it never shows up in a repr, a traceback's
-    locals or a debugger's view of the client."""
+    locals, a log line or a debugger's view of the client. Read it with
+    ``.value`` where it is really needed (to check a webhook's signature)."""
 
     __slots__ = ("value",)
 
@@ -82,6 +84,16 @@ class _Secret:
         return "<secret>"
 
     __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            other = other.value
+        return isinstance(other, str) and hmac.compare_digest(self.value.encode(), other.encode())
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_Secret = Secret
 
 
 def _epoch_ms(value: Union[int, float, _dt.datetime, None], name: str) -> Optional[int]:
@@ -714,6 +726,240 @@ class Client:
                                                params={"name": name, "alias": alias}), "model_version")
 
     # ------------------------------------------------------------------
+    # Registry governance and approvals (the selected project)
+    # ------------------------------------------------------------------
+
+    def get_registry_governance(self) -> Dict[str, Any]:
+        """``GET /api/v1/registry/governance``: the project's rules,
+        ``{"require_approval_for_production": bool, "protected_aliases":
+        [...], "updated_at"?, "updated_by"?}`` (anyone in the project)."""
+        return self._unwrap(self._request_dict("GET", "/api/v1/registry/governance"), "governance")
+
+    def set_registry_governance(self, require_approval_for_production: Optional[bool] = None,
+                                protected_aliases: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        """``PUT /api/v1/registry/governance`` (project admins): change the
+        rules; an argument left ``None`` stays as it is, ``[]`` clears the
+        protected aliases. Returns the new settings. Others get
+        :class:`PermissionDenied` (``PERMISSION_DENIED``)."""
+        body: Dict[str, Any] = {}
+        if require_approval_for_production is not None:
+            body["require_approval_for_production"] = require_approval_for_production
+        if protected_aliases is not None:
+            body["protected_aliases"] = [protected_aliases] if isinstance(protected_aliases, str) \
+                else list(protected_aliases)
+        return self._unwrap(self._request_dict("PUT", "/api/v1/registry/governance", json=body), "governance")
+
+    _APPROVALS = "/api/v1/approvals"
+
+    def request_approval(self, name: str, version: Union[str, int], stage: Optional[str] = None,
+                         alias: Optional[str] = None, archive_existing_versions: bool = False,
+                         comment: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /api/v1/approvals``: ask a project admin to move ``version``
+        to ``stage`` or to point ``alias`` at it (exactly one of the two) —
+        what to do after a change raised ``APPROVAL_REQUIRED``. Returns the
+        PENDING request (``id``, ``kind``, ``target``, ``state``, ...). A
+        request for the same change already pending raises :class:`Conflict`."""
+        body: Dict[str, Any] = {"name": name, "version": str(version)}
+        for k, v in (("stage", stage), ("alias", alias), ("comment", comment)):
+            if v is not None:
+                body[k] = v
+        if archive_existing_versions:
+            body["archive_existing_versions"] = True
+        return self._unwrap(self._request_dict("POST", self._APPROVALS, json=body), "approval_request")
+
+    def list_approvals(self, state: Optional[str] = "PENDING") -> List[Dict[str, Any]]:
+        """``GET /api/v1/approvals``, every page: the project's approval
+        requests, newest first, in ``state`` (``PENDING``, ``APPROVED``,
+        ``REJECTED``, ``CANCELLED``, ``STALE`` or ``ALL``)."""
+        return self._pages(self._APPROVALS, "approval_requests", {"state": state})
+
+    def get_approval(self, request_id: str) -> Dict[str, Any]:
+        """``GET /api/v1/approvals/{id}``: one request (``NotFound`` for
+        another project's)."""
+        return self._unwrap(self._request_dict("GET", f"{self._APPROVALS}/{_quote(request_id)}"),
+                            "approval_request")
+
+    def _decide(self, request_id: str, verb: str, comment: Optional[str]) -> Dict[str, Any]:
+        body = {"comment": comment} if comment is not None else {}
+        return self._unwrap(self._request_dict("POST", f"{self._APPROVALS}/{_quote(request_id)}/{verb}", json=body),
+                            "approval_request")
+
+    def approve(self, request_id: str, comment: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /api/v1/approvals/{id}/approve`` (project admins): the
+        request becomes APPROVED and its change is made in the same write.
+        Others get ``PERMISSION_DENIED``; a request decided already
+        ``INVALID_STATE``; one gone stale (its version moved meanwhile)
+        :class:`Conflict`."""
+        return self._decide(request_id, "approve", comment)
+
+    def reject(self, request_id: str, comment: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /api/v1/approvals/{id}/reject`` (project admins): REJECTED;
+        nothing changes."""
+        return self._decide(request_id, "reject", comment)
+
+    def cancel_approval(self, request_id: str) -> Dict[str, Any]:
+        """``POST /api/v1/approvals/{id}/cancel``: withdraw your own pending
+        request (anyone else's is ``PERMISSION_DENIED``)."""
+        return self._decide(request_id, "cancel", None)
+
+    # ------------------------------------------------------------------
+    # Comments on model versions, and lineage (the selected project)
+    # ------------------------------------------------------------------
+
+    @staticmethod
+    def _version_path(name: str, version: Union[str, int]) -> str:
+        return f"/api/v1/models/{_quote(name)}/versions/{_quote(str(version))}"
+
+    def add_version_comment(self, name: str, version: Union[str, int], body: str) -> Dict[str, Any]:
+        """``POST .../versions/{version}/comments`` (editors and up): comment
+        on a version (1 to 10,000 bytes). Returns the comment (``id``,
+        ``author``, ``body``, ``created_at``, ...)."""
+        return self._unwrap(self._request_dict("POST", self._version_path(name, version) + "/comments",
+                                               json={"body": body}), "comment")
+
+    def list_version_comments(self, name: str, version: Union[str, int]) -> List[Dict[str, Any]]:
+        """``GET .../versions/{version}/comments``, every page: the version's
+        comments, oldest first."""
+        return self._pages(self._version_path(name, version) + "/comments", "comments")
+
+    def update_version_comment(self, name: str, version: Union[str, int], comment_id: str,
+                               body: str) -> Dict[str, Any]:
+        """``PATCH .../comments/{comment_id}``: edit your own comment (anyone
+        else's is ``PERMISSION_DENIED``). Returns the comment."""
+        path = f"{self._version_path(name, version)}/comments/{_quote(comment_id)}"
+        return self._unwrap(self._request_dict("PATCH", path, json={"body": body}), "comment")
+
+    def delete_version_comment(self, name: str, version: Union[str, int], comment_id: str) -> None:
+        """``DELETE .../comments/{comment_id}``: its author or a project admin."""
+        self._request("DELETE", f"{self._version_path(name, version)}/comments/{_quote(comment_id)}")
+
+    def model_version_lineage(self, name: str, version: Union[str, int]) -> Dict[str, Any]:
+        """``GET .../versions/{version}/lineage``: where a version came from,
+        as a graph ``{"nodes": [{id, type, label, attrs, missing?}], "edges":
+        [{from, to, type}], "truncated"?: true}``. Node ids are
+        ``<type>:<key>`` (``run:<run id>``, ``model_version:<name>/<version>``,
+        ...); ignore node and edge types you do not know."""
+        return self._request_dict("GET", self._version_path(name, version) + "/lineage")
+
+    # ------------------------------------------------------------------
+    # Registry webhooks and settings (a project; its admins)
+    # ------------------------------------------------------------------
+
+    def _project_of(self, project_id: Optional[str]) -> str:
+        """The project a per-project route is for: ``project_id``, else the
+        API key's project, else the user's default project (as the CLI)."""
+        if project_id:
+            return project_id
+        me = self.whoami()
+        auth, user = me.get("auth"), me.get("user")
+        found = (auth.get("project_id") if isinstance(auth, dict) else None) or \
+            (user.get("default_project_id") if isinstance(user, dict) else None)
+        if not isinstance(found, str) or not found:
+            raise ValueError("no default project for these credentials: pass project_id=")
+        return found
+
+    def _hooks(self, project_id: Optional[str], webhook_id: Optional[str] = None) -> str:
+        path = f"/api/v1/projects/{_quote(self._project_of(project_id))}/webhooks"
+        return path + (f"/{_quote(webhook_id)}" if webhook_id is not None else "")
+
+    @staticmethod
+    def _hook_answer(answer: Dict[str, Any]) -> Dict[str, Any]:
+        secret = answer.get("secret")
+        if isinstance(secret, str):
+            answer["secret"] = Secret(secret)
+        return answer
+
+    def create_webhook(self, url: str, events: Sequence[str], model_name: Optional[str] = None,
+                       description: Optional[str] = None, status: Optional[str] = None,
+                       secret: Union[str, Secret, None] = None, *,
+                       project_id: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /api/v1/projects/{project_id}/webhooks`` (project admins):
+        have Kiln POST signed JSON to ``url`` for ``events``
+        (``MODEL_VERSION_CREATED``, ``MODEL_VERSION_READY``,
+        ``MODEL_VERSION_TRANSITIONED_STAGE``, ``REGISTERED_MODEL_ALIAS_SET``,
+        ``REGISTERED_MODEL_ALIAS_DELETED``), optionally only ``model_name``'s;
+        ``status`` is ``ACTIVE`` (default), ``DISABLED`` or ``TEST_MODE``.
+
+        Returns ``{"webhook": {...}, "secret": Secret}``: the signing secret
+        (yours, or made by the server) is shown only this once; it prints as
+        ``<secret>``, read it with ``.value``. ``project_id`` defaults to the
+        API key's project, else your default project. Editors get
+        ``PERMISSION_DENIED``."""
+        body: Dict[str, Any] = {"url": url, "events": [events] if isinstance(events, str) else list(events)}
+        for k, v in (("model_name", model_name), ("description", description), ("status", status)):
+            if v is not None:
+                body[k] = v
+        if secret is not None:
+            body["secret"] = secret.value if isinstance(secret, Secret) else secret
+        return self._hook_answer(self._request_dict("POST", self._hooks(project_id), json=body))
+
+    def list_webhooks(self, *, project_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The project's webhooks, oldest first, every page (never secrets)."""
+        return self._pages(self._hooks(project_id), "webhooks")
+
+    def get_webhook(self, webhook_id: str, *, project_id: Optional[str] = None) -> Dict[str, Any]:
+        """One webhook (``id``, ``url``, ``events``, ``status``, ...; never its secret)."""
+        return self._unwrap(self._request_dict("GET", self._hooks(project_id, webhook_id)), "webhook")
+
+    def update_webhook(self, webhook_id: str, *, url: Optional[str] = None, events: Optional[Sequence[str]] = None,
+                       model_name: Optional[str] = None, description: Optional[str] = None,
+                       status: Optional[str] = None, secret: Union[str, Secret, None] = None,
+                       rotate_secret: bool = False, project_id: Optional[str] = None) -> Dict[str, Any]:
+        """``PATCH .../webhooks/{id}``: change the fields given (``None`` leaves
+        one alone; ``model_name=""`` / ``description=""`` clear). ``secret``
+        sets your own signing secret, ``rotate_secret=True`` has the server
+        make one. Returns ``{"webhook": {...}}``, with ``"secret"`` (a
+        :class:`Secret`) when it was rotated."""
+        body: Dict[str, Any] = {}
+        for k, v in (("url", url), ("model_name", model_name), ("description", description), ("status", status)):
+            if v is not None:
+                body[k] = v
+        if events is not None:
+            body["events"] = [events] if isinstance(events, str) else list(events)
+        if secret is not None:
+            body["secret"] = secret.value if isinstance(secret, Secret) else secret
+        if rotate_secret:
+            body["rotate_secret"] = True
+        return self._hook_answer(self._request_dict("PATCH", self._hooks(project_id, webhook_id), json=body))
+
+    def delete_webhook(self, webhook_id: str, *, project_id: Optional[str] = None) -> None:
+        """Delete a webhook with its queued deliveries and log."""
+        self._request("DELETE", self._hooks(project_id, webhook_id))
+
+    def test_webhook(self, webhook_id: str, *, project_id: Optional[str] = None) -> Dict[str, Any]:
+        """``POST .../webhooks/{id}/test``: queue a ``TEST`` event now (one
+        attempt, whatever the status). Returns the delivery (``id``,
+        ``state`` PENDING); poll :meth:`get_webhook_delivery` for the outcome."""
+        return self._unwrap(self._request_dict("POST", self._hooks(project_id, webhook_id) + "/test"), "delivery")
+
+    def list_webhook_deliveries(self, webhook_id: str, *, project_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The webhook's delivery log, newest first, every page: each with
+        ``event``, ``state`` (PENDING, SUCCEEDED, FAILED), ``attempts``,
+        ``last_status_code``, ``last_error``, ``payload`` and ``attempt_log``."""
+        return self._pages(self._hooks(project_id, webhook_id) + "/deliveries", "deliveries")
+
+    def get_webhook_delivery(self, webhook_id: str, delivery_id: str, *,
+                             project_id: Optional[str] = None) -> Dict[str, Any]:
+        """One delivery with its attempts."""
+        path = f"{self._hooks(project_id, webhook_id)}/deliveries/{_quote(delivery_id)}"
+        return self._unwrap(self._request_dict("GET", path), "delivery")
+
+    def get_registry_settings(self, *, project_id: Optional[str] = None) -> Dict[str, Any]:
+        """``GET /api/v1/projects/{project_id}/registry-settings``:
+        ``{"project_id", "allow_unsafe_pickles", "updated_at"?, "updated_by"?}``."""
+        path = f"/api/v1/projects/{_quote(self._project_of(project_id))}/registry-settings"
+        return self._unwrap(self._request_dict("GET", path), "settings")
+
+    def set_registry_settings(self, allow_unsafe_pickles: bool, *,
+                              project_id: Optional[str] = None) -> Dict[str, Any]:
+        """``PUT .../registry-settings`` (project admins): whether uploads of
+        pickles importing unsafe globals become READY (flagged ``unsafe``)
+        instead of being refused. Audited. Returns the settings."""
+        path = f"/api/v1/projects/{_quote(self._project_of(project_id))}/registry-settings"
+        return self._unwrap(self._request_dict("PUT", path, json={"allow_unsafe_pickles": allow_unsafe_pickles}),
+                            "settings")
+
+    # ------------------------------------------------------------------
     # Model files: upload (resumable) and download
     # ------------------------------------------------------------------
 
@@ -837,6 +1083,28 @@ class Client:
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+
+    #: Page size the list calls that follow ``next_page_token`` ask for (the
+    #: servers' maximum).
+    _PAGE_SIZE = 1000
+
+    def _pages(self, path: str, key: str, params: Optional[Mapping[str, Any]] = None) -> List[Dict[str, Any]]:
+        """GET every page of a Kiln list route and return the items under
+        ``key``, following ``next_page_token`` (a token seen twice ends it)."""
+        found: List[Dict[str, Any]] = []
+        token: Optional[str] = None
+        seen = set()
+        while True:
+            query = dict(params or {})
+            query["max_results"] = self._PAGE_SIZE
+            query["page_token"] = token
+            page = self._request_dict("GET", path, params=query)
+            items = page.get(key)
+            found.extend(i for i in (items if isinstance(items, list) else []) if isinstance(i, dict))
+            token = page.get("next_page_token")
+            if not isinstance(token, str) or not token or token in seen:
+                return found
+            seen.add(token)
 
     def _list(self, method: str, path: str, key: str) -> List[Dict[str, Any]]:
         items = self._request_dict(method, path).get(key)
