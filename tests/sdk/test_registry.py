@@ -74,3 +74,19 @@ def test_search_pages_and_errors(client: kiln.Client) -> None:
     with pytest.raises(kiln.KilnError) as e:
         client.transition_model_version_stage(f"{prefix}-0", 1, "Live")
     assert e.value.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_register_model_and_transition_like_mlflow(client: kiln.Client) -> None:
+    """register_model makes the registered model when missing (and only
+    then), takes the run id from a runs:/ URI; transition is the short form."""
+    name = uniq("reg")
+    run = client._request_dict("POST", f"{ML}/runs/create", json={"experiment_id": "0"})["run"]["info"]
+    v1 = client.register_model(f"runs:/{run['run_id']}/model", name, tags={"k": "v"}, description="first")
+    assert (v1["name"], v1["version"], v1["run_id"], v1["description"]) == (name, "1", run["run_id"], "first")
+    v2 = client.register_model(run["artifact_uri"] + "/model", name)
+    assert v2["version"] == "2" and not v2.get("run_id")
+    assert client.transition(name, 2, "staging")["current_stage"] == "Staging"
+    with pytest.raises(kiln.KilnError) as e:
+        client.register_model("/etc/passwd", name)  # a local path is refused, the model stays
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert len(client.get_registered_model(name)["latest_versions"]) == 2

@@ -714,6 +714,27 @@ class Client:
         return self._unwrap(self._request_dict("POST", self._REG + "/model-versions/transition-stage", json=body),
                             "model_version")
 
+    def register_model(self, model_uri: str, name: str, tags: Optional[Mapping[str, str]] = None,
+                       description: Optional[str] = None) -> Dict[str, Any]:
+        """Like ``mlflow.register_model``: registers ``name`` when it does not
+        exist yet, then makes the next version from ``model_uri``
+        (``runs:/<run_id>/<path>``, a run's artifact URI, ``models:/<logged
+        model id>`` or remote storage). Returns the ModelVersion."""
+        try:
+            self.create_registered_model(name)
+        except KilnError as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        run_id = None
+        if model_uri.startswith("runs:/"):
+            run_id = model_uri[len("runs:/"):].split("/", 1)[0] or None
+        return self.create_model_version(name, model_uri, run_id=run_id, tags=tags, description=description)
+
+    def transition(self, name: str, version: Union[str, int], stage: str,
+                   archive_existing_versions: bool = False) -> Dict[str, Any]:
+        """Short for :meth:`transition_model_version_stage`."""
+        return self.transition_model_version_stage(name, version, stage, archive_existing_versions)
+
     def set_registered_model_alias(self, name: str, alias: str, version: Union[str, int]) -> None:
         """``POST registered-models/alias``: point ``alias`` at ``version``
         (moving it when already set)."""
