@@ -415,6 +415,17 @@ static const struct route_stream chunk_stream = {chunk_begin, chunk_chunk, chunk
 
 /* ---- an uploaded version: scan report and download ------------------------------------------------ */
 
+static int h_signature(struct req *rq, struct reply *rp) {
+  const char *proj = track_api_project(rq, rp);
+  if (!proj) return 0;
+  json_t *b = req_json_object(rq, rp);
+  if (!b) return 0;
+  struct err e;
+  json_t *o = registry_upload_signature_set(req_app(rq)->db, proj, req_param(rq, "name"), req_param(rq, "version"),
+                                            json_object_get(b, "signature"), &e);
+  return o ? reply_json(rp, 200, json_pack("{s:o}", "model_version", o)) : reply_err(rp, &e);
+}
+
 static int h_scan(struct req *rq, struct reply *rp) {
   const char *proj = track_api_project(rq, rp);
   if (!proj) return 0;
@@ -615,6 +626,11 @@ const struct route registry_upload_routes[] = {
     {"GET", "/api/v1/models/{name}/versions/{version}/scan", PERM_READ,
      "An uploaded version's scan report, format, framework, checksum and signature", TAG, NULL,
      S_ONE("model_version", S_UPLOADED), NULL, h_scan, SEL, track_api_locate, NULL},
+    {"PUT", "/api/v1/models/{name}/versions/{version}/signature", PERM_WRITE,
+     "Give an uploaded version whose file declares no signature one, in MLflow's signature JSON "
+     "({\"inputs\", \"outputs\", \"params\"}); it never changes afterwards", TAG,
+     "{\"type\":\"object\",\"required\":[\"signature\"],\"properties\":{\"signature\":{\"type\":\"object\"}}}",
+     S_ONE("model_version", S_UPLOADED), NULL, h_signature, SEL, track_api_locate, NULL},
     {"GET", "/api/v1/models/{name}/versions/{version}/download", PERM_READ,
      "Download an uploaded version's file (Range: bytes=, one range)", TAG, NULL, NULL, "application/octet-stream",
      h_download, SEL, track_api_locate, NULL},

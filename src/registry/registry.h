@@ -245,6 +245,15 @@ int registry_upload_register(const struct registry_upload_cfg *c, const char *pr
                              const struct registry_upload_meta *m, struct registry_upload_file *f,
                              json_t **out, struct err *e);
 
+/* Sets the signature of an uploaded version whose file declares none, in
+ * MLflow's signature JSON ({"inputs", "outputs", "params"}: lists of
+ * column/tensor specs, or those lists as JSON strings as in MLmodel); kept
+ * with "given_by": "user". CONFLICT when the version has one already (a
+ * version's signature never changes), RESOURCE_DOES_NOT_EXIST when it was
+ * not uploaded. Answers the version as registry_upload_answer. */
+json_t *registry_upload_signature_set(struct db *db, const char *project_id, const char *name, const char *version,
+                                      json_t *sig, struct err *e);
+
 /* {"name", "version", "status", "status_message"?, "source", "format",
  * "framework", "sha256", "size", "stored", "unsafe", "scan", "signature"
  * (object or null), "prediction_url" (null: no serving yet),

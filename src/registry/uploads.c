@@ -932,3 +932,118 @@ int registry_upload_expire(const struct registry_upload_cfg *c, int *removed, st
   closedir(d);
   return 0;
 }
+
+/* ---- a signature given by the user ------------------------------------------------------------ */
+
+#define SIG_MAX_TEXT (64 * 1024)
+#define SIG_MAX_ITEMS 10000
+
+/* One of inputs/outputs/params: an array of specs (objects with a string
+ * "type", and a string "name" when given), or MLflow's MLmodel form, the
+ * same array as a JSON string. The array, or NULL with e set. */
+static json_t *sig_part(json_t *v, const char *what, struct err *e) {
+  json_t *arr = NULL;
+  if (json_is_string(v)) {
+    if (json_string_length(v) > SIG_MAX_TEXT) {
+      err_set(e, ERR_INVALID_PARAMETER_VALUE, "signature %s is longer than %d bytes", what, SIG_MAX_TEXT);
+      return NULL;
+    }
+    arr = json_loads(json_string_value(v), JSON_REJECT_DUPLICATES, NULL);
+  } else if (json_is_array(v)) {
+    arr = json_incref(v);
+  }
+  if (!json_is_array(arr)) {
+    json_decref(arr);
+    err_set(e, ERR_INVALID_PARAMETER_VALUE,
+            "signature %s must be a list of column or tensor specs (or that list as a JSON string, as in MLmodel)", what);
+    return NULL;
+  }
+  if (json_array_size(arr) > SIG_MAX_ITEMS) {
+    json_decref(arr);
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "signature %s has more than %d entries", what, SIG_MAX_ITEMS);
+    return NULL;
+  }
+  size_t i;
+  json_t *x;
+  json_array_foreach(arr, i, x) {
+    json_t *t = json_object_get(x, "type"), *n = json_object_get(x, "name");
+    if (!json_is_object(x) || !json_is_string(t) || (n && !json_is_string(n))) {
+      json_decref(arr);
+      err_set(e, ERR_INVALID_PARAMETER_VALUE, "signature %s[%zu] needs a string \"type\" (and a string \"name\" when named)",
+              what, i);
+      return NULL;
+    }
+  }
+  return arr;
+}
+
+struct sig_job {
+  int64_t model_id, version;
+  const char *text;
+};
+
+static int sig_job(struct db_conn *c, void *arg, struct err *e) {
+  struct sig_job *j = arg;
+  int rc = reg_exec(c, "UPDATE model_version_files SET signature = ? WHERE model_id = ? AND version = ? AND signature IS NULL",
+                    e, "sii", j->text, j->model_id, j->version);
+  if (rc || db_changes(c) > 0) return rc;
+  struct db_stmt *s = db_prepare(c, "SELECT 1 FROM model_version_files WHERE model_id = ? AND version = ?", e);
+  if (!s) return -ERR_INTERNAL;
+  db_bind_i64(s, 1, j->model_id);
+  db_bind_i64(s, 2, j->version);
+  int st = db_step(s, e);
+  db_stmt_done(s);
+  if (st < 0) return st;
+  if (st == DB_ROW)
+    return err_set(e, ERR_CONFLICT,
+                   "this version already has a signature (declared by its file, or given before); a version's "
+                   "signature does not change: upload a new version");
+  return err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Model Version (version=%lld) was not made from an uploaded file",
+                 (long long)j->version);
+}
+
+json_t *registry_upload_signature_set(struct db *db, const char *project_id, const char *name, const char *version,
+                                      json_t *sig, struct err *e) {
+  int64_t v;
+  if (reg_version_parse(version, &v, e)) return NULL;
+  if (!json_is_object(sig) || !json_object_get(sig, "inputs")) {
+    err_set(e, ERR_INVALID_PARAMETER_VALUE, "signature must be an object with \"inputs\" (and \"outputs\", \"params\" when known)");
+    return NULL;
+  }
+  const char *k;
+  json_t *val;
+  json_object_foreach(sig, k, val) {
+    if (!str_eq(k, "inputs") && !str_eq(k, "outputs") && !str_eq(k, "params")) {
+      err_set(e, ERR_INVALID_PARAMETER_VALUE, "signature takes inputs, outputs and params, not '%.64s'", k);
+      return NULL;
+    }
+  }
+  json_t *norm = json_object();
+  static const char *const parts[] = {"inputs", "outputs", "params"};
+  for (int i = 0; i < 3; i++) {
+    json_t *p = json_object_get(sig, parts[i]);
+    if (!p || json_is_null(p)) continue;
+    json_t *arr = sig_part(p, parts[i], e);
+    if (!arr) {
+      json_decref(norm);
+      return NULL;
+    }
+    json_object_set_new(norm, parts[i], arr);
+  }
+  json_object_set_new(norm, "given_by", json_string("user"));
+  char *text = json_dumps(norm, JSON_COMPACT);
+  json_decref(norm);
+  if (!text) {
+    err_set(e, ERR_NO_MEMORY, "out of memory");
+    return NULL;
+  }
+  struct db_conn *c = db_reader_acquire(db, e);
+  struct reg_model m = {0};
+  int rc = c ? reg_model_load(c, project_id, name ? name : "", &m, e) : -ERR_UNAVAILABLE;
+  if (!rc) rc = reg_version_exists(c, &m, v, e);
+  if (c) db_reader_release(db, c);
+  struct sig_job j = {m.id, v, text};
+  if (!rc) rc = db_write(db, sig_job, &j, e);
+  free(text);
+  return rc ? NULL : registry_upload_answer(db, project_id, name, version, e);
+}

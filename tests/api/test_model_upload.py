@@ -496,3 +496,48 @@ def test_checking_a_file_runs_off_the_io_threads(server, c, models):
     r = c.post(f"{SESSIONS}/{'0' * 32}/complete")
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert _offloaded(server) == before + 3
+
+
+def test_a_signature_for_a_file_that_declares_none(server, c, models, make_user):
+    """A pickle carries no signature: the user gives one in MLflow's JSON
+    (the MLmodel string form or plain lists), once; a file that declares
+    its own (ONNX) keeps it; bad shapes are 400s."""
+    pkl = [f for f in models if f.endswith(".pkl") and f.startswith(("sklearn", "sk"))]
+    assert pkl, sorted(models)
+    data = models[pkl[0]]
+    name = "sig-pkl"
+    mv = upload(c, name, data, filename="m.bin")["model_version"]
+    assert mv["status"] == "READY" and mv["signature"] is None, mv
+    path = f"/api/v1/models/{name}/versions/1/signature"
+    sig = {"inputs": '[{"name": "age", "type": "double"}, {"name": "plan", "type": "string"}]',
+           "outputs": [{"type": "long"}]}
+    r = c.put(path, json={"signature": sig})
+    assert r.status_code == 200, r.text
+    got = r.json()["model_version"]["signature"]
+    assert got == {"inputs": [{"name": "age", "type": "double"}, {"name": "plan", "type": "string"}],
+                   "outputs": [{"type": "long"}], "given_by": "user"}
+    assert c.get(f"/api/v1/models/{name}/versions/1/scan").json()["model_version"]["signature"] == got
+    # never changes afterwards
+    r = c.put(path, json={"signature": {"inputs": [{"type": "double"}]}})
+    assert r.status_code == 409 and r.json()["error_code"] == "CONFLICT"
+    # a file with its own signature keeps it
+    onnx = need(models, "tiny.onnx")
+    mo = upload(c, "sig-onnx", onnx, filename="m.onnx")["model_version"]
+    assert mo["signature"] is not None
+    r = c.put("/api/v1/models/sig-onnx/versions/1/signature", json={"signature": {"inputs": [{"type": "float"}]}})
+    assert r.status_code == 409
+    # bad shapes, unknown versions, versions not uploaded
+    mv2 = upload(c, name, data, filename="m.bin")["model_version"]
+    assert mv2["version"] == "2"
+    p2 = f"/api/v1/models/{name}/versions/2/signature"
+    for bad in ({}, {"outputs": []}, {"inputs": "not json"}, {"inputs": [{"name": "x"}]}, {"inputs": [1]},
+                {"inputs": [], "extra": []}, {"inputs": '{"type": "double"}'}):
+        r = c.put(p2, json={"signature": bad})
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", (bad, r.text)
+    r = c.put(p2, json={"signature": "x"})
+    assert r.status_code == 400
+    r = c.put(f"/api/v1/models/{name}/versions/9/signature", json={"signature": {"inputs": []}})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    # another user (their own project) sees nothing
+    r = make_user().client().put(p2, json={"signature": {"inputs": []}})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
