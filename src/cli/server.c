@@ -28,6 +28,9 @@ static struct cfg_opt server_opts[] = {
     {"max-artifact-size", "KILN_MAX_ARTIFACT_SIZE", CFG_SIZE, "5g", "largest artifact (or multipart part) uploaded in one streamed PUT (413 above)", NULL, NULL},
     {"max-model-size", "KILN_MAX_MODEL_SIZE", CFG_SIZE, "2g", "largest model file uploaded to the registry (POST /api/v1/models/upload, resumable uploads; 413 above)", NULL, NULL},
     {"upload-session-ttl", "KILN_UPLOAD_SESSION_TTL", CFG_INT, "86400", "seconds a resumable model upload lives after its last chunk; expired sessions are removed with their bytes", NULL, NULL},
+    {"clamd", "KILN_CLAMD", CFG_STR, "", "scan every uploaded model file with clamd: unix:/path/to/clamd.ctl or tcp:HOST:PORT (empty: no malware scan)", NULL, NULL},
+    {"clamd-timeout", "KILN_CLAMD_TIMEOUT", CFG_INT, "30", "seconds one clamd scan may take, connect to verdict (the upload then fails closed, or open with --clamd-fail-open)", NULL, NULL},
+    {"clamd-fail-open", "KILN_CLAMD_FAIL_OPEN", CFG_BOOL, "false", "when clamd cannot answer, register uploads anyway, marked not scanned (default: refuse them with 503)", NULL, NULL},
     {"max-conns", "KILN_MAX_CONNS", CFG_INT, "4096", "most concurrent connections", NULL, NULL},
     {"conn-timeout", "KILN_CONN_TIMEOUT", CFG_INT, "60", "idle connection timeout in seconds", NULL, NULL},
     {"shutdown-grace-ms", "KILN_SHUTDOWN_GRACE_MS", CFG_INT, "10000", "how long shutdown waits for in-flight requests", NULL, NULL},
@@ -148,6 +151,27 @@ static int setup_mail(const struct cfg *cfg, struct auth *a, struct err *e) {
   return 0;
 }
 
+/* The malware scanner for uploads. A malformed address stops the server; a
+ * clamd that does not answer yet only warns (it may start after us): until
+ * it does, uploads are refused, or registered unscanned with fail-open. */
+static int setup_clamd(const struct cfg *cfg, struct app *app, struct err *e) {
+  const char *addr = cfg_str(cfg, "clamd");
+  if (!*addr) return 0;
+  int64_t t = cfg_int(cfg, "clamd-timeout");
+  if (t < 1 || t > 3600) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--clamd-timeout must be 1..3600 seconds");
+  struct registry_clamd_opts o = {.address = addr, .timeout_ms = t * 1000};
+  if (registry_clamd_new(&app->av, &o, e)) return -(int)e->code;
+  bool fail_open = cfg_bool(cfg, "clamd-fail-open");
+  char engine[REGISTRY_AV_ENGINE_MAX + 1];
+  struct err ce = {0};
+  if (registry_av_check(app->av, engine, sizeof engine, &ce))
+    log_warn("clamd.unavailable", "clamd at %s does not answer (%s): uploads will be %s until it does", addr, ce.msg,
+             fail_open ? "registered unscanned (--clamd-fail-open)" : "refused (fail closed)");
+  else
+    log_info("clamd.ready", "uploads are scanned by %s at %s (fail %s)", engine, addr, fail_open ? "open" : "closed");
+  return 0;
+}
+
 int cli_server(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     if (str_eq(argv[i], "--help") || str_eq(argv[i], "-h")) {
@@ -224,6 +248,7 @@ int cli_server(int argc, char **argv) {
   sodium_memzero(ao.master_key, sizeof ao.master_key);
   if (orc) goto fail;
   if (setup_mail(&cfg, app.auth, &e)) goto fail;
+  if (setup_clamd(&cfg, &app, &e)) goto fail;
   bool admin_created = false;
   char admin_pw[65];
   /* the password is never logged: stderr once, and a 0600 file */
@@ -303,6 +328,7 @@ fail:
 done:
   if (srv) http_server_stop(srv, 0);
   registry_webhooks_free(app.webhooks); /* stops the worker before the store closes */
+  registry_av_free(app.av);
   sys_fini();
   router_free(router);
   auth_close(app.auth);

@@ -18,9 +18,11 @@ struct app {
   const char *data_dir;
   bool tls; /* served over HTTPS: cookies get the Secure attribute */
   struct registry_webhooks *webhooks; /* NULL: the webhook routes answer NOT_READY */
+  struct registry_av *av;             /* malware scanner for uploads; NULL: none (--clamd unset) */
 };
 
 struct registry_webhooks;
+struct registry_av;
 struct req;   /* one request; lives until its reply is sent */
 struct reply; /* what the handler answers */
 

@@ -24,7 +24,9 @@ static void upload_cfg(struct req *rq, struct registry_upload_cfg *c) {
   if (app->cfg) {
     c->max_size = (uint64_t)cfg_int(app->cfg, "max-model-size");
     c->session_ttl_s = cfg_int(app->cfg, "upload-session-ttl");
+    c->av_fail_open = cfg_bool(app->cfg, "clamd-fail-open");
   }
+  c->av = app->av;
 }
 
 static const char *who(struct req *rq) {

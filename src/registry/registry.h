@@ -189,6 +189,86 @@ json_t *registry_version_search(struct db *db, const char *project_id,
                                 const struct registry_search *s, char next[REGISTRY_PAGE_TOKEN_MAX],
                                 struct err *e);
 
+/* ---- malware scanning (clamav.c) ------------------------------------------------ *
+ * A virus scanner is a table of functions (curl's Curl_ssl style); uploads
+ * call it after intake accepts a file, before the version may turn READY.
+ * One implementation: clamd, over its INSTREAM protocol (unix socket or
+ * TCP). See docs/registry.md#malware-scanning-clamav. */
+#define REGISTRY_AV_OPS_VERSION 1
+#define REGISTRY_AV_SIG_MAX 200     /* a signature name, bytes */
+#define REGISTRY_AV_ENGINE_MAX 160  /* the engine's version text, bytes */
+#define REGISTRY_AV_CAP_CHECK 1u    /* the scanner answers a readiness check */
+
+struct registry_av_result {
+  bool found;                              /* a signature matched */
+  char signature[REGISTRY_AV_SIG_MAX + 1]; /* its name when found */
+  char engine[REGISTRY_AV_ENGINE_MAX + 1]; /* "ClamAV 1.4.6/27000/..." */
+  int64_t duration_ms;
+};
+
+struct registry_av_ops {
+  int version;       /* REGISTRY_AV_OPS_VERSION */
+  const char *name;  /* "clamd" */
+  unsigned caps;     /* REGISTRY_AV_CAP_* */
+  /* Streams the file to the scanner. 0 with *r filled (clean or found);
+   * -ERR_UNAVAILABLE: the scanner is unreachable, timed out, or answered an
+   * error or nonsense; -ERR_PAYLOAD_TOO_LARGE: over the scanner's own size
+   * limit; -ERR_IO: the file could not be read. Thread-safe. */
+  int (*scan_file)(void *self, const char *path, struct registry_av_result *r, struct err *e);
+  /* Readiness: the engine's version text into engine[n]. */
+  int (*check)(void *self, char *engine, size_t n, struct err *e);
+  void (*free)(void *self);
+};
+
+struct registry_av;
+/* Wraps an implementation (ops must outlive it); NULL on OOM or a table of
+ * another version. */
+struct registry_av *registry_av_new(const struct registry_av_ops *ops, void *self);
+void registry_av_free(struct registry_av *av); /* NULL is a no-op */
+const char *registry_av_name(const struct registry_av *av);
+int registry_av_scan_file(struct registry_av *av, const char *path, struct registry_av_result *r, struct err *e);
+/* A scanner without CAP_CHECK answers 0 with an empty engine. */
+int registry_av_check(struct registry_av *av, char *engine, size_t n, struct err *e);
+
+/* clamd. address: "unix:/path/to/clamd.ctl" or "tcp:HOST:PORT" ("[v6]" hosts
+ * too); timeout_ms bounds one whole exchange, connect to verdict (default
+ * 30000); chunk_size is the INSTREAM chunk (default 64 KiB, at most
+ * 1 MiB). INVALID_PARAMETER_VALUE for a malformed address. */
+struct registry_clamd_opts {
+  const char *address;
+  int64_t timeout_ms;
+  size_t chunk_size;
+};
+#define REGISTRY_CLAMD_DEFAULT_TIMEOUT_MS 30000
+#define REGISTRY_CLAMD_DEFAULT_CHUNK (64u << 10)
+#define REGISTRY_CLAMD_MAX_CHUNK (1u << 20)
+#define REGISTRY_CLAMD_REPLY_MAX 1024 /* longer replies are refused */
+int registry_clamd_new(struct registry_av **out, const struct registry_clamd_opts *o, struct err *e);
+
+/* What clamd answered (exposed for tests and the fuzzer). */
+enum registry_clamd_kind {
+  REGISTRY_CLAMD_MALFORMED = 0, /* not a reply we know */
+  REGISTRY_CLAMD_OK,            /* "stream: OK" */
+  REGISTRY_CLAMD_FOUND,         /* "stream: <Signature> FOUND" */
+  REGISTRY_CLAMD_ERROR,         /* "<why> ERROR" */
+  REGISTRY_CLAMD_SIZE_LIMIT,    /* "INSTREAM size limit exceeded. ERROR" (StreamMaxLength) */
+};
+struct registry_clamd_reply {
+  enum registry_clamd_kind kind;
+  char text[REGISTRY_CLAMD_REPLY_MAX + 1]; /* the signature (FOUND) or the reason (ERROR, SIZE_LIMIT) */
+};
+/* Parses one reply of n bytes (its NUL or newline terminator optional).
+ * Only printable ASCII is accepted; a signature must be 1..REGISTRY_AV_SIG_MAX
+ * bytes with no surrounding space. Returns out->kind. */
+enum registry_clamd_kind registry_clamd_reply_parse(const char *buf, size_t n, struct registry_clamd_reply *out);
+/* INSTREAM framing: the file open at fd, from its current offset to EOF, as
+ * chunks of at most chunk bytes (4-byte big-endian length, then the bytes)
+ * and a zero-length terminator, written to sock before deadline_us
+ * (time_mono_us). Never holds more than one chunk. -ERR_UNAVAILABLE when
+ * the socket fails or the deadline passes (EPIPE too: clamd closes early
+ * past StreamMaxLength, and its reply says why), -ERR_IO for the file. */
+int registry_clamd_instream(int sock, int fd, size_t chunk, int64_t deadline_us, struct err *e);
+
 /* ---- uploaded model files (uploads.c) ---------------------------------------- *
  * A model file uploaded whole (one request) or in a resumable session
  * becomes the next version of a registered model (made when missing):
@@ -209,6 +289,8 @@ struct registry_upload_cfg {
   const char *dir;       /* partial and temp files (DATA/uploads); created when missing */
   uint64_t max_size;     /* 0: REGISTRY_UPLOAD_DEFAULT_MAX_SIZE */
   int64_t session_ttl_s; /* 0: REGISTRY_UPLOAD_DEFAULT_TTL_S; refreshed by every chunk */
+  struct registry_av *av; /* NULL: no malware scan (--clamd unset) */
+  bool av_fail_open;      /* scanner down: READY, marked not scanned (default: refused, 503) */
 };
 
 /* What the uploader says about the file. */

@@ -351,6 +351,42 @@ static int make_version(struct db *db, const char *project_id, const struct regi
   return rc;
 }
 
+/* The malware scan of a file intake accepted. 0 with *out the report's
+ * "malware" object (clean, or not scanned under --clamd-fail-open);
+ * -ERR_UNSAFE_MODEL when a signature matched (*out says which); any other
+ * error when the scanner could not judge and the server fails closed. */
+static int av_scan(const struct registry_upload_cfg *c, const char *path, json_t **out, struct err *e) {
+  struct registry_av_result res;
+  struct err ae = {0};
+  int rc = registry_av_scan_file(c->av, path, &res, &ae);
+  const char *scanner = registry_av_name(c->av);
+  if (rc == 0 && res.found) {
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:I}", "scanner", scanner, "status", "infected", "signature",
+                     res.signature, "engine", res.engine, "duration_ms", (json_int_t)res.duration_ms);
+    log_warn("upload.malware", "%s found %s in an uploaded model file", scanner, res.signature);
+    return err_set(e, ERR_UNSAFE_MODEL, "malware: %s (found by %s)", res.signature, scanner);
+  }
+  if (rc == 0) {
+    *out = json_pack("{s:s, s:s, s:s, s:I}", "scanner", scanner, "status", "clean", "engine", res.engine,
+                     "duration_ms", (json_int_t)res.duration_ms);
+    return *out ? 0 : err_set(e, ERR_NO_MEMORY, "out of memory");
+  }
+  if (rc == -ERR_IO || rc == -ERR_NO_MEMORY || !c->av_fail_open) {
+    log_warn("upload.scan_failed", "malware scan failed, upload refused (fail closed): %s", ae.msg);
+    if (rc == -ERR_PAYLOAD_TOO_LARGE || rc == -ERR_IO || rc == -ERR_NO_MEMORY) {
+      *e = ae;
+      return rc;
+    }
+    return err_set(e, ERR_UNAVAILABLE, "the malware scanner could not check the file, so it was not registered "
+                   "(retry later): %s", ae.msg);
+  }
+  log_warn("upload.scan_skipped", "malware scan failed, upload accepted unscanned (--clamd-fail-open): %s", ae.msg);
+  char why[sizeof ae.msg + 16];
+  snprintf(why, sizeof why, "not scanned: %s", ae.msg);
+  *out = json_pack("{s:s, s:s, s:s}", "scanner", scanner, "status", "not_scanned", "message", why);
+  return *out ? 0 : err_set(e, ERR_NO_MEMORY, "out of memory");
+}
+
 static char *dumps(const json_t *v) { return v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL; }
 
 int registry_upload_register(const struct registry_upload_cfg *c, const char *project_id,
@@ -382,11 +418,11 @@ int registry_upload_register(const struct registry_upload_cfg *c, const char *pr
   }
   bool allow;
   if ((rc = allow_unsafe(c->db, project_id, &allow, e))) return rc;
-  int64_t model_id = 0, version = 0;
-  if ((rc = make_version(c->db, project_id, m, sha, &model_id, &version, e))) return rc;
 
-  /* intake reads the temp file, never the blob: nothing of a refused file
-   * reaches the store */
+  /* Intake, then the malware scan, before anything is created: a scanner
+   * that cannot answer (fail closed) must leave no version behind. Intake
+   * reads the temp file, never the blob: nothing of a refused file reaches
+   * the store. */
   struct registry_intake_opts o;
   registry_intake_opts_default(&o);
   o.allow_unsafe_pickle = allow;
@@ -394,7 +430,28 @@ int registry_upload_register(const struct registry_upload_cfg *c, const char *pr
   struct registry_intake_report r;
   struct err ie = {0};
   int irc = registry_intake_inspect(f->path, &o, &r, &ie);
+  json_t *malware = NULL;
+  if (irc == 0 && c->av) {
+    struct err ae = {0};
+    int arc = av_scan(c, f->path, &malware, &ae);
+    if (arc == -ERR_UNSAFE_MODEL) {
+      irc = arc;
+      ie = ae;
+    } else if (arc) {
+      registry_intake_report_fini(&r);
+      *e = ae;
+      return arc;
+    }
+  }
   json_t *report = registry_intake_report_json(&r);
+  if (report && malware) json_object_set(report, "malware", malware);
+  json_decref(malware);
+  int64_t model_id = 0, version = 0;
+  if ((rc = make_version(c->db, project_id, m, sha, &model_id, &version, e))) {
+    json_decref(report);
+    registry_intake_report_fini(&r);
+    return rc;
+  }
   struct judge_job j = {.model_id = model_id, .version = version, .project_id = project_id, .sha256 = sha,
                         .size = f->size, .unsafe = r.unsafe, .format = r.format, .framework = r.framework};
   char *scan = dumps(report), *sig = r.signature ? dumps(r.signature) : NULL;

@@ -609,6 +609,7 @@ export function Model() {
               SHA-256 <code>{scan.sha256}</code>
             </p>
             {scan.status_message && <p class="small">{scan.status_message}</p>}
+            <MalwareLine malware={scan.scan?.["malware"]} />
             <pre class="pre-json" data-testid="scan-json">{JSON.stringify({ scan: scan.scan, signature: scan.signature }, null, 2)}</pre>
             <button type="button" class="btn btn-small btn-ghost" onClick={() => setScan(null)}>
               Close
@@ -641,5 +642,26 @@ export function Model() {
         </Modal>
       )}
     </div>
+  );
+}
+
+/** The clamd verdict stored with an uploaded version (absent: the server has no --clamd). */
+function MalwareLine(props: { malware: unknown }) {
+  const m = (props.malware ?? null) as { status?: string; signature?: string; engine?: string; message?: string } | null;
+  return (
+    <p class="small" data-testid="scan-malware" data-status={m?.status ?? "none"}>
+      Malware scan:{" "}
+      {!m ? (
+        "not configured on this server"
+      ) : m.status === "clean" ? (
+        <Badge tone="ok">clean</Badge>
+      ) : m.status === "infected" ? (
+        <Badge tone="bad">{`infected: ${m.signature ?? "?"}`}</Badge>
+      ) : (
+        <Badge tone="warn">not scanned</Badge>
+      )}
+      {m?.engine ? ` · ${m.engine}` : ""}
+      {m?.message ? ` · ${m.message}` : ""}
+    </p>
   );
 }
