@@ -259,6 +259,20 @@ static int h_model_delete(struct req *rq, struct reply *rp) {
   return 0;
 }
 
+/* A search page as MLflow writes it: the list only when not empty, the
+ * token only when more follow. arr NULL: the search failed (e). */
+static void search_reply(struct reply *rp, const char *key, json_t *arr, const char *next, struct err *e) {
+  if (!arr) {
+    reply_err(rp, e);
+    return;
+  }
+  json_t *o = json_object();
+  if (json_array_size(arr)) json_object_set_new(o, key, arr);
+  else json_decref(arr);
+  if (next[0]) json_object_set_new(o, "next_page_token", json_string(next));
+  reply_json(rp, 200, o);
+}
+
 static int h_model_search(struct req *rq, struct reply *rp) {
   struct args a;
   struct registry_search s;
@@ -266,16 +280,7 @@ static int h_model_search(struct req *rq, struct reply *rp) {
   char next[REGISTRY_PAGE_TOKEN_MAX];
   if (args_init(&a, rq, rp)) return 0;
   if (!f_search(&a, &s)) {
-    json_t *arr = registry_model_search(DB(rq), a.proj, &s, next, &e);
-    if (!arr) {
-      reply_err(rp, &e);
-    } else {
-      json_t *o = json_object();
-      if (json_array_size(arr)) json_object_set_new(o, "registered_models", arr);
-      else json_decref(arr);
-      if (next[0]) json_object_set_new(o, "next_page_token", json_string(next));
-      reply_json(rp, 200, o);
-    }
+    search_reply(rp, "registered_models", registry_model_search(DB(rq), a.proj, &s, next, &e), next, &e);
   }
   args_fini(&a);
   return 0;
@@ -486,16 +491,7 @@ static int h_version_search(struct req *rq, struct reply *rp) {
   char next[REGISTRY_PAGE_TOKEN_MAX];
   if (args_init(&a, rq, rp)) return 0;
   if (!f_search(&a, &s)) {
-    json_t *arr = registry_version_search(DB(rq), a.proj, &s, next, &e);
-    if (!arr) {
-      reply_err(rp, &e);
-    } else {
-      json_t *o = json_object();
-      if (json_array_size(arr)) json_object_set_new(o, "model_versions", arr);
-      else json_decref(arr);
-      if (next[0]) json_object_set_new(o, "next_page_token", json_string(next));
-      reply_json(rp, 200, o);
-    }
+    search_reply(rp, "model_versions", registry_version_search(DB(rq), a.proj, &s, next, &e), next, &e);
   }
   args_fini(&a);
   return 0;
