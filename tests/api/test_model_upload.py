@@ -38,8 +38,10 @@ def models(tmp_path_factory):
 
 
 def need(models, name):
+    # scripts/bootstrap installs every package make_models.py uses: a file
+    # not made is a broken setup, reported as a failure, never a skip
     if name not in models:
-        pytest.skip(f"{name} was not made (its Python package is missing)")
+        pytest.fail(f"{name} was not made by make_models.py (is its Debian python3-* package installed?)")
     return models[name]
 
 
