@@ -5,7 +5,8 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ErrorPanel, InlineError, Modal } from "../components/ui";
 import { formatShort } from "../format";
-import { reloadProjects, useProject } from "../project";
+import { NoProject } from "../components/NoProject";
+import { useProject } from "../project";
 import { linkClick } from "../router";
 import type { Experiment, ViewType } from "../track";
 import { mlflow, searchExperiments } from "../track";
@@ -144,15 +145,7 @@ export function Experiments() {
     return (
       <div class="page" data-testid="experiments-page">
         {header}
-        {pv.error !== null ? (
-          <ErrorPanel error={pv.error} onRetry={() => void reloadProjects()} />
-        ) : pv.projects === null ? (
-          <p class="muted">Loading…</p>
-        ) : (
-          <div class="notice" data-testid="no-project">
-            <strong>You are not in any project yet.</strong>
-          </div>
-        )}
+        <NoProject pv={pv} />
       </div>
     );
   }

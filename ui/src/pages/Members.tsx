@@ -7,6 +7,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { authJSON, useAuth } from "../auth";
 import { ErrorPanel, InlineError, Modal } from "../components/ui";
+import { NoProject } from "../components/NoProject";
 import { reloadProjects, useProject } from "../project";
 import { linkClick } from "../router";
 
@@ -403,16 +404,7 @@ export function Members() {
     return (
       <div class="page" data-testid="members-page">
         {header}
-        {pv.error !== null ? (
-          <ErrorPanel error={pv.error} onRetry={() => void reloadProjects()} />
-        ) : pv.projects === null ? (
-          <p class="muted">Loading…</p>
-        ) : (
-          <div class="notice" data-testid="no-project">
-            <strong>You are not in any project yet.</strong>
-            <p>Ask an organization owner or admin for an invitation.</p>
-          </div>
-        )}
+        <NoProject pv={pv} hint="Ask an organization owner or admin for an invitation." />
       </div>
     );
   }

@@ -5,7 +5,8 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { Badge, ErrorPanel, InlineError } from "../components/ui";
 import { formatShort } from "../format";
-import { reloadProjects, useProject } from "../project";
+import { NoProject } from "../components/NoProject";
+import { useProject } from "../project";
 import { linkClick } from "../router";
 import type { RegisteredModel } from "../registry";
 import { createModel, likeLiteral, searchModels, stageTone } from "../registry";
@@ -89,15 +90,7 @@ export function Models() {
     return (
       <div class="page" data-testid="models-page">
         {header}
-        {pv.error !== null ? (
-          <ErrorPanel error={pv.error} onRetry={() => void reloadProjects()} />
-        ) : pv.projects === null ? (
-          <p class="muted">Loading…</p>
-        ) : (
-          <div class="notice" data-testid="no-project">
-            <strong>You are not in any project yet.</strong>
-          </div>
-        )}
+        <NoProject pv={pv} />
       </div>
     );
   }
