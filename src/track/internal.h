@@ -67,10 +67,8 @@ struct track_chunk {
 /* A call's points sorted by key, then point (what track_series_write takes). */
 int track_series_sort(const struct track_metric *m, int n, struct track_metric *out, struct err *e);
 /* Stores a call's points, sorted by track_series_sort; an identical point
- * already stored, or repeated in the call, is kept once. fresh_out (n
- * entries) receives the points that were new, *nfresh their count. */
-int track_series_write(struct db_conn *c, const char *run_id, const struct track_metric *sorted, int n,
-                       struct track_metric *fresh_out, int *nfresh, struct err *e);
+ * already stored, or repeated in the call, is kept once. */
+int track_series_write(struct db_conn *c, const char *run_id, const struct track_metric *sorted, int n, struct err *e);
 /* Reads a series in order, point by point (track_series_next) or chunk by
  * chunk (track_series_chunk, then track_series_chunk_points for the points
  * of one, left in it->pts[0..it->n)): all of it (after `skip` points), or

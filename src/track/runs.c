@@ -488,11 +488,7 @@ static void bind_point(struct db_stmt *s, const char *run_id, const struct track
 static int log_metrics(struct db_conn *c, struct batch_job *j, struct err *e) {
   int n = j->b->nmetrics;
   if (n == 0) return 0;
-  struct track_metric *fresh = malloc((size_t)n * sizeof *fresh);
-  if (!fresh) return err_set(e, ERR_NO_MEMORY, "out of memory for a batch of %d metrics", n);
-  int nfresh = 0;
-  int rc = track_series_write(c, j->run_id, j->sorted, n, fresh, &nfresh, e);
-  free(fresh);
+  int rc = track_series_write(c, j->run_id, j->sorted, n, e);
   /* MLflow's rule, against what is stored: step, then timestamp, then value */
   struct db_stmt *up = rc ? NULL
                           : db_prepare(c,

@@ -239,9 +239,8 @@ static int append(struct writer *w, const char *key, const struct track_chunk *t
 
 /* Points at or before the series' end: every chunk whose range meets
  * [p[0], p[n-1]] is read, merged with them (an identical point is kept
- * once), deleted, and the union written back as new chunks. fresh[i] says
- * whether p[i] was not stored before. */
-static int merge(struct writer *w, const char *key, const struct track_point *p, int n, bool *fresh, struct err *e) {
+ * once), deleted, and the union written back as new chunks. */
+static int merge(struct writer *w, const char *key, const struct track_point *p, int n, struct err *e) {
   struct db_stmt *s = db_prepare(w->c,
                                  "SELECT " CHUNK_COLS " FROM metric_chunks WHERE run_uuid = ? AND key = ?"
                                  " AND (last_step, last_ts, last_value, last_nan) >= (?, ?, ?, ?)"
@@ -294,7 +293,7 @@ static int merge(struct writer *w, const char *key, const struct track_point *p,
       int d = i == nold ? 1 : k == n ? -1 : track_point_cmp(&old[i], &p[k]);
       if (d <= 0) all[nall++] = old[i++];
       else all[nall++] = p[k];
-      if (d >= 0) fresh[k++] = d > 0;
+      if (d >= 0) k++;
     }
   }
   for (int64_t h = 0; h < nhit && !rc; h++)
@@ -307,8 +306,7 @@ static int merge(struct writer *w, const char *key, const struct track_point *p,
 }
 
 /* One key's new points, sorted and without repeats. */
-static int write_key(struct writer *w, const char *key, const struct track_point *p, int n, bool *fresh,
-                     struct err *e) {
+static int write_key(struct writer *w, const char *key, const struct track_point *p, int n, struct err *e) {
   struct db_stmt *s = db_prepare(w->c,
                                  "SELECT " CHUNK_COLS " FROM metric_chunks WHERE run_uuid = ? AND key = ?"
                                  " ORDER BY last_step DESC, last_ts DESC, last_value DESC, last_nan DESC LIMIT 1",
@@ -322,22 +320,17 @@ static int write_key(struct writer *w, const char *key, const struct track_point
   if (has_tail) chunk_row(s, &tail);
   db_stmt_done(s);
   if (rc < 0) return rc;
-  if (has_tail && track_point_cmp(&p[0], &tail.last) <= 0) return merge(w, key, p, n, fresh, e);
-  for (int i = 0; i < n; i++) fresh[i] = true;
+  if (has_tail && track_point_cmp(&p[0], &tail.last) <= 0) return merge(w, key, p, n, e);
   return append(w, key, has_tail ? &tail : NULL, p, n, e);
 }
 
-int track_series_write(struct db_conn *c, const char *run_id, const struct track_metric *m, int n,
-                       struct track_metric *fresh_out, int *nfresh, struct err *e) {
-  *nfresh = 0;
+int track_series_write(struct db_conn *c, const char *run_id, const struct track_metric *m, int n, struct err *e) {
   if (n <= 0) return 0;
   struct track_point *grp = malloc((size_t)n * sizeof *grp);
-  int *gidx = malloc((size_t)n * sizeof *gidx);
-  bool *fresh = malloc((size_t)n * sizeof *fresh);
   struct writer w = {c, run_id, malloc(1 + (size_t)TRACK_SERIES_CHUNK_MAX * POINT_MAX_BYTES),
                      malloc(TRACK_SERIES_CHUNK_MAX * sizeof(struct track_point))};
   int rc = 0;
-  if (!grp || !gidx || !fresh || !w.enc || !w.tail) {
+  if (!grp || !w.enc || !w.tail) {
     rc = err_set(e, ERR_NO_MEMORY, "out of memory for %d metric points", n);
     goto out;
   }
@@ -347,18 +340,13 @@ int track_series_write(struct db_conn *c, const char *run_id, const struct track
     for (; h < n && (m[h].key == key || str_eq(m[h].key, key)); h++) {
       struct track_point p = track_point_of(&m[h]);
       if (k && track_point_cmp(&p, &grp[k - 1]) == 0) continue; /* a repeat within the call is one point */
-      grp[k] = p;
-      gidx[k++] = h;
+      grp[k++] = p;
     }
-    rc = write_key(&w, key, grp, k, fresh, e);
-    for (int i = 0; i < k && !rc; i++)
-      if (fresh[i]) fresh_out[(*nfresh)++] = m[gidx[i]];
+    rc = write_key(&w, key, grp, k, e);
     g = h;
   }
 out:
   free(grp);
-  free(gidx);
-  free(fresh);
   free(w.enc);
   free(w.tail);
   return rc;
