@@ -13,7 +13,7 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow -Wno-unused-p
                -Wformat=2 -Wno-format-nonliteral -Wno-missing-field-initializers -Wvla -fno-strict-aliasing \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lxgboost -ldl -lpthread -lm
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SRC      := $(shell find src -name '*.c' | sort)
