@@ -84,6 +84,7 @@ struct serve_signature {
   char **columns;  /* malloc'd; NULL when the model names no columns */
   json_t *classes; /* classifier labels (array) or NULL */
   bool batched;    /* every input's first dimension is the batch (-1) */
+  bool allow_nan;  /* NaN in float inputs means "missing" (XGBoost); else refused */
 };
 void serve_signature_fini(struct serve_signature *s);
 /* {"inputs": [{"name","datatype","shape"}], "outputs": [...], "columns"?:
@@ -111,6 +112,7 @@ struct serve_load_opts {
   int instances;                /* executor threads that will call predict (>= 1) */
   int threads;                  /* intra-op threads per instance (0: backend default) */
   const struct serve_config *cfg; /* server-wide settings */
+  const char *model_name, *model_version; /* for logs and metrics labels */
 };
 struct serve_predict_opts {
   bool proba;  /* classifiers: class probabilities instead of labels */
@@ -134,6 +136,13 @@ struct serve_backend {
                  const struct serve_predict_opts *po, struct serve_tensor **out, int *nout, struct err *e);
   uint64_t (*memory)(void *model); /* resident bytes attributed to the model (estimate) */
   void (*unload)(void *model);
+  /* Optional (NULL: never). True when the model keeps failing in a way a
+   * retry will not fix (a worker that crashes again and again); why gets
+   * the reason. The cache then marks the model DEGRADED. */
+  bool (*degraded)(void *model, char *why, size_t cap);
+  /* Optional: backend facts for the models view ({"workers": [{"pid",
+   * "restarts"}]}, threads, ...); a new reference or NULL. */
+  json_t *(*describe)(void *model);
 };
 extern const struct serve_backend serve_backend_onnx;
 extern const struct serve_backend serve_backend_xgboost;
