@@ -164,6 +164,12 @@ build/tests/crash: tests/crash/crash.c $(LIB_OBJ)
 bench: bootstrap all
 	bench/http/run.sh
 	bench/tracking/run.sh
+	bench/serving/run.sh
+
+# bench/serving's limit: the serving backend called in-process (no HTTP)
+build/bench/serve_raw: bench/serving/raw.c $(LIB_OBJ)
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
 
 fmt:
 	clang-format -i $(SRC) $(shell find src -name '*.h') $(UNIT_SRC)
