@@ -384,6 +384,28 @@ int reply_header_add(struct reply *rp, const char *name, const char *value) {
   return 0;
 }
 
+/* ---- deferred replies ------------------------------------------------------------ */
+
+struct http_deferred *reply_defer(struct req *rq, reply_finish_fn finish, void *ctx) {
+  if (!rq->tp->suspend || !rq->tp->resume || atomic_load(&rq->offload) != HTTP_OFFLOAD_NONE) return NULL;
+  rq->defer_fn = finish;
+  rq->defer_ctx = ctx;
+  atomic_store(&rq->offload, HTTP_OFFLOAD_RUNNING);
+  rq->tp->suspend(rq->tp_ctx);
+  return (struct http_deferred *)rq;
+}
+
+void http_deferred_resume(struct http_deferred *d) {
+  struct req *rq = (struct req *)d;
+  /* read before DONE: once resumed the request may be finished and freed */
+  const struct req_transport *tp = rq->tp;
+  void *ctx = rq->tp_ctx;
+  atomic_store(&rq->offload, HTTP_OFFLOAD_DONE);
+  tp->resume(ctx);
+}
+
+int64_t req_start_us(const struct req *rq) { return rq->t0_us; }
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 static bool is_api_path(const char *p) {
@@ -461,7 +483,7 @@ void http_handle(struct req *rq) {
       if (rq->m.route->fn) rq->m.route->fn(rq, rp);
       else reply_errf(rp, ERR_INTERNAL, "this endpoint takes its body streamed");
       db_context_set(NULL);
-      if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
+      if (!rp->set && !rq->defer_fn) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
     }
   } else if (rq->m.path_matched) {
     reply_errf(rp, ERR_METHOD_NOT_ALLOWED, "method %s is not allowed on %s; allowed: %s",
