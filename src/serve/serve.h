@@ -274,6 +274,11 @@ const struct serve_signature *serve_model_signature(const struct serve_model *m)
  * "loaded_at","last_used_at","requests","queue_depth","settings"} of every
  * cached model of the project (NULL: all projects). */
 json_t *serve_models_json(struct serve *s, const char *project_id);
+/* One cached model as serve_models_json lists it. */
+json_t *serve_model_json(struct serve_model *m);
+/* Counts one answered request of m (code ERR_OK or the error) and its
+ * latency; also marks the model used. */
+void serve_observe_request(struct serve_model *m, enum err_code code, double seconds);
 /* Every cached model READY (V2 server readiness). */
 bool serve_all_ready(struct serve *s);
 
