@@ -19,7 +19,10 @@ struct app {
   bool tls; /* served over HTTPS: cookies get the Secure attribute */
   struct registry_webhooks *webhooks; /* NULL: the webhook routes answer NOT_READY */
   struct registry_av *av;             /* malware scanner for uploads; NULL: none (--clamd unset) */
+  struct serve *serve;                /* the serving runtime; NULL: the prediction routes answer NOT_READY */
 };
+
+struct serve;
 
 struct registry_webhooks;
 struct registry_av;
@@ -46,6 +49,9 @@ enum route_flags {
   /* long work (checking a model file, joining upload parts): the handler
    * runs on a worker pool, not the connection's I/O thread */
   ROUTE_OFFLOAD = 1u << 4,
+  /* the body and the answer may also be raw bytes (KServe V2's binary
+   * tensor extension: application/octet-stream next to JSON) */
+  ROUTE_BINARY_ALT = 1u << 5,
 };
 
 /* A streamed request body (ROUTE_STREAM_BODY). The central access check has
@@ -301,6 +307,8 @@ extern const struct route registry_webhook_routes[];
 extern const size_t registry_webhook_routes_count;
 extern const struct route registry_gov_routes[];
 extern const size_t registry_gov_routes_count;
+extern const struct route serve_routes[];
+extern const size_t serve_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

@@ -74,6 +74,13 @@ void req_fini(struct req *rq) {
     rq->stream_live = false;
     rq->m.route->stream->abort(rq, rq->stream_state);
   }
+  if (rq->defer_fn && atomic_load(&rq->offload) == HTTP_OFFLOAD_DONE) {
+    /* resumed, but the client left before the answer was made: finish
+     * anyway so that whatever the request held is released */
+    reply_finish_fn fn = rq->defer_fn;
+    rq->defer_fn = NULL;
+    fn(rq, &rq->rp, rq->defer_ctx);
+  }
   reply_stream_release(&rq->rp);
   if (rq->json) json_decref(rq->json);
   if (rq->rp.body && !rq->rp.persistent) free(rq->rp.body);
@@ -387,7 +394,10 @@ int reply_header_add(struct reply *rp, const char *name, const char *value) {
 /* ---- deferred replies ------------------------------------------------------------ */
 
 struct http_deferred *reply_defer(struct req *rq, reply_finish_fn finish, void *ctx) {
-  if (!rq->tp->suspend || !rq->tp->resume || atomic_load(&rq->offload) != HTTP_OFFLOAD_NONE) return NULL;
+  /* not from an offloaded handler (the pool resumes those), nor twice at
+   * once; a finish function may park its request again */
+  if (!rq->tp->suspend || !rq->tp->resume || rq->defer_fn || atomic_load(&rq->offload) == HTTP_OFFLOAD_RUNNING)
+    return NULL;
   rq->defer_fn = finish;
   rq->defer_ctx = ctx;
   atomic_store(&rq->offload, HTTP_OFFLOAD_RUNNING);

@@ -133,6 +133,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       reply_finish_fn fn = rq->defer_fn;
       rq->defer_fn = NULL;
       fn(rq, &rq->rp, rq->defer_ctx);
+      if (rq->defer_fn) return MHD_YES; /* parked again (a model that was still loading) */
       if (!rq->rp.set) reply_errf(&rq->rp, ERR_INTERNAL, "the deferred handler produced no reply");
     }
     return send_reply(conn, rq);
@@ -495,14 +496,15 @@ int http_dispatch_test_opts(struct router *r, struct app *app, const char *metho
     } else {
       if (body && body_len) req_body_append(&rq, body, body_len);
       http_handle(&rq);
-      if (rq.defer_fn) { /* parked: wait for the resume, then finish as the I/O thread would */
+      while (rq.defer_fn) { /* parked: wait for the resume, then finish as the I/O thread would */
         pthread_mutex_lock(&t.mu);
         while (!t.resumed) pthread_cond_wait(&t.cv, &t.mu);
+        t.resumed = false;
         pthread_mutex_unlock(&t.mu);
         reply_finish_fn fn = rq.defer_fn;
         rq.defer_fn = NULL;
         fn(&rq, &rq.rp, rq.defer_ctx);
-        if (!rq.rp.set) reply_errf(&rq.rp, ERR_INTERNAL, "the deferred handler produced no reply");
+        if (!rq.defer_fn && !rq.rp.set) reply_errf(&rq.rp, ERR_INTERNAL, "the deferred handler produced no reply");
       }
     }
     http_observe(&rq, false);

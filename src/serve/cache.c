@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "registry/registry.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -185,6 +186,7 @@ static void set_state(struct serve_model *m, enum serve_model_state to, const ch
 /* ---- open / close ---------------------------------------------------------------- */
 
 static void *loader_main(void *arg);
+static void wake_waiters(struct serve_model *m);
 
 int serve_open(struct serve **out, struct db *db, struct blob_store *blobs, const struct serve_config *cfg,
                struct err *e) {
@@ -200,6 +202,15 @@ int serve_open(struct serve **out, struct db *db, struct blob_store *blobs, cons
     return err_set(e, ERR_NO_MEMORY, "out of memory");
   }
   mkdir(s->tmp_dir, 0700);
+  /* working copies left by a server that did not stop cleanly */
+  DIR *d = opendir(s->tmp_dir);
+  for (struct dirent *de; d && (de = readdir(d));)
+    if (str_has_prefix(de->d_name, "model-")) {
+      char p[4400];
+      snprintf(p, sizeof p, "%s/%s", s->tmp_dir, de->d_name);
+      unlink(p);
+    }
+  if (d) closedir(d);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->load_cv, NULL);
   serve_metrics_init();
@@ -234,6 +245,7 @@ void serve_close(struct serve *s) {
     err_set(&e, ERR_UNAVAILABLE, "the server is shutting down");
     serve_queue_fail_all(m, &e);
     pthread_mutex_unlock(&m->mu);
+    wake_waiters(m);
     serve_model_unref(m);
   }
   free(s->loadq);
@@ -480,6 +492,30 @@ int serve_model_wait_ready(struct serve_model *m, int64_t timeout_ms, struct err
   return out;
 }
 
+bool serve_model_when_ready(struct serve_model *m, struct serve_waiter *w) {
+  pthread_mutex_lock(&m->mu);
+  bool waiting = m->state == SERVE_LOADING;
+  if (waiting) {
+    w->next = m->waiters;
+    m->waiters = w;
+  }
+  pthread_mutex_unlock(&m->mu);
+  return waiting;
+}
+
+/* The load has ended one way or another: everyone waiting hears it. */
+static void wake_waiters(struct serve_model *m) {
+  pthread_mutex_lock(&m->mu);
+  struct serve_waiter *w = m->waiters;
+  m->waiters = NULL;
+  pthread_mutex_unlock(&m->mu);
+  while (w) {
+    struct serve_waiter *n = w->next;
+    w->cb(w->ctx);
+    w = n;
+  }
+}
+
 /* ---- loading ------------------------------------------------------------------------- */
 
 /* The blob, verified, copied to a private file the backend (and a
@@ -570,6 +606,7 @@ static void load_one(struct serve *s, struct serve_model *m) {
       m->be->unload(m->bm);
       m->bm = NULL;
     }
+    wake_waiters(m);
     return;
   }
   if (rc == 0) {
@@ -586,6 +623,7 @@ static void load_one(struct serve *s, struct serve_model *m) {
     serve_queue_fail_all(m, &fe);
   }
   pthread_mutex_unlock(&m->mu);
+  wake_waiters(m);
   if (rc == 0) evict_for_budget(s, m);
 }
 

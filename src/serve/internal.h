@@ -43,6 +43,7 @@ struct serve_model {
   struct metric_series *m_batch, *m_queue, *m_depth, *m_compute, *m_latency, *m_ok;
   char file[600];  /* the working copy backends load from (kept for worker restarts) */
   json_t *rsig;    /* the registry's signature, until unload */
+  struct serve_waiter *waiters; /* called when the load ends (under mu) */
 };
 
 /* batcher.c */
