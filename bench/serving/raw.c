@@ -1,8 +1,10 @@
 /* bench/serving/raw: the limit of bench/serving — kiln's XGBoost backend
  * called in-process with no HTTP, no queue and no batcher, timed call by
- * call; then the same rows through the in-process protocol path (JSON body
- * parsed, validated against the signature, predicted, answer encoded) when
- * this build has the protocol functions.
+ * call; then the same rows through the in-process request path: the JSON
+ * body parsed, validated against the signature, predicted and the answer
+ * encoded, first all in the calling thread, then with the prediction handed
+ * to the model's batcher and waited for, as the server does (the whole
+ * path but HTTP).
  *
  *   serve_raw MODEL_FILE FORMAT ROWS_JSON [CALLS]
  *
@@ -12,20 +14,15 @@
  * and last predictions so run.sh can check them against the framework's. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "serve/serve.h"
-
-/* The protocol functions land in their own commits; a build without them
- * still times the backend (weak references are NULL when undefined). */
-#pragma weak serve_mlflow_parse_request
-#pragma weak serve_mlflow_encode_response
-#pragma weak serve_v2_parse_request
-#pragma weak serve_v2_encode_response
-#pragma weak serve_validate
+/* The batcher's model struct, as its unit tests build one: a bench that
+ * breaks when it changes is better than one that measures something else. */
+#include "serve/internal.h"
 
 #define MAX_FILE (64L << 20)
 #define MAX_CALLS 10000000L
@@ -105,10 +102,27 @@ static int body_text(struct buf *b, bool v2, const float *x, int64_t rows, int64
   return rc;
 }
 
-/* One request through the protocol path: parse, validate, predict, encode. */
-static int protocol_call(bool v2, const struct serve_backend *be, void *model, const struct serve_signature *sig,
-                         const struct buf *body, struct arena *a, struct buf *resp, int64_t *rows_out,
-                         struct err *e) {
+/* A job's completion, waited for by the calling thread (the server parks
+ * the request and its I/O thread picks it up the same way). */
+struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+};
+static void job_done(struct serve_job *j, void *ctx) {
+  struct waiter *w = ctx;
+  (void)j;
+  pthread_mutex_lock(&w->mu);
+  w->done = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* One request: parse, validate, predict (in this thread, or through m's
+ * batcher when m is given), encode. */
+static int request(bool v2, const struct serve_backend *be, void *model, struct serve_model *m,
+                   const struct serve_signature *sig, const struct buf *body, struct arena *a, struct buf *resp,
+                   int64_t *rows_out, struct err *e) {
   struct serve_request rq;
   memset(&rq, 0, sizeof rq);
   json_t *doc = NULL;
@@ -125,7 +139,30 @@ static int protocol_call(bool v2, const struct serve_backend *be, void *model, c
   if (rc == 0) rc = serve_validate(sig, &rq, a, MAX_ROWS, &rows, e);
   struct serve_tensor *out = NULL;
   int nout = 0;
-  if (rc == 0) rc = be->predict(model, 0, rq.inputs, rq.ninputs, &rq.popts, &out, &nout, e);
+  struct serve_job job;
+  memset(&job, 0, sizeof job);
+  if (rc == 0 && m) {
+    static struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    w.done = false;
+    job.inputs = rq.inputs;
+    job.ninputs = rq.ninputs;
+    job.rows = rows;
+    job.popts = rq.popts;
+    job.done = job_done;
+    job.ctx = &w;
+    rc = serve_submit(m, &job, e);
+    if (rc == 0) {
+      pthread_mutex_lock(&w.mu);
+      while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+      pthread_mutex_unlock(&w.mu);
+      rc = job.status;
+      if (rc < 0) *e = job.err;
+      out = job.outputs;
+      nout = job.noutputs;
+    }
+  } else if (rc == 0) {
+    rc = be->predict(model, 0, rq.inputs, rq.ninputs, &rq.popts, &out, &nout, e);
+  }
   if (rc == 0 && v2) {
     size_t hl = 0;
     rc = serve_v2_encode_response(resp, "bench", "1", &rq, out, nout, &hl, e);
@@ -134,10 +171,44 @@ static int protocol_call(bool v2, const struct serve_backend *be, void *model, c
     rc = j ? json_emit(resp, j) : err_set(e, ERR_NO_MEMORY, "encoding the answer");
     json_decref(j);
   }
-  free_outputs(out, nout);
+  if (m) serve_job_fini(&job);
+  else free_outputs(out, nout);
   json_decref(doc);
   *rows_out = rows;
   return rc;
+}
+
+/* The loaded model behind a batcher of its own, with the server's default
+ * settings and one executor, as the cache would set it up. */
+static struct serve_model *batcher_new(const struct serve_backend *be, void *model, const struct serve_signature *sig,
+                                       const struct serve_config *cfg, struct err *e) {
+  struct serve_model *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  atomic_store(&m->refs, 1);
+  str_copy(m->name, sizeof m->name, "bench");
+  str_copy(m->version, sizeof m->version, "1");
+  m->be = be;
+  m->bm = model;
+  m->sig = *sig;
+  m->st = (struct serve_model_settings){cfg->max_batch_size, cfg->max_queue_delay_us, cfg->queue_capacity, 1, 2};
+  m->default_timeout_us = cfg->default_timeout_us;
+  m->state = SERVE_READY;
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_cond_init(&m->cv, NULL);
+  pthread_cond_init(&m->ready_cv, NULL);
+  if (serve_batcher_start(m, e) < 0) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+static void batcher_free(struct serve_model *m) {
+  serve_batcher_stop(m, true, "bench over");
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
+  pthread_cond_destroy(&m->ready_cv);
+  free(m);
 }
 
 int main(int argc, char **argv) {
@@ -246,41 +317,52 @@ int main(int argc, char **argv) {
     report(name, lat, calls);
   }
 
-  /* (2) the in-process protocol path: what the server does per request
-   * around the backend call, minus HTTP, queueing and batching */
-  bool have_protocol = serve_mlflow_parse_request && serve_mlflow_encode_response && serve_v2_parse_request &&
-                       serve_v2_encode_response && serve_validate;
+  /* (2) the request path in-process: what the server does per request
+   * around the backend call, minus HTTP; in the calling thread, then
+   * through the batcher. Skipped (with the reason) while the protocol
+   * functions are placeholders. */
+  struct arena a;
+  arena_init(&a, 64 << 10, 0);
+  struct buf body, resp;
+  buf_init(&body);
+  buf_init(&resp);
+  int64_t rows = 0;
+  if (body_text(&body, false, x, 1, (int64_t)ncol) < 0) return fail("building a body", NULL);
+  bool have_protocol = request(false, be, model, NULL, &sig, &body, &a, &resp, &rows, &e) == 0;
   printf("protocol_path %s\n", have_protocol ? "yes" : "no");
-  if (have_protocol) {
-    struct arena a;
-    arena_init(&a, 64 << 10, 0);
-    struct buf body, resp;
-    buf_init(&body);
-    buf_init(&resp);
+  if (!have_protocol) fprintf(stderr, "serve_raw: no in-process request path in this build: %s\n", e.msg);
+  struct serve_model *m = NULL;
+  if (have_protocol && !(m = batcher_new(be, model, &sig, &cfg, &e))) return fail("starting a batcher", &e);
+  for (int via = 0; have_protocol && via < 2; via++) {
     for (int v2 = 0; v2 < 2; v2++) {
       for (int f = 0; f < nfig; f++) {
-        int64_t n = row_counts[f], rows = 0;
+        int64_t n = row_counts[f];
         if (body_text(&body, v2, x, n, (int64_t)ncol) < 0) return fail("building a body", NULL);
         for (int64_t i = -WARMUP; i < calls; i++) {
           double s = now_us();
-          int rc = protocol_call(v2, be, model, &sig, &body, &a, &resp, &rows, &e);
+          int rc = request(v2, be, model, via ? m : NULL, &sig, &body, &a, &resp, &rows, &e);
           double d = now_us() - s;
           if (rc < 0) return fail(v2 ? "V2 request" : "MLflow request", &e);
           if (i >= 0) lat[i] = d;
         }
         if (rows != n) {
-          fprintf(stderr, "serve_raw: the protocol path saw %lld rows, not %lld\n", (long long)rows, (long long)n);
+          fprintf(stderr, "serve_raw: the request path saw %lld rows, not %lld\n", (long long)rows, (long long)n);
           return 1;
         }
         char name[64];
-        snprintf(name, sizeof name, "%s_%lld", v2 ? "v2" : "mlflow", (long long)n);
+        snprintf(name, sizeof name, "%s_%s_%lld", via ? "batcher" : "inline", v2 ? "v2" : "mlflow", (long long)n);
         report(name, lat, calls);
       }
     }
-    buf_fini(&body);
-    buf_fini(&resp);
-    arena_fini(&a);
   }
+  if (m) {
+    /* the batcher's copy of the signature is ours */
+    memset(&m->sig, 0, sizeof m->sig);
+    batcher_free(m);
+  }
+  buf_fini(&body);
+  buf_fini(&resp);
+  arena_fini(&a);
 
   be->unload(model);
   serve_signature_fini(&sig);

@@ -95,18 +95,22 @@ def main():
 
     if raw:
         print()
-        print("The limit: kiln's %s backend called in-process, no HTTP, no queue (bench/serving/raw.c, %d calls per"
-              " figure, servers stopped)%s:" % (raw.get("backend", "?"), meta["raw_calls"],
-                                                "" if raw.get("protocol_path") == "yes" else
-                                                "; this build has no in-process protocol path"))
+        print("The limit: kiln's %s backend called in-process, no HTTP, no queue, then the request path in-process"
+              " (bench/serving/raw.c, %d calls per figure, one at a time, servers stopped)%s:"
+              % (raw.get("backend", "?"), meta["raw_calls"], "" if raw.get("protocol_path") == "yes" else
+                 "; this build has no in-process request path yet"))
         print()
         print("| figure | p50 | p99 |")
         print("|---|---:|---:|")
         for name, label in (("backend_1", "backend predict, 1 row"), ("backend_32", "backend predict, 32 rows"),
-                            ("mlflow_1", "MLflow JSON parse + validate + predict + encode, 1 row"),
-                            ("mlflow_32", "the same, 32 rows"),
-                            ("v2_1", "V2 JSON parse + validate + predict + encode, 1 row"),
-                            ("v2_32", "the same, 32 rows")):
+                            ("inline_mlflow_1", "MLflow JSON parse + validate + predict + encode, 1 row"),
+                            ("inline_mlflow_32", "the same, 32 rows"),
+                            ("inline_v2_1", "V2 JSON parse + validate + predict + encode, 1 row"),
+                            ("inline_v2_32", "the same, 32 rows"),
+                            ("batcher_mlflow_1", "MLflow JSON, predict through the batcher (the whole path but HTTP), 1 row"),
+                            ("batcher_mlflow_32", "the same, 32 rows"),
+                            ("batcher_v2_1", "V2 JSON, predict through the batcher, 1 row"),
+                            ("batcher_v2_32", "the same, 32 rows")):
             if name + "_p50_us" in raw:
                 print("| %s | %.1f µs | %.1f µs |" % (label, raw[name + "_p50_us"], raw[name + "_p99_us"]))
 
