@@ -15,7 +15,8 @@
 #   BENCH_WARMUP       wrk warm-up before each measurement (default 2s; 0 = none)
 #   BENCH_PROBE_CALLS  requests of the Server-Timing probe (default 5000)
 #   BENCH_RAW_CALLS    calls per figure of the raw backend limit (default 100000)
-#   BENCH_LOAD_BODY    JSON body of kiln's explicit load (default {}: kiln's defaults)
+#   BENCH_LOAD_BODY    JSON body of kiln's explicit load of xgb (default {}: kiln's defaults)
+#   BENCH_RF_LOAD_BODY the same for rf (default {"instances": 2}: two worker processes, as the peer has)
 #   PEER_WORKERS       uvicorn workers of the peer (default 2)
 #   BENCH_STRICT       1 = exit non-zero when a bar is missed
 #   BENCH_OUT          JSON output (default build/bench/serving.json)
@@ -34,6 +35,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 PROBE_CALLS=${BENCH_PROBE_CALLS:-5000}
 RAW_CALLS=${BENCH_RAW_CALLS:-100000}
 LOAD_BODY=${BENCH_LOAD_BODY:-"{}"}
+RF_LOAD_BODY=${BENCH_RF_LOAD_BODY:-'{"instances": 2}'}
 PEER_WORKERS=${PEER_WORKERS:-2}
 STRICT=${BENCH_STRICT:-0}
 OUT_JSON=${BENCH_OUT:-build/bench/serving.json}
@@ -194,6 +196,7 @@ KEY=$(curl -sf -X POST "$KURL/api/v1/api-keys" -H "Authorization: Bearer $TOKEN"
 AUTH="Bearer $KEY"
 
 declare -A MODEL_FILE=([xgb]=xgb.json [rf]=rf.joblib)
+declare -A MODEL_LOAD=([xgb]=$LOAD_BODY [rf]=$RF_LOAD_BODY)
 for m in $MODELS; do
   curl -sS -X POST "$KURL/api/v1/models/upload?name=$m" -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/octet-stream' --data-binary "@$MODEL_DIR/${MODEL_FILE[$m]}" >"$TMP/upload-$m.json" ||
@@ -207,7 +210,7 @@ print("bench/serving: uploaded %s as version %s, format %s" % (sys.argv[2], v.ge
       file=sys.stderr)
 EOF
   code=$(curl -sS -o "$TMP/load-$m.json" -w '%{http_code}' -X POST "$KURL/api/v1/models/$m/versions/latest/load" \
-    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "$LOAD_BODY") || code=000
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "${MODEL_LOAD[$m]}") || code=000
   [ "$code" = 200 ] || die "loading $m answered $code: $(head -c 400 "$TMP/load-$m.json")"
 done
 
@@ -362,7 +365,7 @@ STATUS=0
     \"peer_workers\": $PEER_WORKERS, \"peer\": \"$PEER_DESC\", \"cpus\": $(nproc), \"load_start\": \"$LOAD_START\",
     \"load_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"wrk\": \"$(wrk --version 2>&1 | head -n1 | awk '{print $2}')\",
     \"commit\": \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\", \"kiln_bin\": \"$KILN_BIN\",
-    \"load_body\": $LOAD_BODY}" || STATUS=$?
+    \"load_body\": {\"xgb\": $LOAD_BODY, \"rf\": $RF_LOAD_BODY}}" || STATUS=$?
 echo "bench/serving: raw wrk output in $RAW_DIR/" >&2
 if [ "$STATUS" = 3 ] && [ "$STRICT" != 1 ]; then STATUS=0; fi
 exit "$STATUS"
