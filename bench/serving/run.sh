@@ -77,17 +77,29 @@ KILN_NO_UI=${KILN_NO_UI:-1} make --no-print-directory -s "$RAW_BIN" >/dev/null |
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-serving.XXXXXX")
 KILN_PID=""
 PEER_PID=""
+# The pids of a process and its descendants.
+tree_pids() {
+  local p=$1 c
+  echo "$p"
+  # shellcheck disable=SC2013  # the file is a list of pids separated by spaces
+  for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+# Stops a server and every process under it (uvicorn's workers and its
+# multiprocessing helper): SIGTERM to the top one, which stops its own
+# children; whatever is left after 10 s is killed by pid.
 # shellcheck disable=SC2317  # called from the EXIT trap
 stop_pid() {
-  local pid=$1
+  local pid=$1 pids p
   [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
+  pids=$(tree_pids "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 200); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
 }
 # shellcheck disable=SC2317
 cleanup() {
@@ -102,12 +114,6 @@ trap 'exit 143' TERM
 # CPU time (user + system, all threads) of a process and its descendants, in
 # clock ticks. Throughput on a shared machine swings with whatever else runs;
 # CPU time per request served barely does (bench/README.md).
-tree_pids() {
-  local p=$1 c
-  echo "$p"
-  # shellcheck disable=SC2013  # the file is a list of pids separated by spaces
-  for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
 cpu_ticks() {
   local p stat total=0 t
   for p in $(tree_pids "$1"); do
