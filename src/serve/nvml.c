@@ -67,7 +67,8 @@ static void nvml_setup(void) {
   void *h = dlopen(lib && *lib ? lib : "libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char *why = dlerror();
-    log_msg(LOG_DEBUG, "serve.nvml", "no GPU metrics: %s", why ? why : "libnvidia-ml.so.1 not found");
+    log_msg(LOG_DEBUG, "serve.nvml", "no GPU metrics: %s",
+            why ? why : "libnvidia-ml.so.1 not found");
     return;
   }
   /* POSIX's way from void * to a function pointer */
@@ -104,18 +105,20 @@ static void nvml_setup(void) {
   }
   if (!nv.ngpus) return; /* the library stays loaded: NVML may hold state past nvmlInit */
 
-  metrics_func("kiln_gpu_count", "GPUs NVML reports (their gauges are read at each scrape).", METRIC_GAUGE,
-               nvml_refresh, NULL);
+  metrics_func("kiln_gpu_count", "GPUs NVML reports (their gauges are read at each scrape).",
+               METRIC_GAUGE, nvml_refresh, NULL);
   static const char *const lbl[] = {"gpu"};
-  struct metric_family *fu = metrics_family("kiln_gpu_utilization_ratio",
-                                            "Share of the last sample period a kernel ran on the GPU (0-1).",
-                                            METRIC_GAUGE, 1, lbl, NULL, 0);
-  struct metric_family *fm = metrics_family("kiln_gpu_memory_used_bytes", "GPU memory in use, bytes.", METRIC_GAUGE,
-                                            1, lbl, NULL, 0);
-  struct metric_family *ft = metrics_family("kiln_gpu_memory_total_bytes", "GPU memory installed, bytes.",
-                                            METRIC_GAUGE, 1, lbl, NULL, 0);
-  struct metric_family *fc = metrics_family("kiln_gpu_temperature_celsius", "GPU core temperature, degrees Celsius.",
-                                            METRIC_GAUGE, 1, lbl, NULL, 0);
+  struct metric_family *fu =
+      metrics_family("kiln_gpu_utilization_ratio",
+                     "Share of the last sample period a kernel ran on the GPU (0-1).", METRIC_GAUGE,
+                     1, lbl, NULL, 0);
+  struct metric_family *fm = metrics_family(
+      "kiln_gpu_memory_used_bytes", "GPU memory in use, bytes.", METRIC_GAUGE, 1, lbl, NULL, 0);
+  struct metric_family *ft = metrics_family(
+      "kiln_gpu_memory_total_bytes", "GPU memory installed, bytes.", METRIC_GAUGE, 1, lbl, NULL, 0);
+  struct metric_family *fc =
+      metrics_family("kiln_gpu_temperature_celsius", "GPU core temperature, degrees Celsius.",
+                     METRIC_GAUGE, 1, lbl, NULL, 0);
   for (unsigned i = 0; i < nv.ngpus; i++) {
     char idx[16];
     snprintf(idx, sizeof idx, "%u", nv.index[i]);

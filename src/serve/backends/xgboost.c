@@ -31,6 +31,10 @@ struct xgb_model {
   BoosterHandle *boosters; /* one per instance: a booster keeps per-call state */
   DMatrixHandle *proxies;  /* one per instance: reusing it saves ~18 us a call */
   enum xgb_kind kind;
+  /* gblinear has no in-place prediction, and dart's sums its trees in
+   * another order than predict(DMatrix) (1e-5 apart near zero): their rows
+   * go through a DMatrix, as Python's Booster.predict does */
+  bool via_dmatrix;
   char objective[64];
   int64_t num_feature, num_class, num_target;
   double base_score;
@@ -136,8 +140,9 @@ static int xgb_read_file(const char *path, uint8_t **out, size_t *n, struct err 
   }
   if ((uint64_t)st.st_size > XGB_FILE_MAX) {
     fclose(f);
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model file is too large (%lld bytes; at most %llu)",
-                   (long long)st.st_size, (unsigned long long)XGB_FILE_MAX);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "the model file is too large (%lld bytes; at most %llu)", (long long)st.st_size,
+                   (unsigned long long)XGB_FILE_MAX);
   }
   size_t sz = (size_t)st.st_size;
   uint8_t *p = malloc(sz ? sz : 1);
@@ -185,32 +190,45 @@ static double xgb_cfg_double(json_t *v, double dflt) {
 static int xgb_read_config(struct xgb_model *m, BoosterHandle h, struct err *e) {
   bst_ulong len = 0;
   const char *cfg = NULL;
-  if (XGBoosterSaveJsonConfig(h, &len, &cfg) != 0) return xgb_fail(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model");
+  if (XGBoosterSaveJsonConfig(h, &len, &cfg) != 0)
+    return xgb_fail(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model");
   struct err je;
   json_t *root = json_parse(cfg, (size_t)len, &je);
   if (!root) return err_set(e, ERR_INTERNAL, "libxgboost's configuration is not JSON: %s", je.msg);
   const char *obj = json_string_value(xgb_cfg_get(root, "learner", "objective", "name"));
+  const char *gbm = json_string_value(xgb_cfg_get(root, "learner", "gradient_booster", "name"));
+  m->via_dmatrix = str_eq(gbm, "gblinear") || str_eq(gbm, "dart");
   str_copy(m->objective, sizeof m->objective, obj ? obj : "");
   json_t *mp = xgb_cfg_get(root, "learner", "learner_model_param", NULL);
   m->num_class = xgb_cfg_int(json_object_get(mp, "num_class"), 0);
   m->num_target = xgb_cfg_int(json_object_get(mp, "num_target"), 1);
   m->base_score = xgb_cfg_double(json_object_get(mp, "base_score"), 0.5);
   json_decref(root);
-  if (!obj) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model: its configuration names no objective");
-  if (m->num_class < 0 || m->num_class > XGB_MAX_OUTPUTS || m->num_target < 1 || m->num_target > XGB_MAX_OUTPUTS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model: num_class %lld, num_target %lld",
-                   (long long)m->num_class, (long long)m->num_target);
+  if (!obj)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "bad XGBoost model: its configuration names no objective");
+  if (m->num_class < 0 || m->num_class > XGB_MAX_OUTPUTS || m->num_target < 1 ||
+      m->num_target > XGB_MAX_OUTPUTS)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "bad XGBoost model: num_class %lld, num_target %lld", (long long)m->num_class,
+                   (long long)m->num_target);
 
   bool multi = str_has_prefix(m->objective, "multi:");
   if (multi && m->num_class < 2)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model: %s with num_class %lld", m->objective,
-                   (long long)m->num_class);
-  if (str_eq(m->objective, "binary:logistic")) m->kind = XGB_LOGISTIC;
-  else if (str_eq(m->objective, "binary:logitraw")) m->kind = XGB_LOGITRAW;
-  else if (str_eq(m->objective, "binary:hinge")) m->kind = XGB_HINGE;
-  else if (str_eq(m->objective, "multi:softprob")) m->kind = XGB_SOFTPROB;
-  else if (str_eq(m->objective, "multi:softmax")) m->kind = XGB_SOFTMAX;
-  else m->kind = XGB_REGRESSION;
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model: %s with num_class %lld",
+                   m->objective, (long long)m->num_class);
+  if (str_eq(m->objective, "binary:logistic"))
+    m->kind = XGB_LOGISTIC;
+  else if (str_eq(m->objective, "binary:logitraw"))
+    m->kind = XGB_LOGITRAW;
+  else if (str_eq(m->objective, "binary:hinge"))
+    m->kind = XGB_HINGE;
+  else if (str_eq(m->objective, "multi:softprob"))
+    m->kind = XGB_SOFTPROB;
+  else if (str_eq(m->objective, "multi:softmax"))
+    m->kind = XGB_SOFTMAX;
+  else
+    m->kind = XGB_REGRESSION;
   if (multi) {
     m->margin_cols = m->num_class;
     m->out_cols = m->kind == XGB_SOFTPROB ? m->num_class : 0;
@@ -225,13 +243,14 @@ static int xgb_read_config(struct xgb_model *m, BoosterHandle h, struct err *e) 
 /* Column names: the booster's own feature names, else the registry's
  * signature when it names exactly num_feature columns (MLflow column specs
  * [{"name","type"}...], or one tensor input carrying "feature_names"). */
-static int xgb_columns(const struct serve_load_opts *o, BoosterHandle h, int64_t nf, struct serve_signature *sig,
-                       json_t **types_out, struct err *e) {
+static int xgb_columns(const struct serve_load_opts *o, BoosterHandle h, int64_t nf,
+                       struct serve_signature *sig, json_t **types_out, struct err *e) {
   bst_ulong n = 0;
   const char **names = NULL;
   if (XGBoosterGetStrFeatureInfo(h, "feature_type", &n, &names) == 0 && n > 0 && (int64_t)n == nf) {
     json_t *t = json_array();
-    for (bst_ulong i = 0; t && i < n; i++) json_array_append_new(t, json_string(names[i] ? names[i] : ""));
+    for (bst_ulong i = 0; t && i < n; i++)
+      json_array_append_new(t, json_string(names[i] ? names[i] : ""));
     *types_out = t;
   }
   n = 0;
@@ -240,7 +259,8 @@ static int xgb_columns(const struct serve_load_opts *o, BoosterHandle h, int64_t
   if (XGBoosterGetStrFeatureInfo(h, "feature_name", &n, &names) != 0 || (int64_t)n != nf) {
     n = 0;
     json_t *in = o->registry_signature ? json_object_get(o->registry_signature, "inputs") : NULL;
-    json_t *fn = json_array_size(in) == 1 ? json_object_get(json_array_get(in, 0), "feature_names") : NULL;
+    json_t *fn =
+        json_array_size(in) == 1 ? json_object_get(json_array_get(in, 0), "feature_names") : NULL;
     if (json_is_array(fn) && (int64_t)json_array_size(fn) == nf) {
       reg = fn;
     } else if (json_is_array(in) && (int64_t)json_array_size(in) == nf) {
@@ -248,7 +268,8 @@ static int xgb_columns(const struct serve_load_opts *o, BoosterHandle h, int64_t
       size_t i;
       json_t *c;
       json_array_foreach(in, i, c) {
-        if (!json_is_string(json_object_get(c, "name")) || str_eq(json_string_value(json_object_get(c, "type")), "tensor"))
+        if (!json_is_string(json_object_get(c, "name")) ||
+            str_eq(json_string_value(json_object_get(c, "type")), "tensor"))
           reg = NULL;
       }
     }
@@ -284,8 +305,8 @@ static void xgb_free(struct xgb_model *m) {
   free(m);
 }
 
-static int xgb_signature(const struct serve_load_opts *o, struct xgb_model *m, struct serve_signature *sig,
-                         struct err *e) {
+static int xgb_signature(const struct serve_load_opts *o, struct xgb_model *m,
+                         struct serve_signature *sig, struct err *e) {
   memset(sig, 0, sizeof *sig);
   sig->inputs = calloc(1, sizeof *sig->inputs);
   sig->outputs = calloc(1, sizeof *sig->outputs);
@@ -304,29 +325,34 @@ static int xgb_signature(const struct serve_load_opts *o, struct xgb_model *m, s
   out->shape[1] = m->out_cols;
   sig->batched = true;
   sig->allow_nan = true;
-  int64_t ncls = m->kind == XGB_SOFTPROB || m->kind == XGB_SOFTMAX ? m->num_class
+  int64_t ncls = m->kind == XGB_SOFTPROB || m->kind == XGB_SOFTMAX   ? m->num_class
                  : (m->kind != XGB_REGRESSION && m->num_target == 1) ? 2
                                                                      : 0;
   if (ncls) {
     sig->classes = json_array();
     for (int64_t i = 0; sig->classes && i < ncls; i++)
-      if (json_array_append_new(sig->classes, json_integer((json_int_t)i))) return err_set(e, ERR_NO_MEMORY, "out of memory");
+      if (json_array_append_new(sig->classes, json_integer((json_int_t)i)))
+        return err_set(e, ERR_NO_MEMORY, "out of memory");
     if (!sig->classes) return err_set(e, ERR_NO_MEMORY, "out of memory");
   }
   return 0;
 }
 
-static int xgb_load(const struct serve_load_opts *o, void **model, struct serve_signature *sig, struct err *e) {
+static int xgb_load(const struct serve_load_opts *o, void **model, struct serve_signature *sig,
+                    struct err *e) {
   *model = NULL;
   memset(sig, 0, sizeof *sig);
   if (!o || !o->path) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "no model file to load");
   if (o->format && !str_eq(o->format, "xgboost-json") && !str_eq(o->format, "xgboost-ubj") &&
       !str_eq(o->format, "xgboost-binary"))
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the xgboost backend does not load '%.64s' models", o->format);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "the xgboost backend does not load '%.64s' models", o->format);
   int n = o->instances > 0 ? o->instances : 1;
   if (n > XGB_MAX_INSTANCES)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d instances per model", XGB_MAX_INSTANCES);
-  if (o->threads < 0 || o->threads > 1024) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad thread count %d", o->threads);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d instances per model",
+                   XGB_MAX_INSTANCES);
+  if (o->threads < 0 || o->threads > 1024)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad thread count %d", o->threads);
   xgb_hook_log();
 
   uint8_t *bytes = NULL;
@@ -339,8 +365,9 @@ static int xgb_load(const struct serve_load_opts *o, void **model, struct serve_
   bool legacy = !(nbytes >= 2 && bytes[0] == '{');
   if (nbytes < 2 || (legacy && !xgb_legacy_ok(bytes, nbytes))) {
     free(bytes);
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "not an XGBoost model: the file is neither JSON, UBJSON nor XGBoost's binary format");
+    return err_set(
+        e, ERR_INVALID_PARAMETER_VALUE,
+        "not an XGBoost model: the file is neither JSON, UBJSON nor XGBoost's binary format");
   }
 
   struct xgb_model *m = calloc(1, sizeof *m);
@@ -376,7 +403,8 @@ static int xgb_load(const struct serve_load_opts *o, void **model, struct serve_
   if (!rc && XGBoosterGetNumFeature(m->boosters[0], &nf) != 0)
     rc = xgb_fail(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model");
   if (!rc && (nf == 0 || nf > (1u << 24)))
-    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model: %llu features", (unsigned long long)nf);
+    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "bad XGBoost model: %llu features",
+                 (unsigned long long)nf);
   m->num_feature = (int64_t)nf;
   if (!rc) rc = xgb_read_config(m, m->boosters[0], e);
   if (!rc) rc = xgb_signature(o, m, sig, e);
@@ -387,8 +415,8 @@ static int xgb_load(const struct serve_load_opts *o, void **model, struct serve_
     return rc;
   }
   log_msg(LOG_DEBUG, "serve.xgboost", "loaded %s/%s: %s, %lld features, %d boosters",
-          o->model_name ? o->model_name : "?", o->model_version ? o->model_version : "?", m->objective,
-          (long long)m->num_feature, m->nboosters);
+          o->model_name ? o->model_name : "?", o->model_version ? o->model_version : "?",
+          m->objective, (long long)m->num_feature, m->nboosters);
   *model = m;
   return 0;
 }
@@ -397,8 +425,8 @@ static int xgb_load(const struct serve_load_opts *o, void **model, struct serve_
 
 /* One call into libxgboost; *res points into the booster's own storage
  * (valid until its next call), checked to hold rows * cols values. */
-static int xgb_call(struct xgb_model *m, int instance, const float *x, int64_t rows, bool margin, int64_t cols,
-                    const float **res, struct err *e) {
+static int xgb_call(struct xgb_model *m, int instance, const float *x, int64_t rows, bool margin,
+                    int64_t cols, const float **res, struct err *e) {
   static const char cfg_value[] =
       "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
       "\"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}";
@@ -413,9 +441,19 @@ static int xgb_call(struct xgb_model *m, int instance, const float *x, int64_t r
   const bst_ulong *shape = NULL;
   bst_ulong dim = 0;
   *res = NULL;
-  if (XGBoosterPredictFromDense(m->boosters[instance], ai, margin ? cfg_margin : cfg_value, m->proxies[instance],
-                                &shape, &dim, res) != 0)
+  if (m->via_dmatrix) {
+    /* "missing" belongs to the matrix here; the prediction config ignores it */
+    DMatrixHandle d;
+    if (XGDMatrixCreateFromDense(ai, "{\"missing\": NaN, \"nthread\": 1}", &d) != 0)
+      return xgb_fail(e, ERR_INVALID_PARAMETER_VALUE, "XGBoost prediction failed");
+    int rc = XGBoosterPredictFromDMatrix(m->boosters[instance], d, margin ? cfg_margin : cfg_value,
+                                         &shape, &dim, res);
+    XGDMatrixFree(d); /* the result lives in the booster, not the matrix */
+    if (rc != 0) return xgb_fail(e, ERR_INVALID_PARAMETER_VALUE, "XGBoost prediction failed");
+  } else if (XGBoosterPredictFromDense(m->boosters[instance], ai, margin ? cfg_margin : cfg_value,
+                                       m->proxies[instance], &shape, &dim, res) != 0) {
     return xgb_fail(e, ERR_INVALID_PARAMETER_VALUE, "XGBoost prediction failed");
+  }
   uint64_t got = 1;
   for (bst_ulong i = 0; i < dim; i++) got *= shape[i];
   uint64_t want = (uint64_t)rows * (uint64_t)(cols ? cols : 1);
@@ -426,7 +464,8 @@ static int xgb_call(struct xgb_model *m, int instance, const float *x, int64_t r
 }
 
 static int xgb_predict(void *model, int instance, const struct serve_tensor *in, int nin,
-                       const struct serve_predict_opts *po, struct serve_tensor **out, int *nout, struct err *e) {
+                       const struct serve_predict_opts *po, struct serve_tensor **out, int *nout,
+                       struct err *e) {
   struct xgb_model *m = model;
   *out = NULL;
   *nout = 0;
@@ -436,19 +475,24 @@ static int xgb_predict(void *model, int instance, const struct serve_tensor *in,
   if (!po) po = &none;
   for (int i = 0; i < po->noutputs; i++)
     if (!po->outputs || !str_eq(po->outputs[i], "predictions"))
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model has no output '%.64s' (it has \"predictions\")",
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "the model has no output '%.64s' (it has \"predictions\")",
                      po->outputs ? po->outputs[i] : "");
   if (nin != 1 || !in)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "an XGBoost model takes one input, not %d", nin);
-  if (in->dtype != SERVE_FP32 || in->ndim != 2 || in->shape[1] != m->num_feature || in->shape[0] < 0)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input \"%.64s\" must be FP32 with shape [-1, %lld]", in->name,
+  if (in->dtype != SERVE_FP32 || in->ndim != 2 || in->shape[1] != m->num_feature ||
+      in->shape[0] < 0)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input \"%.64s\" must be FP32 with shape [-1, %lld]", in->name,
                    (long long)m->num_feature);
   int64_t rows = in->shape[0];
   if ((uint64_t)rows > SIZE_MAX / sizeof(float) / (uint64_t)m->num_feature ||
       in->nbytes != (size_t)rows * (size_t)m->num_feature * sizeof(float) || (rows && !in->data))
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input \"%.64s\" holds %zu bytes, not %lld rows of %lld FP32",
-                   in->name, in->nbytes, (long long)rows, (long long)m->num_feature);
-  if (po->proba && po->margin) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "ask for probabilities or margins, not both");
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input \"%.64s\" holds %zu bytes, not %lld rows of %lld FP32", in->name,
+                   in->nbytes, (long long)rows, (long long)m->num_feature);
+  if (po->proba && po->margin)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "ask for probabilities or margins, not both");
   bool multilabel = m->kind == XGB_LOGISTIC && m->num_target > 1;
   if (po->proba && (m->kind == XGB_REGRESSION || m->kind == XGB_HINGE))
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this model has no class probabilities");
@@ -457,7 +501,10 @@ static int xgb_predict(void *model, int instance, const struct serve_tensor *in,
   bool margin = po->margin || (po->proba && m->kind == XGB_SOFTMAX);
   int64_t cols = margin ? m->margin_cols : m->out_cols;
   int64_t out_cols = cols;
-  if (po->proba) out_cols = m->kind == XGB_SOFTPROB || m->kind == XGB_SOFTMAX ? m->num_class : multilabel ? m->num_target : 2;
+  if (po->proba)
+    out_cols = m->kind == XGB_SOFTPROB || m->kind == XGB_SOFTMAX ? m->num_class
+               : multilabel                                      ? m->num_target
+                                                                 : 2;
 
   struct serve_tensor *t = calloc(1, sizeof *t);
   if (!t) return err_set(e, ERR_NO_MEMORY, "out of memory");
@@ -533,10 +580,11 @@ static void xgb_unload(void *model) { xgb_free(model); }
 static json_t *xgb_describe(void *model) {
   struct xgb_model *m = model;
   if (!m) return NULL;
-  json_t *d = json_pack("{s:s, s:I, s:I, s:I, s:f, s:i, s:i}", "objective", m->objective, "num_feature",
-                        (json_int_t)m->num_feature, "num_class", (json_int_t)m->num_class, "num_target",
-                        (json_int_t)m->num_target, "base_score", m->base_score, "boosters", m->nboosters,
-                        "threads", m->threads);
+  json_t *d =
+      json_pack("{s:s, s:I, s:I, s:I, s:f, s:i, s:i}", "objective", m->objective, "num_feature",
+                (json_int_t)m->num_feature, "num_class", (json_int_t)m->num_class, "num_target",
+                (json_int_t)m->num_target, "base_score", m->base_score, "boosters", m->nboosters,
+                "threads", m->threads);
   if (d && m->feature_types) json_object_set(d, "feature_types", m->feature_types);
   return d;
 }

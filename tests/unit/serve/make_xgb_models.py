@@ -105,6 +105,18 @@ if want("multiout"):
                   xgb.DMatrix(X, label=Y2, missing=np.nan), 10)
     save("multiout", b, X[:40], "reg:squarederror", num_target=2)
 
+# gblinear has no in-place prediction (the backend goes through a DMatrix);
+# dart sums its trees with weights
+if want("linear"):
+    b = xgb.train({"booster": "gblinear", "objective": "binary:logistic", "nthread": 1},
+                  xgb.DMatrix(X, label=(lin > 0).astype(int), missing=np.nan), 10)
+    save("linear", b, X[:40], "binary:logistic")
+if want("dart"):
+    b = xgb.train({"booster": "dart", "objective": "reg:squarederror", "rate_drop": 0.2, "max_depth": 3,
+                   "nthread": 1, "seed": 3},
+                  xgb.DMatrix(X, label=lin, missing=np.nan), 15)
+    save("dart", b, X[:40], "reg:squarederror")
+
 # the benchmark's shape: 100 trees on scikit-learn's bundled diabetes data
 # (read from its package files: importing sklearn costs more than training)
 if want("diabetes"):

@@ -34,15 +34,20 @@ static const char FAKE_NVML[] =
     "typedef struct { unsigned long long total, free, used; } M;\n"
     "static int dev[2]; static unsigned temp = 41;\n"
     "void fake_set_temp(unsigned t) { temp = t; }\n"
-    "int nvmlInit_v2(void) { extern char *getenv(const char *); return getenv(\"FAKE_NVML_FAIL\") ? 9 : 0; }\n"
+    "int nvmlInit_v2(void) { extern char *getenv(const char *); return getenv(\"FAKE_NVML_FAIL\") "
+    "? 9 : 0; }\n"
     "int nvmlDeviceGetCount_v2(unsigned *n) { *n = 2; return 0; }\n"
     "int nvmlDeviceGetHandleByIndex_v2(unsigned i, int **d) { *d = &dev[i]; return 0; }\n"
-    "int nvmlDeviceGetUtilizationRates(int *d, U *u) { u->gpu = d == &dev[0] ? 37 : 100; u->memory = 5; return 0; }\n"
-    "int nvmlDeviceGetMemoryInfo(int *d, M *m) { m->total = 85899345920ull; m->used = d == &dev[0] ? 1073741824ull : "
+    "int nvmlDeviceGetUtilizationRates(int *d, U *u) { u->gpu = d == &dev[0] ? 37 : 100; u->memory "
+    "= 5; return 0; }\n"
+    "int nvmlDeviceGetMemoryInfo(int *d, M *m) { m->total = 85899345920ull; m->used = d == &dev[0] "
+    "? 1073741824ull : "
     "3221225472ull; m->free = m->total - m->used; return 0; }\n"
-    "int nvmlDeviceGetTemperature(int *d, int sensor, unsigned *t) { if (sensor != 0) return 2; *t = d == &dev[0] ? "
+    "int nvmlDeviceGetTemperature(int *d, int sensor, unsigned *t) { if (sensor != 0) return 2; *t "
+    "= d == &dev[0] ? "
     "temp : temp + 10; return 0; }\n"
-    "const char *nvmlErrorString(int rc) { return rc == 9 ? \"Driver Not Loaded\" : \"fake error\"; }\n";
+    "const char *nvmlErrorString(int rc) { return rc == 9 ? \"Driver Not Loaded\" : \"fake "
+    "error\"; }\n";
 
 static void build_fake(char *dir, size_t cap, char *lib, size_t libcap) {
   str_copy(dir, cap, "/tmp/kiln-nvml-XXXXXX");
@@ -83,8 +88,10 @@ Test(serve_nvml, gauges_per_gpu_are_read_at_each_scrape) {
       "kiln_gpu_temperature_celsius{gpu=\"0\"} 41\n",
       "kiln_gpu_temperature_celsius{gpu=\"1\"} 51\n",
   };
-  for (size_t i = 0; i < sizeof want / sizeof *want; i++) cr_assert(strstr(out, want[i]) != NULL, "%s in\n%s", want[i], out);
-  cr_assert(strstr(out, "kiln_gpu_count 2\n") < strstr(out, "kiln_gpu_utilization_ratio{"), "count (the refresh) first");
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+    cr_assert(strstr(out, want[i]) != NULL, "%s in\n%s", want[i], out);
+  cr_assert(strstr(out, "kiln_gpu_count 2\n") < strstr(out, "kiln_gpu_utilization_ratio{"),
+            "count (the refresh) first");
   free(out);
 
   /* the same handle the backend opened: change what the "GPU" reports */
