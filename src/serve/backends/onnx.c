@@ -37,10 +37,12 @@ struct ort_api {
   const char *(*GetErrorMessage)(const OrtStatus *);
   OrtStatus *(*CreateEnv)(int level, const char *logid, OrtEnv **out);
   ort_slot pad4[3];
-  OrtStatus *(*CreateSession)(const OrtEnv *, const char *path, const OrtSessionOptions *, OrtSession **out);
+  OrtStatus *(*CreateSession)(const OrtEnv *, const char *path, const OrtSessionOptions *,
+                              OrtSession **out);
   ort_slot pad8;
-  OrtStatus *(*Run)(OrtSession *, const OrtRunOptions *, const char *const *in_names, const OrtValue *const *in,
-                    size_t nin, const char *const *out_names, size_t nout, OrtValue **out);
+  OrtStatus *(*Run)(OrtSession *, const OrtRunOptions *, const char *const *in_names,
+                    const OrtValue *const *in, size_t nin, const char *const *out_names,
+                    size_t nout, OrtValue **out);
   OrtStatus *(*CreateSessionOptions)(OrtSessionOptions **out);
   ort_slot pad11[2];
   OrtStatus *(*SetSessionExecutionMode)(OrtSessionOptions *, int mode);
@@ -58,15 +60,19 @@ struct ort_api {
   OrtStatus *(*SessionGetInputName)(const OrtSession *, size_t i, OrtAllocator *, char **out);
   OrtStatus *(*SessionGetOutputName)(const OrtSession *, size_t i, OrtAllocator *, char **out);
   ort_slot pad38[10];
-  OrtStatus *(*CreateTensorAsOrtValue)(OrtAllocator *, const int64_t *shape, size_t ndim, int type, OrtValue **out);
+  OrtStatus *(*CreateTensorAsOrtValue)(OrtAllocator *, const int64_t *shape, size_t ndim, int type,
+                                       OrtValue **out);
   OrtStatus *(*CreateTensorWithDataAsOrtValue)(const OrtMemoryInfo *, void *data, size_t nbytes,
-                                               const int64_t *shape, size_t ndim, int type, OrtValue **out);
+                                               const int64_t *shape, size_t ndim, int type,
+                                               OrtValue **out);
   ort_slot pad50;
   OrtStatus *(*GetTensorMutableData)(OrtValue *, void **out);
   ort_slot pad52;
   OrtStatus *(*GetStringTensorDataLength)(const OrtValue *, size_t *len);
-  OrtStatus *(*GetStringTensorContent)(const OrtValue *, void *s, size_t s_len, size_t *offsets, size_t n);
-  OrtStatus *(*CastTypeInfoToTensorInfo)(const OrtTypeInfo *, const OrtTensorTypeAndShapeInfo **out);
+  OrtStatus *(*GetStringTensorContent)(const OrtValue *, void *s, size_t s_len, size_t *offsets,
+                                       size_t n);
+  OrtStatus *(*CastTypeInfoToTensorInfo)(const OrtTypeInfo *,
+                                         const OrtTensorTypeAndShapeInfo **out);
   OrtStatus *(*GetOnnxTypeFromTypeInfo)(const OrtTypeInfo *, int *out);
   ort_slot pad57[3];
   OrtStatus *(*GetTensorElementType)(const OrtTensorTypeAndShapeInfo *, int *out);
@@ -96,14 +102,17 @@ struct ort_api {
   void (*ReleaseTensorTypeAndShapeInfo)(OrtTensorTypeAndShapeInfo *);
   void (*ReleaseSessionOptions)(OrtSessionOptions *);
   ort_slot pad101[3];
-  OrtStatus *(*CastTypeInfoToSequenceTypeInfo)(const OrtTypeInfo *, const OrtSequenceTypeInfo **out);
+  OrtStatus *(*CastTypeInfoToSequenceTypeInfo)(const OrtTypeInfo *,
+                                               const OrtSequenceTypeInfo **out);
   ort_slot pad105[2];
   OrtStatus *(*GetSequenceElementType)(const OrtSequenceTypeInfo *, OrtTypeInfo **out);
   ort_slot pad108[144];
-  OrtStatus *(*GetResizedStringTensorElementBuffer)(OrtValue *, size_t index, size_t len, char **buffer);
+  OrtStatus *(*GetResizedStringTensorElementBuffer)(OrtValue *, size_t index, size_t len,
+                                                    char **buffer);
 };
 
-#define ORT_SLOT(m, i) _Static_assert(offsetof(struct ort_api, m) / sizeof(void *) == (i), #m " is slot " #i)
+#define ORT_SLOT(m, i)                                                                             \
+  _Static_assert(offsetof(struct ort_api, m) / sizeof(void *) == (i), #m " is slot " #i)
 ORT_SLOT(GetErrorCode, 1);
 ORT_SLOT(GetErrorMessage, 2);
 ORT_SLOT(CreateEnv, 3);
@@ -157,22 +166,52 @@ struct ort_api_base {
  * arrived in 1.15; nothing newer is used. */
 #define ORT_API_USED 15
 
-enum { ORT_LOG_FATAL = 4, ORT_SEQUENTIAL = 0, ORT_OPT_ALL = 99, ORT_ARENA_ALLOCATOR = 1, ORT_MEM_DEFAULT = 0 };
-enum { ORT_TYPE_TENSOR = 1, ORT_TYPE_SEQUENCE = 2, ORT_TYPE_MAP = 3 };
-enum { ORT_INVALID_ARGUMENT = 2, ORT_NO_SUCHFILE = 3, ORT_ENGINE_ERROR = 5, ORT_RUNTIME_EXCEPTION = 6, ORT_EP_FAIL = 11 };
 enum {
-  ORT_FLOAT = 1, ORT_UINT8, ORT_INT8, ORT_UINT16, ORT_INT16, ORT_INT32, ORT_INT64, ORT_STRING, ORT_BOOL,
-  ORT_FLOAT16, ORT_DOUBLE, ORT_UINT32, ORT_UINT64, ORT_COMPLEX64, ORT_COMPLEX128, ORT_BFLOAT16
+  ORT_LOG_FATAL = 4,
+  ORT_SEQUENTIAL = 0,
+  ORT_OPT_ALL = 99,
+  ORT_ARENA_ALLOCATOR = 1,
+  ORT_MEM_DEFAULT = 0
+};
+enum { ORT_TYPE_TENSOR = 1, ORT_TYPE_SEQUENCE = 2, ORT_TYPE_MAP = 3 };
+enum {
+  ORT_INVALID_ARGUMENT = 2,
+  ORT_NO_SUCHFILE = 3,
+  ORT_ENGINE_ERROR = 5,
+  ORT_RUNTIME_EXCEPTION = 6,
+  ORT_EP_FAIL = 11
+};
+enum {
+  ORT_FLOAT = 1,
+  ORT_UINT8,
+  ORT_INT8,
+  ORT_UINT16,
+  ORT_INT16,
+  ORT_INT32,
+  ORT_INT64,
+  ORT_STRING,
+  ORT_BOOL,
+  ORT_FLOAT16,
+  ORT_DOUBLE,
+  ORT_UINT32,
+  ORT_UINT64,
+  ORT_COMPLEX64,
+  ORT_COMPLEX128,
+  ORT_BFLOAT16
 };
 
+_Static_assert(ORT_STRING == 8 && ORT_FLOAT16 == 10 && ORT_BFLOAT16 == 16, "ORT element type values");
+
 static const char *const ort_type_names[] = {
-    "UNDEFINED", "FLOAT",    "UINT8",    "INT8",          "UINT16",     "INT16",          "INT32",
-    "INT64",     "STRING",   "BOOL",     "FLOAT16",       "DOUBLE",     "UINT32",         "UINT64",
-    "COMPLEX64", "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ",
-    "UINT4",     "INT4",     "FLOAT4E2M1", "UINT2",       "INT2",       "FLOAT8E8M0"};
+    "UNDEFINED",      "FLOAT",      "UINT8",          "INT8",       "UINT16",   "INT16",
+    "INT32",          "INT64",      "STRING",         "BOOL",       "FLOAT16",  "DOUBLE",
+    "UINT32",         "UINT64",     "COMPLEX64",      "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN",
+    "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",      "INT4",     "FLOAT4E2M1",
+    "UINT2",          "INT2",       "FLOAT8E8M0"};
 
 static const char *ort_type_name(int t) {
-  return t >= 0 && (size_t)t < sizeof ort_type_names / sizeof *ort_type_names ? ort_type_names[t] : "unknown";
+  return t >= 0 && (size_t)t < sizeof ort_type_names / sizeof *ort_type_names ? ort_type_names[t]
+                                                                              : "unknown";
 }
 
 /* ORT element type -> Kiln dtype; -1 for types Kiln cannot carry. */
@@ -219,7 +258,8 @@ static enum err_code onnx_code(int ort_code, bool at_load) {
 
 /* Turns a failed call's status into e and releases it (the message belongs
  * to the status, so it is copied first). */
-static int onnx_fail(const struct ort_api *api, OrtStatus *st, bool at_load, struct err *e, const char *what) {
+static int onnx_fail(const struct ort_api *api, OrtStatus *st, bool at_load, struct err *e,
+                     const char *what) {
   int code = api->GetErrorCode(st);
   const char *m = api->GetErrorMessage(st);
   char msg[224];
@@ -228,10 +268,10 @@ static int onnx_fail(const struct ort_api *api, OrtStatus *st, bool at_load, str
   return err_set(e, onnx_code(code, at_load), "%s: %s", what, msg);
 }
 
-#define ORT_CHECK(api, call, at_load, e, what)                     \
-  do {                                                             \
-    OrtStatus *st_ = (call);                                       \
-    if (st_) return onnx_fail((api), st_, (at_load), (e), (what)); \
+#define ORT_CHECK(api, call, at_load, e, what)                                                     \
+  do {                                                                                             \
+    OrtStatus *st_ = (call);                                                                       \
+    if (st_) return onnx_fail((api), st_, (at_load), (e), (what));                                 \
   } while (0)
 
 static int onnx_version_ok(const char *v) {
@@ -252,8 +292,9 @@ static int onnx_runtime_open(const struct serve_config *cfg, struct err *e) {
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     if (access(path, F_OK) != 0)
-      return err_set(e, ERR_INVALID_STATE,
-                     "ONNX Runtime library not found at %s (set --onnx-runtime); run scripts/bootstrap", path);
+      return err_set(
+          e, ERR_INVALID_STATE,
+          "ONNX Runtime library not found at %s (set --onnx-runtime); run scripts/bootstrap", path);
     const char *why = dlerror();
     return err_set(e, ERR_INVALID_STATE, "cannot load the ONNX Runtime library at %s: %s", path,
                    why ? why : "unknown error");
@@ -263,19 +304,21 @@ static int onnx_runtime_open(const struct serve_config *cfg, struct err *e) {
   const struct ort_api_base *(*get_base)(void);
   *(void **)&get_base = dlsym(h, "OrtGetApiBase");
   if (!get_base)
-    return err_set(e, ERR_INVALID_STATE, "%s is not an ONNX Runtime library (no OrtGetApiBase)", path);
+    return err_set(e, ERR_INVALID_STATE, "%s is not an ONNX Runtime library (no OrtGetApiBase)",
+                   path);
   const struct ort_api_base *base = get_base();
   if (!base || !base->GetApi || !base->GetVersionString)
     return err_set(e, ERR_INVALID_STATE, "%s: OrtGetApiBase returned no API", path);
   const char *version = base->GetVersionString();
   if (!version) version = "unknown";
   if (!onnx_version_ok(version))
-    return err_set(e, ERR_INVALID_STATE, "ONNX Runtime at %s is version %.40s; Kiln needs 1.%d or later (1.30 tested)",
+    return err_set(e, ERR_INVALID_STATE,
+                   "ONNX Runtime at %s is version %.40s; Kiln needs 1.%d or later (1.30 tested)",
                    path, version, ORT_API_USED);
   const struct ort_api *api = base->GetApi(ORT_API_USED);
   if (!api)
-    return err_set(e, ERR_INVALID_STATE, "ONNX Runtime %.40s at %s does not offer API version %d", version, path,
-                   ORT_API_USED);
+    return err_set(e, ERR_INVALID_STATE, "ONNX Runtime %.40s at %s does not offer API version %d",
+                   version, path, ORT_API_USED);
 
   /* Telemetry is on by default in this build (files under the cache dir and
    * /tmp, an uploader thread); a self-hosted server never phones home. It
@@ -318,9 +361,9 @@ static int onnx_runtime(const struct serve_config *cfg, const struct ort_api **a
 
 struct onnx_io {
   char *name;
-  int kind;      /* ORT_TYPE_TENSOR or ORT_TYPE_SEQUENCE */
-  int elem;      /* ORT element type (tensors) */
-  int seq_of;    /* sequences: ORT_TYPE_MAP or ORT_TYPE_TENSOR */
+  int kind;   /* ORT_TYPE_TENSOR or ORT_TYPE_SEQUENCE */
+  int elem;   /* ORT element type (tensors) */
+  int seq_of; /* sequences: ORT_TYPE_MAP or ORT_TYPE_TENSOR */
 };
 
 struct onnx_model {
@@ -350,12 +393,15 @@ static void onnx_model_free(struct onnx_model *m) {
 static int onnx_io_name(struct onnx_model *m, bool input, size_t i, char **out, struct err *e) {
   const struct ort_api *api = m->api;
   char *n = NULL;
-  ORT_CHECK(api, (input ? api->SessionGetInputName : api->SessionGetOutputName)(m->sess, i, ort.alloc, &n), true, e,
-            "reading the model's names");
+  ORT_CHECK(
+      api,
+      (input ? api->SessionGetInputName : api->SessionGetOutputName)(m->sess, i, ort.alloc, &n),
+      true, e, "reading the model's names");
   size_t len = n ? strlen(n) : 0;
   int rc = 0;
   if (len == 0 || len >= SERVE_NAME_MAX)
-    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model's %s %zu has a name of %zu bytes (1 to %d allowed)",
+    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                 "the model's %s %zu has a name of %zu bytes (1 to %d allowed)",
                  input ? "input" : "output", i, len, SERVE_NAME_MAX - 1);
   else if (!(*out = strdup(n)))
     rc = err_set(e, ERR_NO_MEMORY, "out of memory reading the model's names");
@@ -365,22 +411,25 @@ static int onnx_io_name(struct onnx_model *m, bool input, size_t i, char **out, 
 }
 
 /* Element type and shape of a tensor type into io and spec. */
-static int onnx_tensor_spec(const struct ort_api *api, const OrtTypeInfo *ti, const char *role, struct onnx_io *io,
-                            struct serve_tensor_spec *sp, struct err *e) {
+static int onnx_tensor_spec(const struct ort_api *api, const OrtTypeInfo *ti, const char *role,
+                            struct onnx_io *io, struct serve_tensor_spec *sp, struct err *e) {
   const OrtTensorTypeAndShapeInfo *tt = NULL;
   ORT_CHECK(api, api->CastTypeInfoToTensorInfo(ti, &tt), true, e, "reading the model's types");
-  if (!tt) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s '%s' has no tensor type", role, io->name);
+  if (!tt)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s '%s' has no tensor type", role, io->name);
   int elem = 0;
   size_t nd = 0;
   ORT_CHECK(api, api->GetTensorElementType(tt, &elem), true, e, "reading the model's types");
   ORT_CHECK(api, api->GetDimensionsCount(tt, &nd), true, e, "reading the model's shapes");
   int dt = onnx_dtype(elem);
   if (dt < 0)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s '%s' has element type %s, which Kiln cannot serve", role,
-                   io->name, ort_type_name(elem));
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "%s '%s' has element type %s, which Kiln cannot serve", role, io->name,
+                   ort_type_name(elem));
   if (nd > SERVE_MAX_DIMS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s '%s' has %zu dimensions (Kiln serves up to %d)", role,
-                   io->name, nd, SERVE_MAX_DIMS);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "%s '%s' has %zu dimensions (Kiln serves up to %d)", role, io->name, nd,
+                   SERVE_MAX_DIMS);
   int64_t dims[SERVE_MAX_DIMS];
   if (nd) ORT_CHECK(api, api->GetDimensions(tt, dims, nd), true, e, "reading the model's shapes");
   io->kind = ORT_TYPE_TENSOR;
@@ -392,7 +441,8 @@ static int onnx_tensor_spec(const struct ort_api *api, const OrtTypeInfo *ti, co
   return 0;
 }
 
-static int onnx_describe_io(struct onnx_model *m, bool input, int i, struct serve_tensor_spec *sp, struct err *e) {
+static int onnx_describe_io(struct onnx_model *m, bool input, int i, struct serve_tensor_spec *sp,
+                            struct err *e) {
   const struct ort_api *api = m->api;
   struct onnx_io *io = input ? &m->in[i] : &m->out[i];
   const char *role = input ? "input" : "output";
@@ -400,7 +450,9 @@ static int onnx_describe_io(struct onnx_model *m, bool input, int i, struct serv
   if (rc < 0) return rc;
   str_copy(sp->name, sizeof sp->name, io->name);
   OrtTypeInfo *ti = NULL;
-  ORT_CHECK(api, (input ? api->SessionGetInputTypeInfo : api->SessionGetOutputTypeInfo)(m->sess, (size_t)i, &ti),
+  ORT_CHECK(api,
+            (input ? api->SessionGetInputTypeInfo : api->SessionGetOutputTypeInfo)(m->sess,
+                                                                                   (size_t)i, &ti),
             true, e, "reading the model's types");
   int kind = 0;
   OrtStatus *st = api->GetOnnxTypeFromTypeInfo(ti, &kind);
@@ -415,13 +467,15 @@ static int onnx_describe_io(struct onnx_model *m, bool input, int i, struct serv
     const OrtSequenceTypeInfo *sq = NULL;
     OrtTypeInfo *el = NULL;
     int ek = 0;
-    if ((st = api->CastTypeInfoToSequenceTypeInfo(ti, &sq)) || !sq || (st = api->GetSequenceElementType(sq, &el)) ||
-        (st = api->GetOnnxTypeFromTypeInfo(el, &ek)))
+    if ((st = api->CastTypeInfoToSequenceTypeInfo(ti, &sq)) || !sq ||
+        (st = api->GetSequenceElementType(sq, &el)) || (st = api->GetOnnxTypeFromTypeInfo(el, &ek)))
       rc = st ? onnx_fail(api, st, true, e, "reading the model's types")
-              : err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s': unreadable sequence type", io->name);
+              : err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s': unreadable sequence type",
+                        io->name);
     else if (ek != ORT_TYPE_MAP && ek != ORT_TYPE_TENSOR)
       rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "output '%s' is a sequence of neither maps nor tensors, which Kiln cannot serve", io->name);
+                   "output '%s' is a sequence of neither maps nor tensors, which Kiln cannot serve",
+                   io->name);
     api->ReleaseTypeInfo(el);
     io->kind = ORT_TYPE_SEQUENCE;
     io->seq_of = ek;
@@ -429,9 +483,10 @@ static int onnx_describe_io(struct onnx_model *m, bool input, int i, struct serv
     sp->ndim = 1;
     sp->shape[0] = -1;
   } else {
-    static const char *const kinds[] = {"unknown", "tensor", "sequence", "map", "opaque", "sparse tensor", "optional"};
-    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s '%s' is of ONNX type %s; Kiln serves %s", role, io->name,
-                 kind >= 0 && kind < 7 ? kinds[kind] : "unknown",
+    static const char *const kinds[] = {"unknown", "tensor",        "sequence", "map",
+                                        "opaque",  "sparse tensor", "optional"};
+    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s '%s' is of ONNX type %s; Kiln serves %s", role,
+                 io->name, kind >= 0 && kind < 7 ? kinds[kind] : "unknown",
                  input ? "tensor inputs only" : "tensor and sequence outputs only");
   }
   api->ReleaseTypeInfo(ti);
@@ -447,11 +502,11 @@ static void onnx_find_classifier(struct onnx_model *m, const struct serve_signat
   for (int l = 0; l < 2; l++) {
     int p = 1 - l;
     const struct serve_tensor_spec *ls = &sig->outputs[l], *ps = &sig->outputs[p];
-    bool is_label = m->out[l].kind == ORT_TYPE_TENSOR && (m->out[l].elem == ORT_INT64 || m->out[l].elem == ORT_STRING) &&
-                    ls->ndim == 1;
+    bool is_label = m->out[l].kind == ORT_TYPE_TENSOR &&
+                    (m->out[l].elem == ORT_INT64 || m->out[l].elem == ORT_STRING) && ls->ndim == 1;
     bool is_proba = (m->out[p].kind == ORT_TYPE_SEQUENCE && m->out[p].seq_of == ORT_TYPE_MAP) ||
-                    (m->out[p].kind == ORT_TYPE_TENSOR && (ps->dtype == SERVE_FP32 || ps->dtype == SERVE_FP64) &&
-                     ps->ndim == 2);
+                    (m->out[p].kind == ORT_TYPE_TENSOR &&
+                     (ps->dtype == SERVE_FP32 || ps->dtype == SERVE_FP64) && ps->ndim == 2);
     if (is_label && is_proba) {
       m->label = l;
       m->proba = p;
@@ -480,7 +535,8 @@ static int onnx_columns(const json_t *rs, struct serve_signature *sig, struct er
     const json_t *c = json_array_get(cols, i);
     const char *type = json_string_value(json_object_get(c, "type"));
     /* tensor-based signatures name tensors, not columns */
-    if (!json_is_string(json_object_get(c, "name")) || (type && strcmp(type, "tensor") == 0)) fits = false;
+    if (!json_is_string(json_object_get(c, "name")) || (type && strcmp(type, "tensor") == 0))
+      fits = false;
   }
   if (fits) {
     sig->columns = calloc(n, sizeof *sig->columns);
@@ -488,7 +544,8 @@ static int onnx_columns(const json_t *rs, struct serve_signature *sig, struct er
     for (size_t i = 0; rc == 0 && i < n; i++) {
       sig->columns[i] = strdup(json_string_value(json_object_get(json_array_get(cols, i), "name")));
       sig->ncolumns = (int)i + 1;
-      if (!sig->columns[i]) rc = err_set(e, ERR_NO_MEMORY, "out of memory for the signature's columns");
+      if (!sig->columns[i])
+        rc = err_set(e, ERR_NO_MEMORY, "out of memory for the signature's columns");
     }
   }
   if (parsed) json_decref(parsed);
@@ -513,17 +570,20 @@ static int onnx_session(struct onnx_model *m, const char *path, struct err *e) {
   return 0;
 }
 
-static int onnx_load(const struct serve_load_opts *o, void **model, struct serve_signature *sig, struct err *e) {
+static int onnx_load(const struct serve_load_opts *o, void **model, struct serve_signature *sig,
+                     struct err *e) {
   *model = NULL;
   memset(sig, 0, sizeof *sig);
-  if (!o || !o->path || !*o->path) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "no model file to load");
+  if (!o || !o->path || !*o->path)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "no model file to load");
   const struct ort_api *api = NULL;
   int rc = onnx_runtime(o->cfg, &api, e);
   if (rc < 0) return rc;
-  int threads = o->threads > 0 ? o->threads : (o->cfg && o->cfg->onnx_threads > 0 ? o->cfg->onnx_threads : 1);
+  int threads =
+      o->threads > 0 ? o->threads : (o->cfg && o->cfg->onnx_threads > 0 ? o->cfg->onnx_threads : 1);
   if (threads > ONNX_MAX_THREADS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%d intra-op threads asked for (at most %d)", threads,
-                   ONNX_MAX_THREADS);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%d intra-op threads asked for (at most %d)",
+                   threads, ONNX_MAX_THREADS);
   struct stat sb;
   if (stat(o->path, &sb) != 0)
     return err_set(e, ERR_IO, "cannot read the model file %s: %s", o->path, strerror(errno));
@@ -535,11 +595,13 @@ static int onnx_load(const struct serve_load_opts *o, void **model, struct serve
   rc = onnx_session(m, o->path, e);
   size_t nin = 0, nout = 0;
   OrtStatus *st = NULL;
-  if (rc == 0 && ((st = api->SessionGetInputCount(m->sess, &nin)) || (st = api->SessionGetOutputCount(m->sess, &nout))))
+  if (rc == 0 && ((st = api->SessionGetInputCount(m->sess, &nin)) ||
+                  (st = api->SessionGetOutputCount(m->sess, &nout))))
     rc = onnx_fail(api, st, true, e, "reading the model's inputs");
   if (rc == 0 && (nin > ONNX_MAX_IO || nout == 0 || nout > ONNX_MAX_IO))
-    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model has %zu inputs and %zu outputs (1 to %d outputs allowed)",
-                 nin, nout, ONNX_MAX_IO);
+    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                 "the model has %zu inputs and %zu outputs (1 to %d outputs allowed)", nin, nout,
+                 ONNX_MAX_IO);
   if (rc == 0) {
     m->nin = sig->ninputs = (int)nin;
     m->nout = sig->noutputs = (int)nout;
@@ -553,9 +615,11 @@ static int onnx_load(const struct serve_load_opts *o, void **model, struct serve
       rc = err_set(e, ERR_NO_MEMORY, "out of memory loading the model");
   }
   for (int i = 0; rc == 0 && i < m->nin; i++)
-    if ((rc = onnx_describe_io(m, true, i, &sig->inputs[i], e)) == 0) m->in_names[i] = m->in[i].name;
+    if ((rc = onnx_describe_io(m, true, i, &sig->inputs[i], e)) == 0)
+      m->in_names[i] = m->in[i].name;
   for (int i = 0; rc == 0 && i < m->nout; i++)
-    if ((rc = onnx_describe_io(m, false, i, &sig->outputs[i], e)) == 0) m->out_names[i] = m->out[i].name;
+    if ((rc = onnx_describe_io(m, false, i, &sig->outputs[i], e)) == 0)
+      m->out_names[i] = m->out[i].name;
   if (rc == 0) {
     sig->batched = m->nin > 0;
     for (int i = 0; i < m->nin; i++)
@@ -583,26 +647,30 @@ static char onnx_empty[8];
 
 /* V2's BYTES form (u32 LE length + bytes, per element) into a new ORT string
  * tensor; every length is checked against the buffer. */
-static int onnx_string_input(const struct ort_api *api, const struct serve_tensor *t, OrtValue **v, struct err *e) {
+static int onnx_string_input(const struct ort_api *api, const struct serve_tensor *t, OrtValue **v,
+                             struct err *e) {
   int64_t count = serve_shape_count(t->shape, t->ndim);
   /* every element takes at least its 4-byte length: refuse a shape the
    * buffer cannot hold before ORT allocates that many strings */
   if (count < 0 || (uint64_t)count > t->nbytes / 4)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': %zu bytes cannot hold %lld BYTES elements", t->name,
-                   t->nbytes, (long long)count);
-  ORT_CHECK(api, api->CreateTensorAsOrtValue(ort.alloc, t->shape, (size_t)t->ndim, ORT_STRING, v), false, e,
-            "ONNX Runtime string tensor");
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': %zu bytes cannot hold %lld BYTES elements", t->name, t->nbytes,
+                   (long long)count);
+  ORT_CHECK(api, api->CreateTensorAsOrtValue(ort.alloc, t->shape, (size_t)t->ndim, ORT_STRING, v),
+            false, e, "ONNX Runtime string tensor");
   const unsigned char *p = t->data;
   size_t off = 0;
   for (int64_t i = 0; i < count; i++) {
     if (t->nbytes - off < 4 || !p)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': BYTES data ends inside element %lld", t->name,
-                     (long long)i);
-    uint32_t len = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 | (uint32_t)p[off + 3] << 24;
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "input '%s': BYTES data ends inside element %lld", t->name, (long long)i);
+    uint32_t len = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
+                   (uint32_t)p[off + 3] << 24;
     off += 4;
     if (t->nbytes - off < len)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': element %lld is %u bytes but only %zu remain",
-                     t->name, (long long)i, len, t->nbytes - off);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "input '%s': element %lld is %u bytes but only %zu remain", t->name,
+                     (long long)i, len, t->nbytes - off);
     char *dst = NULL;
     ORT_CHECK(api, api->GetResizedStringTensorElementBuffer(*v, (size_t)i, len, &dst), false, e,
               "ONNX Runtime string tensor");
@@ -610,30 +678,36 @@ static int onnx_string_input(const struct ort_api *api, const struct serve_tenso
     off += len;
   }
   if (off != t->nbytes)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': %zu bytes left after %lld BYTES elements", t->name,
-                   t->nbytes - off, (long long)count);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': %zu bytes left after %lld BYTES elements", t->name, t->nbytes - off,
+                   (long long)count);
   return 0;
 }
 
-static int onnx_input(const struct onnx_model *m, int i, const struct serve_tensor *t, OrtValue **v, struct err *e) {
+static int onnx_input(const struct onnx_model *m, int i, const struct serve_tensor *t, OrtValue **v,
+                      struct err *e) {
   const struct ort_api *api = m->api;
   enum serve_dtype want = (enum serve_dtype)onnx_dtype(m->in[i].elem);
   if (t->dtype != want)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' must be %s, got %s", m->in[i].name,
                    serve_dtype_name(want), serve_dtype_name(t->dtype));
   if (t->ndim < 0 || t->ndim > SERVE_MAX_DIMS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has %d dimensions", m->in[i].name, t->ndim);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has %d dimensions", m->in[i].name,
+                   t->ndim);
   if (want == SERVE_BYTES) return onnx_string_input(api, t, v, e);
   int64_t count = serve_shape_count(t->shape, t->ndim);
   size_t es = serve_dtype_size(want);
-  if (count < 0 || (uint64_t)count > SIZE_MAX / es || (size_t)count * es != t->nbytes || (t->nbytes && !t->data))
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': %zu bytes do not hold a %s tensor of that shape",
-                   m->in[i].name, t->nbytes, serve_dtype_name(want));
+  if (count < 0 || (uint64_t)count > SIZE_MAX / es || (size_t)count * es != t->nbytes ||
+      (t->nbytes && !t->data))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': %zu bytes do not hold a %s tensor of that shape", m->in[i].name,
+                   t->nbytes, serve_dtype_name(want));
   /* ORT only reads an input it did not allocate; the cast drops const for
    * the API's sake, not to write. */
   void *data = t->nbytes ? t->data : onnx_empty;
-  ORT_CHECK(api, api->CreateTensorWithDataAsOrtValue(ort.mem, data, t->nbytes, t->shape, (size_t)t->ndim,
-                                                      m->in[i].elem, v),
+  ORT_CHECK(api,
+            api->CreateTensorWithDataAsOrtValue(ort.mem, data, t->nbytes, t->shape, (size_t)t->ndim,
+                                                m->in[i].elem, v),
             false, e, "ONNX Runtime input");
   return 0;
 }
@@ -697,12 +771,13 @@ struct onnx_strings {
   size_t *off;
 };
 
-static int onnx_read_strings(const struct ort_api *api, const OrtValue *v, size_t count, struct onnx_strings *out,
-                             struct err *e) {
+static int onnx_read_strings(const struct ort_api *api, const OrtValue *v, size_t count,
+                             struct onnx_strings *out, struct err *e) {
   memset(out, 0, sizeof *out);
   size_t total = 0;
   ORT_CHECK(api, api->GetStringTensorDataLength(v, &total), false, e, "reading a string output");
-  if (count >= SIZE_MAX / sizeof(size_t) - 1) return err_set(e, ERR_NO_MEMORY, "string output too large");
+  if (count >= SIZE_MAX / sizeof(size_t) - 1)
+    return err_set(e, ERR_NO_MEMORY, "string output too large");
   out->s = malloc(total + 1);
   out->off = malloc((count + 1) * sizeof *out->off);
   if (!out->s || !out->off) {
@@ -724,8 +799,8 @@ static int onnx_read_strings(const struct ort_api *api, const OrtValue *v, size_
 }
 
 /* Type, shape and element count of a tensor value. */
-static int onnx_tensor_info(const struct ort_api *api, const OrtValue *v, int *elem, int *ndim, int64_t *shape,
-                            size_t *count, struct err *e) {
+static int onnx_tensor_info(const struct ort_api *api, const OrtValue *v, int *elem, int *ndim,
+                            int64_t *shape, size_t *count, struct err *e) {
   OrtTensorTypeAndShapeInfo *ti = NULL;
   ORT_CHECK(api, api->GetTensorTypeAndShape(v, &ti), false, e, "reading an output");
   size_t nd = 0;
@@ -734,8 +809,10 @@ static int onnx_tensor_info(const struct ort_api *api, const OrtValue *v, int *e
   if ((st = api->GetTensorElementType(ti, elem)) || (st = api->GetDimensionsCount(ti, &nd)))
     rc = onnx_fail(api, st, false, e, "reading an output");
   else if (nd > SERVE_MAX_DIMS)
-    rc = err_set(e, ERR_INTERNAL, "an output has %zu dimensions (Kiln serves up to %d)", nd, SERVE_MAX_DIMS);
-  else if ((nd && (st = api->GetDimensions(ti, shape, nd))) || (st = api->GetTensorShapeElementCount(ti, count)))
+    rc = err_set(e, ERR_INTERNAL, "an output has %zu dimensions (Kiln serves up to %d)", nd,
+                 SERVE_MAX_DIMS);
+  else if ((nd && (st = api->GetDimensions(ti, shape, nd))) ||
+           (st = api->GetTensorShapeElementCount(ti, count)))
     rc = onnx_fail(api, st, false, e, "reading an output");
   *ndim = (int)nd;
   api->ReleaseTensorTypeAndShapeInfo(ti);
@@ -744,8 +821,8 @@ static int onnx_tensor_info(const struct ort_api *api, const OrtValue *v, int *e
 
 /* A tensor as nested JSON arrays (scalars for rank 0); *pos walks the
  * elements in row-major order. */
-static json_t *onnx_nested(int elem, const void *data, const struct onnx_strings *s, const int64_t *shape, int ndim,
-                           size_t *pos) {
+static json_t *onnx_nested(int elem, const void *data, const struct onnx_strings *s,
+                           const int64_t *shape, int ndim, size_t *pos) {
   if (ndim == 0) {
     size_t i = (*pos)++;
     if (elem == ORT_STRING) {
@@ -775,7 +852,8 @@ static int onnx_tensor_json(const struct ort_api *api, OrtValue *v, json_t **out
   if (elem == ORT_STRING) {
     if ((rc = onnx_read_strings(api, v, count, &s, e)) < 0) return rc;
   } else if (onnx_dtype(elem) < 0) {
-    return err_set(e, ERR_INTERNAL, "a sequence holds %s tensors, which Kiln cannot serve", ort_type_name(elem));
+    return err_set(e, ERR_INTERNAL, "a sequence holds %s tensors, which Kiln cannot serve",
+                   ort_type_name(elem));
   } else {
     ORT_CHECK(api, api->GetTensorMutableData(v, &data), false, e, "reading an output");
   }
@@ -786,16 +864,19 @@ static int onnx_tensor_json(const struct ort_api *api, OrtValue *v, json_t **out
 }
 
 /* map<int64|string, V> as a JSON object with string keys (JSON's only kind). */
-static int onnx_map_json(const struct ort_api *api, const OrtValue *map, json_t **out, struct err *e) {
+static int onnx_map_json(const struct ort_api *api, const OrtValue *map, json_t **out,
+                         struct err *e) {
   OrtValue *kv[2] = {NULL, NULL};
   json_t *keys = NULL, *vals = NULL;
   OrtStatus *st;
   int rc = 0;
-  if ((st = api->GetValue(map, 0, ort.alloc, &kv[0])) || (st = api->GetValue(map, 1, ort.alloc, &kv[1])))
+  if ((st = api->GetValue(map, 0, ort.alloc, &kv[0])) ||
+      (st = api->GetValue(map, 1, ort.alloc, &kv[1])))
     rc = onnx_fail(api, st, false, e, "reading a map output");
   if (rc == 0) rc = onnx_tensor_json(api, kv[0], &keys, e);
   if (rc == 0) rc = onnx_tensor_json(api, kv[1], &vals, e);
-  if (rc == 0 && (!json_is_array(keys) || !json_is_array(vals) || json_array_size(keys) != json_array_size(vals)))
+  if (rc == 0 && (!json_is_array(keys) || !json_is_array(vals) ||
+                  json_array_size(keys) != json_array_size(vals)))
     rc = err_set(e, ERR_INTERNAL, "a map output has keys and values of different lengths");
   json_t *obj = rc == 0 ? json_object() : NULL;
   if (rc == 0 && !obj) rc = err_set(e, ERR_NO_MEMORY, "out of memory converting a map output");
@@ -807,20 +888,25 @@ static int onnx_map_json(const struct ort_api *api, const OrtValue *map, json_t 
       snprintf(num, sizeof num, "%lld", (long long)json_integer_value(k));
       ks = num;
     }
-    if (!ks) rc = err_set(e, ERR_INTERNAL, "a map output has keys that are neither integers nor strings");
-    else if (json_object_setn_nocheck(obj, ks, strlen(ks), json_incref(json_array_get(vals, i))) < 0)
+    if (!ks)
+      rc = err_set(e, ERR_INTERNAL, "a map output has keys that are neither integers nor strings");
+    else if (json_object_setn_nocheck(obj, ks, strlen(ks), json_incref(json_array_get(vals, i))) <
+             0)
       rc = err_set(e, ERR_NO_MEMORY, "out of memory converting a map output");
   }
   json_decref(keys);
   json_decref(vals);
   api->ReleaseValue(kv[0]);
   api->ReleaseValue(kv[1]);
-  if (rc < 0) json_decref(obj);
-  else *out = obj;
+  if (rc < 0)
+    json_decref(obj);
+  else
+    *out = obj;
   return rc;
 }
 
-static int onnx_sequence_output(const struct ort_api *api, OrtValue *v, struct serve_tensor *t, struct err *e) {
+static int onnx_sequence_output(const struct ort_api *api, OrtValue *v, struct serve_tensor *t,
+                                struct err *e) {
   size_t n = 0;
   ORT_CHECK(api, api->GetValueCount(v, &n), false, e, "reading a sequence output");
   if (n > INT32_MAX) return err_set(e, ERR_INTERNAL, "a sequence output of %zu elements", n);
@@ -840,7 +926,8 @@ static int onnx_sequence_output(const struct ort_api *api, OrtValue *v, struct s
       rc = onnx_tensor_json(api, el, &j, e);
     else
       rc = err_set(e, ERR_INTERNAL, "a sequence output holds values of ONNX type %d", kind);
-    if (rc == 0 && json_array_append_new(arr, j) < 0) rc = err_set(e, ERR_NO_MEMORY, "out of memory");
+    if (rc == 0 && json_array_append_new(arr, j) < 0)
+      rc = err_set(e, ERR_NO_MEMORY, "out of memory");
     api->ReleaseValue(el);
   }
   if (rc < 0) {
@@ -854,14 +941,17 @@ static int onnx_sequence_output(const struct ort_api *api, OrtValue *v, struct s
   return 0;
 }
 
-static int onnx_tensor_output(const struct ort_api *api, OrtValue *v, struct serve_tensor *t, struct err *e) {
+static int onnx_tensor_output(const struct ort_api *api, OrtValue *v, struct serve_tensor *t,
+                              struct err *e) {
   int elem = 0, nd = 0;
   int64_t shape[SERVE_MAX_DIMS];
   size_t count = 0;
   int rc = onnx_tensor_info(api, v, &elem, &nd, shape, &count, e);
   if (rc < 0) return rc;
   int dt = onnx_dtype(elem);
-  if (dt < 0) return err_set(e, ERR_INTERNAL, "output '%s' is %s, which Kiln cannot serve", t->name, ort_type_name(elem));
+  if (dt < 0)
+    return err_set(e, ERR_INTERNAL, "output '%s' is %s, which Kiln cannot serve", t->name,
+                   ort_type_name(elem));
   if (dt != SERVE_BYTES) {
     char name[SERVE_NAME_MAX];
     str_copy(name, sizeof name, t->name);
@@ -906,28 +996,33 @@ static int onnx_tensor_output(const struct ort_api *api, OrtValue *v, struct ser
 
 /* Which outputs to compute: the ones named, or the probabilities alone
  * (opts.proba), or all of them. */
-static int onnx_pick_outputs(const struct onnx_model *m, const struct serve_predict_opts *po, int *sel, int *n,
-                             struct err *e) {
-  if (po && po->margin) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "ONNX models have no raw margin output");
+static int onnx_pick_outputs(const struct onnx_model *m, const struct serve_predict_opts *po,
+                             int *sel, int *n, struct err *e) {
+  if (po && po->margin)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "ONNX models have no raw margin output");
   if (po && po->outputs && po->noutputs > 0) {
     if (po->noutputs > m->nout)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%d outputs requested; the model has %d", po->noutputs, m->nout);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%d outputs requested; the model has %d",
+                     po->noutputs, m->nout);
     for (int k = 0; k < po->noutputs; k++) {
       const char *want = po->outputs[k];
       sel[k] = -1;
       for (int i = 0; want && i < m->nout; i++)
         if (strcmp(want, m->out[i].name) == 0) sel[k] = i;
       if (sel[k] < 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model has no output named '%.128s'", want ? want : "");
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model has no output named '%.128s'",
+                       want ? want : "");
       for (int j = 0; j < k; j++)
-        if (sel[j] == sel[k]) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s' requested twice", want);
+        if (sel[j] == sel[k])
+          return err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s' requested twice", want);
     }
     *n = po->noutputs;
     return 0;
   }
   if (po && po->proba) {
     if (m->proba < 0)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this model has no class probabilities output");
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "this model has no class probabilities output");
     sel[0] = m->proba;
     *n = 1;
     return 0;
@@ -938,33 +1033,40 @@ static int onnx_pick_outputs(const struct onnx_model *m, const struct serve_pred
 }
 
 static int onnx_predict(void *model, int instance, const struct serve_tensor *in, int nin,
-                        const struct serve_predict_opts *po, struct serve_tensor **out, int *nout, struct err *e) {
+                        const struct serve_predict_opts *po, struct serve_tensor **out, int *nout,
+                        struct err *e) {
   struct onnx_model *m = model;
   const struct ort_api *api = m->api;
   *out = NULL;
   *nout = 0;
   if (nin != m->nin)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model takes %d inputs, got %d", m->nin, nin);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model takes %d inputs, got %d", m->nin,
+                   nin);
   int *sel = calloc((size_t)m->nout, sizeof *sel);
   const char **names = calloc((size_t)m->nout, sizeof *names);
   OrtValue **iv = calloc((size_t)nin + 1, sizeof *iv), **ov = calloc((size_t)m->nout, sizeof *ov);
   struct serve_tensor *res = NULL;
   int n = 0, rc = 0;
-  if (!sel || !names || !iv || !ov) rc = err_set(e, ERR_NO_MEMORY, "out of memory running the model");
+  if (!sel || !names || !iv || !ov)
+    rc = err_set(e, ERR_NO_MEMORY, "out of memory running the model");
   if (rc == 0) rc = onnx_pick_outputs(m, po, sel, &n, e);
   for (int i = 0; rc == 0 && i < nin; i++) rc = onnx_input(m, i, &in[i], &iv[i], e);
   for (int k = 0; rc == 0 && k < n; k++) names[k] = m->out_names[sel[k]];
   if (rc == 0) {
-    OrtStatus *st = api->Run(m->sess, NULL, m->in_names, (const OrtValue *const *)iv, (size_t)nin, names,
-                             (size_t)n, ov);
+    OrtStatus *st = api->Run(m->sess, NULL, m->in_names, (const OrtValue *const *)iv, (size_t)nin,
+                             names, (size_t)n, ov);
     if (st) rc = onnx_fail(api, st, false, e, "ONNX Runtime");
   }
-  if (rc == 0 && !(res = calloc((size_t)n, sizeof *res))) rc = err_set(e, ERR_NO_MEMORY, "out of memory");
+  if (rc == 0 && !(res = calloc((size_t)n, sizeof *res)))
+    rc = err_set(e, ERR_NO_MEMORY, "out of memory");
   for (int k = 0; rc == 0 && k < n; k++) {
     str_copy(res[k].name, sizeof res[k].name, names[k]);
-    if (!ov[k]) rc = err_set(e, ERR_INTERNAL, "ONNX Runtime returned no value for output '%s'", names[k]);
-    else if (m->out[sel[k]].kind == ORT_TYPE_SEQUENCE) rc = onnx_sequence_output(api, ov[k], &res[k], e);
-    else rc = onnx_tensor_output(api, ov[k], &res[k], e);
+    if (!ov[k])
+      rc = err_set(e, ERR_INTERNAL, "ONNX Runtime returned no value for output '%s'", names[k]);
+    else if (m->out[sel[k]].kind == ORT_TYPE_SEQUENCE)
+      rc = onnx_sequence_output(api, ov[k], &res[k], e);
+    else
+      rc = onnx_tensor_output(api, ov[k], &res[k], e);
   }
   for (int i = 0; iv && i < nin; i++) api->ReleaseValue(iv[i]);
   for (int k = 0; ov && k < n; k++) api->ReleaseValue(ov[k]);
@@ -988,8 +1090,8 @@ static void onnx_unload(void *model) { onnx_model_free(model); }
 
 static json_t *onnx_describe(void *model) {
   struct onnx_model *m = model;
-  return json_pack("{s:s, s:i, s:i}", "onnxruntime", ort.version, "intra_op_threads", m ? m->threads : 0,
-                   "api_version", ORT_API_USED);
+  return json_pack("{s:s, s:i, s:i}", "onnxruntime", ort.version, "intra_op_threads",
+                   m ? m->threads : 0, "api_version", ORT_API_USED);
 }
 
 const struct serve_backend serve_backend_onnx = {

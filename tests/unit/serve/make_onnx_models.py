@@ -284,10 +284,31 @@ def sequence(out):
     save(out, "sequence", g, {"x": x, "seq": [x, [[-v for v in r] for r in x]]})
 
 
+def unsupported(out):
+    """Models ONNX Runtime runs but Kiln cannot feed: an (unused) FLOAT8E4M3FN
+    input, and a sequence input."""
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "float8_input",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2]),
+                           helper.make_tensor_value_info("f8", TensorProto.FLOAT, [None, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])])
+    # onnx 1.12 predates FLOAT8E4M3FN (17): set the number by hand and skip
+    # the checker, which would not know it
+    g.input[1].type.tensor_type.elem_type = 17
+    model = helper.make_model(g, opset_imports=OPSETS, producer_name="kiln-tests")
+    model.ir_version = 8
+    onnx.save(model, os.path.join(out, "float8_input.onnx"))
+    seq_t = helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2]))
+    zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    g = helper.make_graph([helper.make_node("SequenceAt", ["s", "zero"], ["y"])], "sequence_input",
+                          [helper.make_value_info("s", seq_t)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], [zero])
+    save(out, "sequence_input", g, {})
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for make in (mlp, tree_regressor, tree_classifier, linear_classifier, dtypes, two_io, sequence):
+    for make in (mlp, tree_regressor, tree_classifier, linear_classifier, dtypes, two_io, sequence, unsupported):
         make(out)
     with open(os.path.join(out, "corrupt.onnx"), "wb") as f:
         f.write(b"\x08\x08\x12\x04kiln" + bytes(range(256)) * 4)

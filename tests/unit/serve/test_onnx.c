@@ -52,10 +52,15 @@ static json_t *reference(const char *name) {
   return j;
 }
 
-static int load_opts(const char *name, const json_t *rsig, int instances, void **m, struct serve_signature *sig,
-                     struct err *e) {
-  struct serve_load_opts o = {.path = model_path(name), .format = "onnx", .registry_signature = rsig,
-                              .instances = instances, .cfg = &cfg, .model_name = name, .model_version = "1"};
+static int load_opts(const char *name, const json_t *rsig, int instances, void **m,
+                     struct serve_signature *sig, struct err *e) {
+  struct serve_load_opts o = {.path = model_path(name),
+                              .format = "onnx",
+                              .registry_signature = rsig,
+                              .instances = instances,
+                              .cfg = &cfg,
+                              .model_name = name,
+                              .model_version = "1"};
   return serve_backend_onnx.load(&o, m, sig, e);
 }
 
@@ -74,7 +79,8 @@ static void unload(void *m, struct serve_signature *sig) {
 }
 
 /* rows of numbers (a JSON matrix) as an FP32 tensor */
-static struct serve_tensor f32_matrix(const char *name, const json_t *rows, size_t first, size_t n) {
+static struct serve_tensor f32_matrix(const char *name, const json_t *rows, size_t first,
+                                      size_t n) {
   size_t c = json_array_size(json_array_get(rows, 0));
   int64_t shape[2] = {(int64_t)n, (int64_t)c};
   struct serve_tensor t;
@@ -82,7 +88,8 @@ static struct serve_tensor f32_matrix(const char *name, const json_t *rows, size
   cr_assert_eq(serve_tensor_alloc(&t, name, SERVE_FP32, shape, 2, &e), 0);
   float *f = t.data;
   for (size_t r = 0; r < n; r++)
-    for (size_t k = 0; k < c; k++) f[r * c + k] = (float)json_number_value(json_array_get(json_array_get(rows, first + r), k));
+    for (size_t k = 0; k < c; k++)
+      f[r * c + k] = (float)json_number_value(json_array_get(json_array_get(rows, first + r), k));
   return t;
 }
 
@@ -104,12 +111,14 @@ static void expect_f32(const struct serve_tensor *out, const json_t *want, size_
     for (size_t k = 0; k < c; k++) {
       const json_t *row = json_array_get(want, first + r);
       double w = json_number_value(json_is_array(row) ? json_array_get(row, k) : row);
-      cr_assert(near(f[r * c + k], w), "%s[%zu][%zu] = %.9g, want %.9g", out->name, r, k, f[r * c + k], w);
+      cr_assert(near(f[r * c + k], w), "%s[%zu][%zu] = %.9g, want %.9g", out->name, r, k,
+                f[r * c + k], w);
     }
 }
 
-static int predict(void *m, int instance, const struct serve_tensor *in, int nin, const struct serve_predict_opts *po,
-                   struct serve_tensor **out, int *nout, struct err *e) {
+static int predict(void *m, int instance, const struct serve_tensor *in, int nin,
+                   const struct serve_predict_opts *po, struct serve_tensor **out, int *nout,
+                   struct err *e) {
   return serve_backend_onnx.predict(m, instance, in, nin, po, out, nout, e);
 }
 
@@ -118,15 +127,18 @@ static void free_outputs(struct serve_tensor *out, int n) {
   free(out);
 }
 
-static const struct serve_tensor_spec *spec(const struct serve_tensor_spec *s, int n, const char *name) {
+static const struct serve_tensor_spec *spec(const struct serve_tensor_spec *s, int n,
+                                            const char *name) {
   for (int i = 0; i < n; i++)
     if (strcmp(s[i].name, name) == 0) return &s[i];
   cr_assert_fail("no tensor named %s", name);
   return NULL;
 }
 
-static void expect_spec(const struct serve_tensor_spec *s, enum serve_dtype dt, int ndim, int64_t d0, int64_t d1) {
-  cr_assert_eq(s->dtype, dt, "%s is %s, want %s", s->name, serve_dtype_name(s->dtype), serve_dtype_name(dt));
+static void expect_spec(const struct serve_tensor_spec *s, enum serve_dtype dt, int ndim,
+                        int64_t d0, int64_t d1) {
+  cr_assert_eq(s->dtype, dt, "%s is %s, want %s", s->name, serve_dtype_name(s->dtype),
+               serve_dtype_name(dt));
   cr_assert_eq(s->ndim, ndim, "%s has rank %d", s->name, s->ndim);
   if (ndim > 0) cr_assert_eq(s->shape[0], d0, "%s dim 0 is %lld", s->name, (long long)s->shape[0]);
   if (ndim > 1) cr_assert_eq(s->shape[1], d1, "%s dim 1 is %lld", s->name, (long long)s->shape[1]);
@@ -138,7 +150,8 @@ static const char *v2_elem(const struct serve_tensor *t, size_t i, uint32_t *len
   size_t off = 0;
   for (size_t k = 0;; k++) {
     cr_assert_leq(off + 4, t->nbytes, "BYTES element %zu out of range", i);
-    uint32_t l = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 | (uint32_t)p[off + 3] << 24;
+    uint32_t l = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
+                 (uint32_t)p[off + 3] << 24;
     if (k == i) {
       cr_assert_leq(off + 4 + l, t->nbytes);
       *len = l;
@@ -227,14 +240,15 @@ static void expect_zipmap(const struct serve_tensor *t, const json_t *want) {
   for (size_t r = 0; r < json_array_size(want); r++) {
     const json_t *got = json_array_get(t->json, r), *w = json_array_get(want, r);
     cr_assert(json_is_object(got), "row %zu is not an object", r);
-    cr_assert_eq(json_object_size(got), json_object_size(w), "row %zu has %zu keys", r, json_object_size(got));
+    cr_assert_eq(json_object_size(got), json_object_size(w), "row %zu has %zu keys", r,
+                 json_object_size(got));
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)w, k, v) {
       const json_t *g = json_object_get(got, k);
       cr_assert(json_is_real(g), "row %zu has no key '%s'", r, k);
-      cr_assert(near(json_real_value(g), json_number_value(v)), "row %zu key %s: %.9g want %.9g", r, k,
-                json_real_value(g), json_number_value(v));
+      cr_assert(near(json_real_value(g), json_number_value(v)), "row %zu key %s: %.9g want %.9g", r,
+                k, json_real_value(g), json_number_value(v));
     }
   }
 }
@@ -263,7 +277,8 @@ Test(serve_onnx, tree_ensemble_classifier_labels_and_zipmap_probabilities) {
   cr_assert_eq(out[0].dtype, SERVE_INT64);
   cr_assert_eq(out[0].shape[0], (int64_t)rows);
   for (size_t r = 0; r < rows; r++)
-    cr_assert_eq(((int64_t *)out[0].data)[r], json_integer_value(json_array_get(labels, r)), "row %zu", r);
+    cr_assert_eq(((int64_t *)out[0].data)[r], json_integer_value(json_array_get(labels, r)),
+                 "row %zu", r);
   cr_assert_str_eq(out[1].name, "output_probability");
   expect_zipmap(&out[1], json_object_get(ref, "probabilities"));
   free_outputs(out, nout);
@@ -335,7 +350,8 @@ static struct serve_tensor hex_tensor(const json_t *d) {
   cr_assert_eq(serve_dtype_parse(json_string_value(json_object_get(d, "datatype")), &t.dtype), 0);
   const json_t *shape = json_object_get(d, "shape");
   t.ndim = (int)json_array_size(shape);
-  for (int i = 0; i < t.ndim; i++) t.shape[i] = json_integer_value(json_array_get(shape, (size_t)i));
+  for (int i = 0; i < t.ndim; i++)
+    t.shape[i] = json_integer_value(json_array_get(shape, (size_t)i));
   const char *hex = json_string_value(json_object_get(d, "hex"));
   t.nbytes = strlen(hex) / 2;
   t.data = malloc(t.nbytes + 1);
@@ -374,7 +390,8 @@ Test(serve_onnx, every_dtype_round_trips_exactly) {
     cr_assert_eq(out[k].ndim, 2);
     cr_assert_eq(out[k].shape[0], 3);
     cr_assert_eq(out[k].shape[1], 2);
-    cr_assert_eq(out[k].nbytes, want.nbytes, "%s: %zu bytes, want %zu", want.name, out[k].nbytes, want.nbytes);
+    cr_assert_eq(out[k].nbytes, want.nbytes, "%s: %zu bytes, want %zu", want.name, out[k].nbytes,
+                 want.nbytes);
     cr_assert(memcmp(out[k].data, want.data, want.nbytes) == 0, "%s differs", want.name);
     serve_tensor_fini(&want);
   }
@@ -448,7 +465,8 @@ Test(serve_onnx, sequence_of_tensors_becomes_json) {
   cr_assert_not(sig.batched, "a fixed first dimension is not a batch");
   json_t *ref = reference("sequence");
   int64_t shape[2] = {2, 2}, x[4] = {1, -2, 3, 4};
-  struct serve_tensor in = {.name = "x", .dtype = SERVE_INT64, .ndim = 2, .data = x, .nbytes = sizeof x};
+  struct serve_tensor in = {
+      .name = "x", .dtype = SERVE_INT64, .ndim = 2, .data = x, .nbytes = sizeof x};
   memcpy(in.shape, shape, sizeof shape);
   struct serve_tensor *out = NULL;
   int nout = 0;
@@ -456,7 +474,8 @@ Test(serve_onnx, sequence_of_tensors_becomes_json) {
   cr_assert_eq(predict(m, 0, &in, 1, NULL, &out, &nout, &e), 0, "%s", e.msg);
   cr_assert_eq(nout, 1);
   cr_assert_eq(out[0].shape[0], 2);
-  cr_assert(json_equal(out[0].json, json_object_get(ref, "seq")), "got %s", json_dumps(out[0].json, JSON_COMPACT));
+  cr_assert(json_equal(out[0].json, json_object_get(ref, "seq")), "got %s",
+            json_dumps(out[0].json, JSON_COMPACT));
   free_outputs(out, nout);
   json_decref(ref);
   unload(m, &sig);
@@ -469,10 +488,11 @@ Test(serve_onnx, registry_signature_names_the_columns) {
   void *m = NULL;
   struct err e = {0};
   /* MLflow stores the lists as JSON text */
-  json_t *rs = json_pack("{s:s}", "inputs",
-                         "[{\"name\": \"age\", \"type\": \"double\"}, {\"name\": \"bmi\", \"type\": \"double\"},"
-                         " {\"name\": \"bp\", \"type\": \"double\"}, {\"name\": \"s1\", \"type\": \"double\"},"
-                         " {\"name\": \"s2\", \"type\": \"double\"}]");
+  json_t *rs = json_pack(
+      "{s:s}", "inputs",
+      "[{\"name\": \"age\", \"type\": \"double\"}, {\"name\": \"bmi\", \"type\": \"double\"},"
+      " {\"name\": \"bp\", \"type\": \"double\"}, {\"name\": \"s1\", \"type\": \"double\"},"
+      " {\"name\": \"s2\", \"type\": \"double\"}]");
   cr_assert_eq(load_opts("tree_regressor", rs, 1, &m, &sig, &e), 0, "%s", e.msg);
   cr_assert_eq(sig.ncolumns, 5);
   cr_assert_str_eq(sig.columns[0], "age");
@@ -513,6 +533,18 @@ Test(serve_onnx, corrupt_or_missing_model_file_is_refused) {
   cr_assert(strstr(e.msg, "no_such_model.onnx"), "%s", e.msg);
 }
 
+Test(serve_onnx, inputs_kiln_cannot_feed_are_named_at_load) {
+  struct serve_signature sig;
+  void *m = NULL;
+  struct err e = {0};
+  cr_assert_eq(load_opts("float8_input", NULL, 1, &m, &sig, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_str_eq(e.msg, "input 'f8' has element type FLOAT8E4M3FN, which Kiln cannot serve");
+  cr_assert_null(m);
+  cr_assert_null(sig.inputs);
+  cr_assert_eq(load_opts("sequence_input", NULL, 1, &m, &sig, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_str_eq(e.msg, "input 's' is of ONNX type sequence; Kiln serves tensor inputs only");
+}
+
 Test(serve_onnx, bad_inputs_give_errors_not_crashes) {
   struct serve_signature sig;
   void *m = load("mlp", &sig);
@@ -521,7 +553,11 @@ Test(serve_onnx, bad_inputs_give_errors_not_crashes) {
   struct err e = {0};
   /* five features where the model takes four: ORT's own words come back */
   float five[10] = {0};
-  struct serve_tensor in = {.name = "x", .dtype = SERVE_FP32, .ndim = 2, .shape = {2, 5}, .data = five,
+  struct serve_tensor in = {.name = "x",
+                            .dtype = SERVE_FP32,
+                            .ndim = 2,
+                            .shape = {2, 5},
+                            .data = five,
                             .nbytes = sizeof five};
   cr_assert_eq(predict(m, 0, &in, 1, NULL, &out, &nout, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert_eq(e.code, ERR_INVALID_PARAMETER_VALUE);
@@ -534,12 +570,16 @@ Test(serve_onnx, bad_inputs_give_errors_not_crashes) {
   cr_assert_eq(predict(m, 0, &in, 1, NULL, &out, &nout, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, "ONNX Runtime: "), "%s", e.msg);
   /* a dtype the model does not take */
-  in = (struct serve_tensor){.name = "x", .dtype = SERVE_FP64, .ndim = 2, .shape = {1, 4}, .data = five,
-                             .nbytes = 32};
+  in = (struct serve_tensor){
+      .name = "x", .dtype = SERVE_FP64, .ndim = 2, .shape = {1, 4}, .data = five, .nbytes = 32};
   cr_assert_eq(predict(m, 0, &in, 1, NULL, &out, &nout, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert_str_eq(e.msg, "input 'x' must be FP32, got FP64");
   /* a buffer shorter than its shape */
-  in = (struct serve_tensor){.name = "x", .dtype = SERVE_FP32, .ndim = 2, .shape = {3, 4}, .data = five,
+  in = (struct serve_tensor){.name = "x",
+                             .dtype = SERVE_FP32,
+                             .ndim = 2,
+                             .shape = {3, 4},
+                             .data = five,
                              .nbytes = sizeof five};
   cr_assert_eq(predict(m, 0, &in, 1, NULL, &out, &nout, &e), -ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, "do not hold"), "%s", e.msg);
@@ -582,8 +622,10 @@ Test(serve_onnx, missing_library_is_a_clear_error) {
   void *m = NULL;
   struct err e = {0};
   cr_assert_eq(load_opts("mlp", NULL, 1, &m, &sig, &e), -ERR_INVALID_STATE);
-  cr_assert_str_eq(e.msg, "ONNX Runtime library not found at /nonexistent/libonnxruntime.so.1 (set --onnx-runtime); "
-                          "run scripts/bootstrap");
+  cr_assert_str_eq(
+      e.msg,
+      "ONNX Runtime library not found at /nonexistent/libonnxruntime.so.1 (set --onnx-runtime); "
+      "run scripts/bootstrap");
   cr_assert_null(m);
   /* a failed open leaves nothing behind: the right path works afterwards */
   cfg.onnx_library = ORT_LIB;
@@ -624,7 +666,8 @@ Test(serve_onnx, wrong_library_or_old_version_is_refused) {
   make_fake("fake_old", "#include <stdint.h>\n#include <stddef.h>\n"
                         "static const void *api(uint32_t v) { return NULL; }\n"
                         "static const char *ver(void) { return \"1.12.1\"; }\n"
-                        "static const struct { const void *(*a)(uint32_t); const char *(*b)(void); } base = {api, ver};\n"
+                        "static const struct { const void *(*a)(uint32_t); const char *(*b)(void); "
+                        "} base = {api, ver};\n"
                         "const void *OrtGetApiBase(void) { return &base; }\n");
   make_fake("fake_other", "int not_ort(void) { return 1; }\n");
   char p[160];
@@ -690,14 +733,16 @@ static void *worker_main(void *arg) {
     struct serve_tensor *out = NULL;
     int nout = 0;
     struct err e = {0};
-    if (predict(w->m, w->instance, &in, 1, NULL, &out, &nout, &e) != 0 || nout != 1 || out[0].shape[0] != (int64_t)n) {
+    if (predict(w->m, w->instance, &in, 1, NULL, &out, &nout, &e) != 0 || nout != 1 ||
+        out[0].shape[0] != (int64_t)n) {
       w->failures++;
       snprintf(w->why, sizeof w->why, "%s", e.msg);
     } else {
       const float *f = out[0].data;
       for (size_t r = 0; r < n; r++)
         for (size_t k = 0; k < 3; k++)
-          if (!near(f[r * 3 + k], json_number_value(json_array_get(json_array_get(w->y, first + r), k)))) {
+          if (!near(f[r * 3 + k],
+                    json_number_value(json_array_get(json_array_get(w->y, first + r), k)))) {
             w->failures++;
             snprintf(w->why, sizeof w->why, "row %zu col %zu", first + r, k);
           }
@@ -718,8 +763,12 @@ Test(serve_onnx, two_instances_predict_concurrently) {
   struct worker w[2];
   pthread_t th[2];
   for (int i = 0; i < 2; i++) {
-    w[i] = (struct worker){.m = m, .instance = i, .x = json_object_get(ref, "x"), .y = json_object_get(ref, "y"),
-                           .first = (size_t)i * 3, .rows = 7};
+    w[i] = (struct worker){.m = m,
+                           .instance = i,
+                           .x = json_object_get(ref, "x"),
+                           .y = json_object_get(ref, "y"),
+                           .first = (size_t)i * 3,
+                           .rows = 7};
     cr_assert_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
   }
   for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
