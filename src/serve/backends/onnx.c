@@ -200,7 +200,8 @@ enum {
   ORT_BFLOAT16
 };
 
-_Static_assert(ORT_STRING == 8 && ORT_FLOAT16 == 10 && ORT_BFLOAT16 == 16, "ORT element type values");
+_Static_assert(ORT_STRING == 8 && ORT_FLOAT16 == 10 && ORT_BFLOAT16 == 16,
+               "ORT element type values");
 
 static const char *const ort_type_names[] = {
     "UNDEFINED",      "FLOAT",      "UINT8",          "INT8",       "UINT16",   "INT16",
@@ -286,7 +287,9 @@ static int onnx_version_ok(const char *v) {
 
 static int onnx_runtime_open(const struct serve_config *cfg, struct err *e) {
   const char *path = cfg && cfg->onnx_library && *cfg->onnx_library ? cfg->onnx_library : NULL;
-  if (!path) path = getenv("KILN_ONNXRUNTIME");
+  /* the server flag's variable first, then the name the bootstrap docs use */
+  if (!path || !*path) path = getenv("KILN_ONNX_RUNTIME");
+  if (!path || !*path) path = getenv("KILN_ONNXRUNTIME");
   if (!path || !*path) path = "deps/libonnxruntime.so.1";
 
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -890,8 +893,7 @@ static int onnx_map_json(const struct ort_api *api, const OrtValue *map, json_t 
     }
     if (!ks)
       rc = err_set(e, ERR_INTERNAL, "a map output has keys that are neither integers nor strings");
-    else if (json_object_setn_nocheck(obj, ks, strlen(ks), json_incref(json_array_get(vals, i))) <
-             0)
+    else if (json_object_setn_nocheck(obj, ks, strlen(ks), json_array_get(vals, i)) < 0)
       rc = err_set(e, ERR_NO_MEMORY, "out of memory converting a map output");
   }
   json_decref(keys);

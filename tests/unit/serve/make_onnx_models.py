@@ -228,7 +228,7 @@ def dtypes(out):
         ("f64", TensorProto.DOUBLE, "FP64", np.array([[0.1, -1.7e308], [5e-324, 1.0 / 3], [-np.inf, 2.0]], np.float64)),
     ]
     bf16_bits = np.array([[0x3F80, 0xC2F7], [0x0001, 0x7F7F], [0x8000, 0x4049]], np.uint16)
-    strings = [["", "a"], ["naïve ☃", "x" * 300], ["tab\tnew\nline", "end"]]
+    strings = [["", "a"], ["naïve ☃", "x" * 300], ["tab\tnew\nline", "nul\x00byte"]]
 
     inputs, outputs, nodes, ref = [], [], [], {"inputs": [], "outputs": []}
 

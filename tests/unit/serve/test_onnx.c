@@ -635,14 +635,20 @@ Test(serve_onnx, missing_library_is_a_clear_error) {
 
 Test(serve_onnx, environment_names_the_library_when_config_does_not) {
   cfg.onnx_library = NULL;
+  unsetenv("KILN_ONNX_RUNTIME");
   setenv("KILN_ONNXRUNTIME", "/nonexistent/from-env.so", 1);
   struct serve_signature sig;
   void *m = NULL;
   struct err e = {0};
   cr_assert_eq(load_opts("mlp", NULL, 1, &m, &sig, &e), -ERR_INVALID_STATE);
   cr_assert(strstr(e.msg, "not found at /nonexistent/from-env.so"), "%s", e.msg);
-  cfg.onnx_library = "";
+  /* the server flag's variable comes first */
   setenv("KILN_ONNXRUNTIME", ORT_LIB, 1);
+  setenv("KILN_ONNX_RUNTIME", "/nonexistent/flag-env.so", 1);
+  cr_assert_eq(load_opts("mlp", NULL, 1, &m, &sig, &e), -ERR_INVALID_STATE);
+  cr_assert(strstr(e.msg, "not found at /nonexistent/flag-env.so"), "%s", e.msg);
+  unsetenv("KILN_ONNX_RUNTIME");
+  cfg.onnx_library = "";
   m = load("mlp", &sig);
   unload(m, &sig);
   unsetenv("KILN_ONNXRUNTIME");
