@@ -94,7 +94,8 @@ def xgb_bytes(booster, ext: str = "json") -> bytes:
 
 def xgb_predict(booster, X, **kw):
     import xgboost as xgb
-    return booster.predict(xgb.DMatrix(X), **kw)
+    # a booster trained with feature names refuses a DMatrix without them
+    return booster.predict(xgb.DMatrix(X, feature_names=booster.feature_names), **kw)
 
 
 def torchscript_mlp():
