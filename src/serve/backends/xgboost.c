@@ -268,9 +268,9 @@ static int xgb_columns(const struct serve_load_opts *o, BoosterHandle h, int64_t
       size_t i;
       json_t *c;
       json_array_foreach(in, i, c) {
-        if (!json_is_string(json_object_get(c, "name")) ||
-            str_eq(json_string_value(json_object_get(c, "type")), "tensor"))
-          reg = NULL;
+        /* MLflow column specs always carry a type; tensor specs do not count */
+        const char *ty = json_string_value(json_object_get(c, "type"));
+        if (!json_is_string(json_object_get(c, "name")) || !ty || str_eq(ty, "tensor")) reg = NULL;
       }
     }
     if (!reg) return 0;
