@@ -1246,12 +1246,12 @@ class Client:
     def load_model(self, model: str, version: Union[str, int, None] = None, **settings: int) -> Dict[str, Any]:
         """Load a version now (it otherwise loads on its first prediction) and
         wait until it is READY; returns the loaded model as
-        :meth:`serving_models` lists it. ``settings``: ``max_batch_size``,
-        ``max_queue_delay_us``, ``queue_capacity``, ``instances``."""
-        allowed = {"max_batch_size", "max_queue_delay_us", "queue_capacity", "instances"}
-        unknown = sorted(set(settings) - allowed)
-        if unknown:
-            raise TypeError(f"unknown serving settings: {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+        :meth:`serving_models` lists it. ``settings`` (integers):
+        ``max_batch_size`` (rows per batch), ``max_queue_delay_us`` (how long
+        a batch waits to fill), ``queue_capacity`` (queued requests before
+        503), ``instances`` (parallel executors), ``priority_levels``. New
+        settings reload a loaded version; the server refuses unknown ones
+        (``BadRequest``)."""
         path = f"/api/v1/models/{_quote(model)}/versions/{_quote(self._serving_version(version))}/load"
         return self._request_dict("POST", path, json=dict(settings))
 
