@@ -557,6 +557,52 @@ static int materialize(struct serve *s, struct serve_model *m, struct err *e) {
 
 static void evict_for_budget(struct serve *s, struct serve_model *keep);
 
+/* One synthetic request built from the signature (a row of zeros; empty
+ * strings for BYTES) so the first real request does not pay for lazy
+ * initialisation (ORT's allocations, a worker's first import). A model
+ * whose signature is too vague for a synthetic row only gets a warning. */
+static void warm_up(struct serve_model *m) {
+  struct serve_tensor in[SERVE_V2_MAX_INPUTS];
+  int n = m->sig.ninputs < SERVE_V2_MAX_INPUTS ? m->sig.ninputs : SERVE_V2_MAX_INPUTS;
+  struct err e = {0};
+  int rc = 0, made = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    const struct serve_tensor_spec *sp = &m->sig.inputs[i];
+    int64_t shape[SERVE_MAX_DIMS];
+    int nd = sp->ndim < 0 ? 2 : sp->ndim;
+    for (int d = 0; d < nd; d++) shape[d] = sp->ndim < 0 || sp->shape[d] < 0 ? 1 : sp->shape[d];
+    if (sp->dtype == SERVE_BYTES) {
+      int64_t cnt = serve_shape_count(shape, nd);
+      memset(&in[i], 0, sizeof in[i]);
+      str_copy(in[i].name, sizeof in[i].name, sp->name);
+      in[i].dtype = SERVE_BYTES;
+      in[i].ndim = nd;
+      memcpy(in[i].shape, shape, (size_t)nd * sizeof *shape);
+      in[i].data = cnt > 0 && cnt < (1 << 20) ? calloc((size_t)cnt, 4) : NULL;
+      in[i].nbytes = cnt > 0 ? (size_t)cnt * 4 : 0;
+      in[i].owned = true;
+      if (cnt > 0 && !in[i].data) rc = err_set(&e, ERR_NO_MEMORY, "out of memory");
+    } else {
+      rc = serve_tensor_alloc(&in[i], sp->name, sp->dtype, shape, nd, &e);
+    }
+    if (rc == 0) made++;
+  }
+  struct serve_tensor *out = NULL;
+  int nout = 0;
+  struct serve_predict_opts po = {0};
+  int64_t t0 = time_mono_us();
+  if (rc == 0) rc = m->be->predict(m->bm, 0, in, n, &po, &out, &nout, &e);
+  for (int i = 0; i < made; i++) serve_tensor_fini(&in[i]);
+  for (int i = 0; i < nout; i++) serve_tensor_fini(&out[i]);
+  free(out);
+  if (rc)
+    log_warn("serve.warm_up", "model %s version %s: the synthetic warm-up request failed (%s); serving anyway",
+             m->name, m->version, e.msg);
+  else
+    log_info("serve.warm_up", "model %s version %s warmed up in %lld us", m->name, m->version,
+             (long long)(time_mono_us() - t0));
+}
+
 static void load_one(struct serve *s, struct serve_model *m) {
   struct err e = {0};
   int64_t t0 = time_mono_us();
@@ -581,6 +627,7 @@ static void load_one(struct serve *s, struct serve_model *m) {
     m->be->unload(m->bm);
     m->bm = NULL;
   }
+  if (rc == 0) warm_up(m);
   m->load_ms = (time_mono_us() - t0) / 1000;
   if (rc == 0) {
     m->memory = m->be->memory ? m->be->memory(m->bm) : 0;
