@@ -140,7 +140,11 @@ describe("serving in the dashboard", { timeout: 240_000 }, () => {
     await fill(ROW);
     const columns = await page.getByTestId("tryit-field").evaluateAll((xs) => xs.map((x) => x.getAttribute("data-column")));
     assert.deepEqual(columns, COLUMNS, "one field per column, named by the signature");
-    assert.equal(await page.getByTestId("tryit-proba").count(), 0, "no probabilities for a model without classes");
+    // the probabilities option follows the signature: there when it has classes
+    const meta = await ok(api(base, "GET", "/v2/models/virginica/versions/1", { token: apiKey }), "metadata");
+    assert.deepEqual(meta.columns, COLUMNS);
+    assert.equal(await page.getByTestId("tryit-proba").count(), Array.isArray(meta.classes) && meta.classes.length > 0 ? 1 : 0);
+    assert.match(await page.getByTestId("tryit-signature").textContent(), /input FP32 \[-1, 4\]/);
     const { raw, shown } = await predictAndRead();
     close(raw, want.xgb, "the prediction");
     close(shown.predictions, want.xgb, "the prediction shown");
