@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import subprocess
 
 import numpy as np
@@ -129,6 +130,7 @@ def test_predict_csv_in_batches(kiln, user, pushed, data, tmp_path):
     many = kiln("predict", "virginica", "--csv", str(f), "--batch-rows", "7")
     assert requests_of(user, "virginica") - before == 4  # 7 + 7 + 7 + 4 rows
     assert many.stdout == one.stdout
+    assert many.stderr == ""  # no progress bar when stderr is not a terminal
     close(json.loads(many.stdout), want)
     # the same as CSV lines
     lines = kiln("predict", "virginica", "--csv", str(f), "--batch-rows", "10", "--output", "csv").stdout.splitlines()
@@ -147,6 +149,23 @@ def test_predict_csv_in_batches(kiln, user, pushed, data, tmp_path):
     close(json.loads(kiln("predict", "virginica", "--csv", str(g), "--batch-rows", "3").stdout), want)
     # stdin
     close(json.loads(kiln("predict", "virginica", "--csv", "-", stdin=f.read_text()).stdout), want)
+
+
+def test_progress_on_a_terminal(kiln, server, kiln_binary, pushed, data, tmp_path):
+    """A long file shows a progress bar when stderr is a terminal (a pty from script(1))."""
+    X = np.tile(data[0], (4, 1))  # 600 rows
+    f = tmp_path / "long.csv"
+    write_csv(f, X)
+    out = tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
+    env.update(KILN_CONFIG_DIR=str(tmp_path / "cfg"), KILN_URL=server.url)
+    cmd = (f"{shlex.quote(kiln_binary)} predict virginica --csv {shlex.quote(str(f))} --batch-rows 100"
+           f" > {shlex.quote(str(out))}")
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, env=env,
+                       timeout=scaled(120))
+    assert p.returncode == 0, p.stdout
+    assert "100%" in p.stdout and "600 rows" in p.stdout and "\r[" in p.stdout, repr(p.stdout)
+    close(json.loads(out.read_text()), xgb_want(pushed["bst"], X))
 
 
 def test_predict_proba_and_class_names(kiln, pushed, data, tmp_path):
