@@ -37,6 +37,7 @@ bst = xgb.train({"objective": "binary:logistic", "max_depth": 3, "seed": 0},
 bst.save_model(out + "/virginica.json")
 clf = LogisticRegression(max_iter=500).fit(X, y)
 joblib.dump(clf, out + "/iris.joblib")
+joblib.dump({"weights": np.arange(3.0)}, out + "/not-a-model.joblib")  # passes the scan, has no predict
 print(json.dumps({"xgb": bst.predict(xgb.DMatrix(row, feature_names=cols)).tolist(),
                   "proba": clf.predict_proba(row).tolist(), "label": clf.predict(row).tolist()}))
 `;
@@ -111,6 +112,7 @@ describe("serving in the dashboard", { timeout: 240_000 }, () => {
     assert.match(apiKey, /^kiln_/);
     await upload(join(modelDir, "virginica.json"), "virginica");
     await upload(join(modelDir, "iris.joblib"), "iris-lr");
+    await upload(join(modelDir, "not-a-model.joblib"), "not-a-model");
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
@@ -195,6 +197,20 @@ describe("serving in the dashboard", { timeout: 240_000 }, () => {
     close(p, want.proba, "probabilities");
     assert.deepEqual(Object.keys(shown.predictions[0]), ["0", "1", "2"], "probabilities keyed by class");
     close(Object.values(shown.predictions[0]), want.proba[0], "probabilities shown");
+  });
+
+  it("says why a model cannot be served, in the panel and on the Serving page", async () => {
+    await page.goto(`${base}/models/not-a-model?version=1`);
+    const err = page.getByTestId("tryit-meta-error");
+    await err.waitFor({ timeout: 30_000 });
+    assert.match(await err.textContent(), /has no predict method/);
+    assert.equal(await page.getByTestId("tryit-predict").count(), 0, "no form without a signature");
+    await page.getByTestId("nav-serving").click();
+    const row = page.locator('[data-testid="serving-row"][data-name="not-a-model"]');
+    await row.waitFor({ timeout: 10_000 });
+    assert.equal(await row.getAttribute("data-state"), "FAILED");
+    assert.equal(await row.getByTestId("serving-state").getAttribute("data-tone"), "bad");
+    assert.match(await row.getByTestId("serving-reason").textContent(), /no predict method/);
   });
 
   it("lists the loaded models on the Serving page, READY after a prediction, and unloads one", async () => {

@@ -132,7 +132,8 @@ export function Serving() {
         <div>
           <h1 class="page-title">Serving</h1>
           <p class="page-subtitle">
-            Models loaded for {pv.current?.name ?? "this project"}, refreshed every {POLL_MS / 1000} s. A model loads on
+            Models loaded for {pv.current ? `project “${pv.current.name}”` : "this project"}, refreshed every{" "}
+            {POLL_MS / 1000} s. A model loads on
             its first prediction (or <code>kiln serving load</code>); idle ones are evicted when memory runs short.
           </p>
         </div>
