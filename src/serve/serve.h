@@ -323,5 +323,13 @@ void serve_job_fini(struct serve_job *j);
 
 /* Metrics families (registered at serve_open). */
 void serve_metrics_init(void);
+/* GPU gauges (nvml.c), once per process: when libnvidia-ml.so.1 loads
+ * (dlopen; KILN_NVML_LIBRARY overrides the name) and NVML sees GPUs,
+ * registers kiln_gpu_count and, labelled gpu="<index>",
+ * kiln_gpu_utilization_ratio, kiln_gpu_memory_used_bytes,
+ * kiln_gpu_memory_total_bytes and kiln_gpu_temperature_celsius, read from
+ * NVML at each scrape. Returns the number of GPUs; 0 (nothing registered,
+ * nothing logged above debug) when the library is absent. */
+int serve_nvml_init(void);
 
 #endif

@@ -94,7 +94,8 @@ def xgb_bytes(booster, ext: str = "json") -> bytes:
 
 def xgb_predict(booster, X, **kw):
     import xgboost as xgb
-    return booster.predict(xgb.DMatrix(X), **kw)
+    # a booster trained with feature names refuses a DMatrix without them
+    return booster.predict(xgb.DMatrix(X, feature_names=booster.feature_names), **kw)
 
 
 def torchscript_mlp():
@@ -181,8 +182,12 @@ def onnx_linear_classifier_zipmap():
                          post_transform="SOFTMAX", multi_class=1),
         helper.make_node("ZipMap", ["probs"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2]),
     ]
-    seq_map = helper.make_sequence_type_proto(helper.make_map_type_proto(TensorProto.INT64,
-                                                                         helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    # onnx 1.12's helper has no make_map_type_proto: the TypeProto by hand
+    import onnx
+    mt = onnx.TypeProto()
+    mt.map_type.key_type = TensorProto.INT64
+    mt.map_type.value_type.CopyFrom(helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+    seq_map = helper.make_sequence_type_proto(mt)
     g = helper.make_graph(nodes, "linclf", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
                           [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
                            helper.make_value_info("probabilities", seq_map)])

@@ -95,7 +95,7 @@ def v2_decode(r):
     return doc, out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def c(server, make_user):
     return make_user().client()
 
