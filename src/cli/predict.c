@@ -15,9 +15,10 @@
 #include "base/base.h"
 #include "internal.h"
 
-static const char PREDICT_USAGE[] =
-    "usage: kiln predict MODEL[@VERSION] --json PAYLOAD|@FILE|- [--proba] [--margin] [--output json|csv]\n"
-    "       kiln predict MODEL[@VERSION] --csv FILE|- [--batch-rows N] [--proba] [--margin] [--output json|csv]\n";
+static const char PREDICT_USAGE[] = "usage: kiln predict MODEL[@VERSION] --json PAYLOAD|@FILE|- "
+                                    "[--proba] [--margin] [--output json|csv]\n"
+                                    "       kiln predict MODEL[@VERSION] --csv FILE|- "
+                                    "[--batch-rows N] [--proba] [--margin] [--output json|csv]\n";
 
 static const char SERVING_USAGE[] =
     "usage: kiln serving list [--json]\n"
@@ -42,7 +43,8 @@ int cli_model_ref(const char *ref, char *name, size_t ncap, char *version, size_
   return 0;
 }
 
-static const char *const PAYLOAD_KEYS[] = {"dataframe_split", "dataframe_records", "instances", "inputs"};
+static const char *const PAYLOAD_KEYS[] = {"dataframe_split", "dataframe_records", "instances",
+                                           "inputs"};
 
 json_t *cli_predict_payload(const char *text, bool proba, bool margin, struct err *e) {
   json_t *v = json_parse(text, strlen(text), e);
@@ -56,16 +58,20 @@ json_t *cli_predict_payload(const char *text, bool proba, bool margin, struct er
       found += json_object_get(v, PAYLOAD_KEYS[i]) != NULL;
     if (found != 1) {
       json_decref(v);
-      err_set(e, ERR_INVALID_PARAMETER_VALUE,
-              found ? "the payload has more than one of dataframe_split, dataframe_records, instances, inputs"
-                    : "the payload needs one of dataframe_split, dataframe_records, instances or inputs "
-                      "(or be a list of rows)");
+      err_set(
+          e, ERR_INVALID_PARAMETER_VALUE,
+          found
+              ? "the payload has more than one of dataframe_split, dataframe_records, instances, "
+                "inputs"
+              : "the payload needs one of dataframe_split, dataframe_records, instances or inputs "
+                "(or be a list of rows)");
       return NULL;
     }
     body = json_incref(v);
   } else {
     json_decref(v);
-    err_set(e, ERR_INVALID_PARAMETER_VALUE, "the payload must be an MLflow scoring object or a list of rows");
+    err_set(e, ERR_INVALID_PARAMETER_VALUE,
+            "the payload must be an MLflow scoring object or a list of rows");
     return NULL;
   }
   json_decref(v);
@@ -94,10 +100,12 @@ json_t *cli_predict_payload(const char *text, bool proba, bool margin, struct er
 static bool json_number_text(const char *s) {
   const char *p = s;
   if (*p == '-') p++;
-  if (*p == '0') p++;
+  if (*p == '0')
+    p++;
   else if (*p >= '1' && *p <= '9')
     while (*p >= '0' && *p <= '9') p++;
-  else return false;
+  else
+    return false;
   if (*p == '.') {
     p++;
     if (!(*p >= '0' && *p <= '9')) return false;
@@ -173,8 +181,8 @@ const char *cli_csv_field(const struct cli_csv *c, int i) {
 
 static int csv_start_field(struct cli_csv *c, struct err *e) {
   if (c->nfields >= CLI_CSV_MAX_COLS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "line %lld: more than %d fields", (long long)c->line,
-                   CLI_CSV_MAX_COLS);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "line %lld: more than %d fields",
+                   (long long)c->line, CLI_CSV_MAX_COLS);
   if (c->nfields == c->cap) {
     int cap = c->cap ? c->cap * 2 : 64;
     size_t *o = realloc(c->off, (size_t)cap * sizeof *o);
@@ -194,7 +202,8 @@ int cli_csv_next(struct cli_csv *c, struct err *e) {
     ch = getc(c->f);
     if (ch == '\n') c->next_line++;
   } while (ch == '\n' || ch == '\r');
-  if (ch == EOF) return ferror(c->f) ? err_set(e, ERR_IO, "cannot read the file: %s", strerror(errno)) : 0;
+  if (ch == EOF)
+    return ferror(c->f) ? err_set(e, ERR_IO, "cannot read the file: %s", strerror(errno)) : 0;
   c->line = c->next_line;
   buf_reset(&c->text);
   c->nfields = 0;
@@ -280,8 +289,7 @@ static void emit_json(struct buf *b, json_t *v) {
     }
     buf_putc(b, '}');
     break;
-  default:
-    json_emit(b, v);
+  default: json_emit(b, v);
   }
 }
 
@@ -314,8 +322,8 @@ static void csv_cell(struct buf *b, json_t *v) {
 
 struct printer {
   bool csv;
-  int64_t rows;         /* printed so far */
-  json_t *classes;      /* --proba with --output csv: the header's names */
+  int64_t rows;    /* printed so far */
+  json_t *classes; /* --proba with --output csv: the header's names */
   bool header_done;
 };
 
@@ -328,9 +336,12 @@ static void csv_header(struct printer *p, json_t *row, struct buf *b) {
     for (size_t i = 0; i < n; i++) {
       if (i) buf_putc(b, ',');
       json_t *c = json_array_size(p->classes) == n ? json_array_get(p->classes, i) : NULL;
-      if (json_is_string(c)) csv_text(b, json_string_value(c));
-      else if (c && (json_is_integer(c) || json_is_real(c))) emit_json(b, c);
-      else buf_printf(b, "prediction_%zu", i);
+      if (json_is_string(c))
+        csv_text(b, json_string_value(c));
+      else if (c && (json_is_integer(c) || json_is_real(c)))
+        emit_json(b, c);
+      else
+        buf_printf(b, "prediction_%zu", i);
     }
   } else if (json_is_object(row)) {
     const char *k;
@@ -414,8 +425,14 @@ static int parse(int argc, char **argv, struct pargs *a, const char *usage) {
       a->pos[a->npos++] = s;
       continue;
     }
-    if (str_eq(s, "--proba")) { a->proba = true; continue; }
-    if (str_eq(s, "--margin")) { a->margin = true; continue; }
+    if (str_eq(s, "--proba")) {
+      a->proba = true;
+      continue;
+    }
+    if (str_eq(s, "--margin")) {
+      a->margin = true;
+      continue;
+    }
     if (str_eq(s, "--help") || str_eq(s, "-h")) {
       fputs(usage, stdout);
       return 1;
@@ -466,7 +483,8 @@ static char *read_all(const char *file, size_t max) {
   bool ok = true;
   while ((n = fread(blk, 1, sizeof blk, f)) > 0) {
     if (b.len + n > max) {
-      fprintf(stderr, "kiln: %s is larger than %zu MiB; use --csv for many rows\n", file, max >> 20);
+      fprintf(stderr, "kiln: %s is larger than %zu MiB; use --csv for many rows\n", file,
+              max >> 20);
       ok = false;
       break;
     }
@@ -516,7 +534,8 @@ static json_t *classes_of(struct cli_client *cl, const struct target *t) {
   if (n && v) {
     char path[2048];
     snprintf(path, sizeof path, "/v2/models/%s/versions/%s", n, v);
-    if (cli_client_call(cl, "GET", path, NULL, &ans) == 200) classes = json_incref(json_object_get(ans, "classes"));
+    if (cli_client_call(cl, "GET", path, NULL, &ans) == 200)
+      classes = json_incref(json_object_get(ans, "classes"));
   }
   json_decref(ans);
   free(n);
@@ -530,16 +549,18 @@ static json_t *classes_of(struct cli_client *cl, const struct target *t) {
 
 /* Sends one request body; on 200 prints its predictions (rows_sent of them
  * when known, >= 0) and pins the version. */
-static int send_batch(struct cli_client *cl, struct target *t, struct printer *p, const char *body, size_t n,
-                      int64_t rows_sent, int64_t first_row) {
+static int send_batch(struct cli_client *cl, struct target *t, struct printer *p, const char *body,
+                      size_t n, int64_t rows_sent, int64_t first_row) {
   char *path = predict_path(t);
   if (!path) return fprintf(stderr, "kiln: out of memory\n"), 1;
   char version[128];
   json_t *ans = NULL;
-  long st = cli_client_post_text(cl, path, body, n, "X-Kiln-Model-Version", version, sizeof version, &ans);
+  long st = cli_client_post_text(cl, path, body, n, "X-Kiln-Model-Version", version, sizeof version,
+                                 &ans);
   free(path);
   if (st != 200) {
-    if (st && first_row > 0) fprintf(stderr, "kiln: the batch from data row %lld was refused\n", (long long)first_row + 1);
+    if (st && first_row > 0)
+      fprintf(stderr, "kiln: the batch from data row %lld was refused\n", (long long)first_row + 1);
     int rc = st ? cli_report_error(st, ans) : 1;
     json_decref(ans);
     return rc;
@@ -547,7 +568,8 @@ static int send_batch(struct cli_client *cl, struct target *t, struct printer *p
   json_t *preds = json_object_get(ans, "predictions");
   if (!json_is_array(preds) || (rows_sent >= 0 && (int64_t)json_array_size(preds) != rows_sent)) {
     fprintf(stderr, "kiln: the server's answer has %s for %lld rows\n",
-            json_is_array(preds) ? "another number of predictions" : "no predictions list", (long long)rows_sent);
+            json_is_array(preds) ? "another number of predictions" : "no predictions list",
+            (long long)rows_sent);
     json_decref(ans);
     return 1;
   }
@@ -568,8 +590,8 @@ static void show_progress(int64_t rows, FILE *f, int64_t size) {
     int pct = (int)((double)at * 100.0 / (double)size);
     if (pct > 100) pct = 100;
     int bars = pct * 30 / 100;
-    fprintf(stderr, "\r[%.*s%.*s] %3d%%  %lld rows ", bars, "##############################", 30 - bars,
-            "                              ", pct, (long long)rows);
+    fprintf(stderr, "\r[%.*s%.*s] %3d%%  %lld rows ", bars, "##############################",
+            30 - bars, "                              ", pct, (long long)rows);
   } else {
     fprintf(stderr, "\r%lld rows ", (long long)rows);
   }
@@ -577,8 +599,8 @@ static void show_progress(int64_t rows, FILE *f, int64_t size) {
 }
 
 /* A CSV file with a header row sent as dataframe_split batches. */
-static int predict_csv(struct cli_client *cl, struct target *t, struct printer *p, const struct pargs *a,
-                       int64_t batch) {
+static int predict_csv(struct cli_client *cl, struct target *t, struct printer *p,
+                       const struct pargs *a, int64_t batch) {
   FILE *f = str_eq(a->csv, "-") ? stdin : fopen(a->csv, "rb");
   if (!f) {
     fprintf(stderr, "kiln: cannot open %s: %s\n", a->csv, strerror(errno));
@@ -595,7 +617,8 @@ static int predict_csv(struct cli_client *cl, struct target *t, struct printer *
   buf_init(&body);
   int rc = 1, ncols = 0, got;
   if ((got = cli_csv_next(&c, &e)) <= 0) {
-    fprintf(stderr, "kiln: %s: %s\n", a->csv, got == 0 ? "the file is empty (it needs a header row)" : e.msg);
+    fprintf(stderr, "kiln: %s: %s\n", a->csv,
+            got == 0 ? "the file is empty (it needs a header row)" : e.msg);
     goto out;
   }
   ncols = c.nfields;
@@ -617,10 +640,11 @@ static int predict_csv(struct cli_client *cl, struct target *t, struct printer *
     free(col);
   }
   buf_puts(&head, "],\"data\":[");
-  const char *tail = a->proba && a->margin ? "]},\"params\":{\"predict_proba\":true,\"output_margin\":true}}"
-                     : a->proba            ? "]},\"params\":{\"predict_proba\":true}}"
-                     : a->margin           ? "]},\"params\":{\"output_margin\":true}}"
-                                           : "]}}";
+  const char *tail = a->proba && a->margin
+                         ? "]},\"params\":{\"predict_proba\":true,\"output_margin\":true}}"
+                     : a->proba  ? "]},\"params\":{\"predict_proba\":true}}"
+                     : a->margin ? "]},\"params\":{\"output_margin\":true}}"
+                                 : "]}}";
   int64_t rows = 0, in_batch = 0, sent = 0;
   bool progress = false;
   for (;;) {
@@ -631,8 +655,8 @@ static int predict_csv(struct cli_client *cl, struct target *t, struct printer *
     }
     if (got == 1) {
       if (c.nfields != ncols) {
-        fprintf(stderr, "kiln: %s: line %lld has %d fields; the header has %d\n", a->csv, (long long)c.line,
-                c.nfields, ncols);
+        fprintf(stderr, "kiln: %s: line %lld has %d fields; the header has %d\n", a->csv,
+                (long long)c.line, c.nfields, ncols);
         goto out;
       }
       if (in_batch == 0 && buf_append(&body, head.data, head.len)) goto oom;
@@ -683,7 +707,8 @@ int cli_predict(int argc, char **argv) {
   int rc = parse(argc, argv, &a, PREDICT_USAGE);
   if (rc) return rc == 1 ? 0 : rc;
   if (a.npos != 1 || (!a.json == !a.csv)) {
-    fprintf(stderr, "kiln: predict needs MODEL[@VERSION] and one of --json or --csv\n%s", PREDICT_USAGE);
+    fprintf(stderr, "kiln: predict needs MODEL[@VERSION] and one of --json or --csv\n%s",
+            PREDICT_USAGE);
     return 2;
   }
   struct target t = {0};
@@ -712,8 +737,9 @@ int cli_predict(int argc, char **argv) {
   json_t *payload = NULL;
   if (a.json) {
     /* --json '[...]', --json @FILE or --json - (stdin) */
-    text = a.json[0] == '@' ? read_all(a.json + 1, PAYLOAD_MAX) : str_eq(a.json, "-") ? read_all("-", PAYLOAD_MAX)
-                                                                                      : strdup(a.json);
+    text = a.json[0] == '@'      ? read_all(a.json + 1, PAYLOAD_MAX)
+           : str_eq(a.json, "-") ? read_all("-", PAYLOAD_MAX)
+                                 : strdup(a.json);
     if (!text) return 1;
     struct err e = {0};
     payload = cli_predict_payload(text, a.proba, a.margin, &e);
@@ -753,15 +779,22 @@ static const char *jstr(json_t *o, const char *k) {
 
 static int64_t jint(json_t *o, const char *k) {
   json_t *v = json_object_get(o, k);
-  return json_is_integer(v) ? json_integer_value(v) : json_is_real(v) ? (int64_t)json_real_value(v) : 0;
+  return json_is_integer(v) ? json_integer_value(v)
+         : json_is_real(v)  ? (int64_t)json_real_value(v)
+                            : 0;
 }
 
 static void human_bytes(int64_t n, char out[32]) {
-  if (n <= 0) str_copy(out, 32, "-");
-  else if (n >= (1ll << 30)) snprintf(out, 32, "%.1f GiB", (double)n / (double)(1ll << 30));
-  else if (n >= (1ll << 20)) snprintf(out, 32, "%.1f MiB", (double)n / (double)(1ll << 20));
-  else if (n >= 1024) snprintf(out, 32, "%.1f KiB", (double)n / 1024.0);
-  else snprintf(out, 32, "%lld B", (long long)n);
+  if (n <= 0)
+    str_copy(out, 32, "-");
+  else if (n >= (1ll << 30))
+    snprintf(out, 32, "%.1f GiB", (double)n / (double)(1ll << 30));
+  else if (n >= (1ll << 20))
+    snprintf(out, 32, "%.1f MiB", (double)n / (double)(1ll << 20));
+  else if (n >= 1024)
+    snprintf(out, 32, "%.1f KiB", (double)n / 1024.0);
+  else
+    snprintf(out, 32, "%lld B", (long long)n);
 }
 
 static int serving_list(struct cli_client *cl, const struct pargs *a) {
@@ -773,8 +806,8 @@ static int serving_list(struct cli_client *cl, const struct pargs *a) {
     return 0;
   }
   json_t *rows = json_array();
-  json_array_append_new(rows, cli_row("NAME", "VERSION", "BACKEND", "STATE", "MEMORY", "QUEUE", "REQUESTS", "ERRORS",
-                                      "LAST USED (UTC)", NULL));
+  json_array_append_new(rows, cli_row("NAME", "VERSION", "BACKEND", "STATE", "MEMORY", "QUEUE",
+                                      "REQUESTS", "ERRORS", "LAST USED (UTC)", NULL));
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(ans, "models"), i, m) {
@@ -784,13 +817,17 @@ static int serving_list(struct cli_client *cl, const struct pargs *a) {
     snprintf(req, sizeof req, "%lld", (long long)jint(m, "requests"));
     snprintf(errs, sizeof errs, "%lld", (long long)jint(m, "errors"));
     cli_fmt_time(jint(m, "last_used_at"), used);
-    if (*jstr(m, "reason")) snprintf(state, sizeof state, "%s (%.300s)", jstr(m, "state"), jstr(m, "reason"));
-    else str_copy(state, sizeof state, jstr(m, "state"));
-    json_array_append_new(rows, cli_row(jstr(m, "name"), jstr(m, "version"), jstr(m, "backend"), state, mem, q, req,
-                                        errs, used, NULL));
+    if (*jstr(m, "reason"))
+      snprintf(state, sizeof state, "%s (%.300s)", jstr(m, "state"), jstr(m, "reason"));
+    else
+      str_copy(state, sizeof state, jstr(m, "state"));
+    json_array_append_new(rows, cli_row(jstr(m, "name"), jstr(m, "version"), jstr(m, "backend"),
+                                        state, mem, q, req, errs, used, NULL));
   }
-  if (json_array_size(rows) == 1) printf("no models are loaded in this project\n");
-  else cli_print_table(rows);
+  if (json_array_size(rows) == 1)
+    printf("no models are loaded in this project\n");
+  else
+    cli_print_table(rows);
   json_decref(rows);
   json_decref(ans);
   return 0;
@@ -825,7 +862,8 @@ static int serving_load(struct cli_client *cl, const struct target *t, const str
     if (!opts[i].v) continue;
     int64_t x;
     if (str_to_i64(opts[i].v, &x) || x < opts[i].lo || x > opts[i].hi) {
-      fprintf(stderr, "kiln: %s takes %lld to %lld\n", opts[i].flag, (long long)opts[i].lo, (long long)opts[i].hi);
+      fprintf(stderr, "kiln: %s takes %lld to %lld\n", opts[i].flag, (long long)opts[i].lo,
+              (long long)opts[i].hi);
       json_decref(body);
       return 2;
     }
@@ -837,12 +875,13 @@ static int serving_load(struct cli_client *cl, const struct target *t, const str
   free(path);
   json_decref(body);
   if (rc) return rc;
-  if (a->as_json) cli_print_json(ans);
+  if (a->as_json)
+    cli_print_json(ans);
   else {
     char mem[32];
     human_bytes(jint(ans, "memory_bytes"), mem);
-    printf("%s version %s: %s (%s, %s)\n", jstr(ans, "name"), jstr(ans, "version"), jstr(ans, "state"),
-           jstr(ans, "backend"), mem);
+    printf("%s version %s: %s (%s, %s)\n", jstr(ans, "name"), jstr(ans, "version"),
+           jstr(ans, "state"), jstr(ans, "backend"), mem);
   }
   json_decref(ans);
   return 0;
@@ -854,8 +893,9 @@ int cli_serving(int argc, char **argv) {
   int rc = parse(argc - (argc > 0), argv + (argc > 0), &a, SERVING_USAGE);
   if (rc) return rc == 1 ? 0 : rc;
   bool list = str_eq(sub, "list"), load = str_eq(sub, "load"), unload = str_eq(sub, "unload");
-  if ((!list && !load && !unload) || a.npos != (list ? 0 : 1) || a.json || a.csv || a.output || a.batch_rows ||
-      a.proba || a.margin || (!load && (a.max_batch_size || a.max_queue_delay_us || a.queue_capacity || a.instances))) {
+  if ((!list && !load && !unload) || a.npos != (list ? 0 : 1) || a.json || a.csv || a.output ||
+      a.batch_rows || a.proba || a.margin ||
+      (!load && (a.max_batch_size || a.max_queue_delay_us || a.queue_capacity || a.instances))) {
     fputs(SERVING_USAGE, stderr);
     return 2;
   }
@@ -863,7 +903,8 @@ int cli_serving(int argc, char **argv) {
   if (!list) {
     if (cli_model_ref(a.pos[0], t.name, sizeof t.name, t.version, sizeof t.version) ||
         (unload && !strchr(a.pos[0], '@'))) {
-      fprintf(stderr, "kiln: '%s' is not %s\n", a.pos[0], unload ? "MODEL@VERSION" : "MODEL or MODEL@VERSION");
+      fprintf(stderr, "kiln: '%s' is not %s\n", a.pos[0],
+              unload ? "MODEL@VERSION" : "MODEL or MODEL@VERSION");
       return 2;
     }
   }

@@ -97,7 +97,8 @@ Test(cli_predict_csv, cells_become_json_numbers_nulls_or_strings) {
   cell("3", "3");
   cell("-0.25", "-0.25");
   cell("6.02e23", "6.02e23");
-  cell("0.1000000000000000055511151231257827", "0.1000000000000000055511151231257827"); /* copied as written */
+  cell("0.1000000000000000055511151231257827",
+       "0.1000000000000000055511151231257827"); /* copied as written */
   cell(" 7 ", "7");
   cell("1.", "1.0");
   cell(".5", "0.5");
@@ -132,8 +133,9 @@ Test(cli_predict_payload, a_bare_list_is_sent_as_instances) {
 
 Test(cli_predict_payload, mlflow_payloads_go_as_given_with_params_added) {
   struct err e = {0};
-  json_t *p = payload("{\"dataframe_split\": {\"columns\": [\"a\"], \"data\": [[1]]}, \"params\": {\"x\": 1}}", true,
-                      true, &e);
+  json_t *p = payload(
+      "{\"dataframe_split\": {\"columns\": [\"a\"], \"data\": [[1]]}, \"params\": {\"x\": 1}}",
+      true, true, &e);
   cr_assert_not_null(p, "%s", e.msg);
   json_t *params = json_object_get(p, "params");
   cr_assert(json_is_true(json_object_get(params, "predict_proba")));
@@ -177,7 +179,8 @@ Test(cli_predict_ref, model_and_version) {
   cr_assert_str_eq(v, "champion");
   cr_assert_eq(cli_model_ref("@3", n, sizeof n, v, sizeof v), -1);
   cr_assert_eq(cli_model_ref("churn@", n, sizeof n, v, sizeof v), -1);
-  cr_assert_eq(cli_model_ref("a-name-longer-than-the-buffer-allows-for-sure-yes-indeed-quite-long-x", n, sizeof n, v,
-                             sizeof v),
-               -1);
+  cr_assert_eq(
+      cli_model_ref("a-name-longer-than-the-buffer-allows-for-sure-yes-indeed-quite-long-x", n,
+                    sizeof n, v, sizeof v),
+      -1);
 }
