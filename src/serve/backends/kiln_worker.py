@@ -36,8 +36,9 @@ def write_all(data):
         view = view[n:]
 
 
-def send(header, arrays=()):
-    """One frame: u32 rest length, u32 header length, JSON header, tensor bytes."""
+def frame(header, arrays=()):
+    """One frame as byte strings: u32 rest length, u32 header length, JSON
+    header, tensor bytes. Raises before anything is written."""
     metas, blobs = [], []
     for name, dtype, shape, raw in arrays:
         metas.append({"name": name, "datatype": dtype, "shape": list(shape), "nbytes": len(raw)})
@@ -48,8 +49,11 @@ def send(header, arrays=()):
     body = sum(len(b) for b in blobs) + 4 + len(h)
     if body > FRAME_MAX:
         raise MemoryError("the answer is larger than a frame may be (%d bytes)" % body)
-    write_all(struct.pack("<II", body, len(h)) + h)
-    for b in blobs:
+    return [struct.pack("<II", body, len(h)) + h] + blobs
+
+
+def send(header, arrays=()):
+    for b in frame(header, arrays):
         if b:
             write_all(b)
 
@@ -280,7 +284,6 @@ class TorchScript:
 
 
 def serve(model):
-    global retire
     torch_model = model.kind == "torchscript"
     while True:
         head = read_exact(4)
@@ -296,22 +299,28 @@ def serve(model):
         if hl > n - 4:
             return 3
         header = json.loads(body[4:4 + hl].decode("utf-8"))
+        # Told in this answer, so the server reaps and replaces the worker
+        # instead of sending it the next request.
+        leaving = retire
         try:
             arrays, off = [], 4 + hl
             for meta in header.get("tensors", []):
                 nb = int(meta["nbytes"])
                 arrays.append(to_array(meta, memoryview(body)[off:off + nb]))
                 off += nb
+            del body
             if header.get("op") != "predict":
                 raise ValueError("unknown op %r" % header.get("op"))
-            results = model.predict(header, arrays)
+            out = frame({"ok": True, "retiring": leaving}, model.predict(header, arrays))
         except BaseException as exc:  # the model's own failures are answers, not crashes
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            send({"ok": False, "error": describe_exc(exc), "kind": fail_kind(exc, torch_model)})
-        else:
-            send({"ok": True}, results)
-        if retire:
+            out = frame({"ok": False, "error": describe_exc(exc), "kind": fail_kind(exc, torch_model),
+                         "retiring": leaving})
+        for b in out:
+            if b:
+                write_all(b)
+        if leaving:
             return 0
 
 

@@ -277,11 +277,22 @@ static enum io_res read_frame(int fd, size_t max, char **body, size_t *n, int64_
 
 /* ---- worker lifecycle --------------------------------------------------------- */
 
-static void status_text(int st, char *out, size_t cap) {
+/* How a worker ended, for messages: its wait status and the CPU time it
+ * used (a SIGKILL at the hard RLIMIT_CPU looks like any other kill). */
+struct ended {
+  int st;
+  double cpu_s;
+};
+
+static void status_text(struct ended en, int64_t cpu_limit, char *out, size_t cap) {
+  int st = en.st;
   if (WIFSIGNALED(st)) {
     const char *abbr = sigabbrev_np(WTERMSIG(st));
     snprintf(out, cap, "was killed by signal %d (SIG%s)", WTERMSIG(st), abbr ? abbr : "?");
-    if (WTERMSIG(st) == SIGXCPU) snprintf(out + strlen(out), cap - strlen(out), " at its CPU-time limit");
+    /* the kernel kills at the hard limit (soft + 5 s); rusage reads a
+     * little under the kernel's own count, hence the margin */
+    if (WTERMSIG(st) == SIGXCPU || (cpu_limit > 0 && WTERMSIG(st) == SIGKILL && en.cpu_s >= (double)cpu_limit + 3))
+      snprintf(out + strlen(out), cap - strlen(out), " at its CPU-time limit (%lld s)", (long long)cpu_limit);
   } else if (WIFEXITED(st)) {
     snprintf(out, cap, "exited with status %d", WEXITSTATUS(st));
   } else {
@@ -290,27 +301,33 @@ static void status_text(int st, char *out, size_t cap) {
 }
 
 /* Reaps pid; when it does not end on its own within grace_ms (0: kill at
- * once) its group is killed. Returns the wait status. */
-static int reap(pid_t pid, int grace_ms) {
-  int st = 0;
+ * once) its group is killed. */
+static struct ended reap(pid_t pid, int grace_ms) {
+  struct ended en = {0, 0};
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
   int64_t until = time_mono_us() + (int64_t)grace_ms * 1000;
-  while (grace_ms > 0) {
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (r < 0 && errno != EINTR) return 0; /* not ours any more: nothing to wait for */
-    if (time_mono_us() >= until) break;
-    usleep(5000);
+  bool done = false;
+  while (grace_ms > 0 && !done) {
+    pid_t r = wait4(pid, &en.st, WNOHANG, &ru);
+    if (r == pid) done = true;
+    else if (r < 0 && errno != EINTR) return en; /* not ours any more: nothing to wait for */
+    else if (time_mono_us() >= until) break;
+    else usleep(5000);
   }
-  killpg(pid, SIGKILL);
-  kill(pid, SIGKILL);
-  while (waitpid(pid, &st, 0) < 0) {
-    if (errno != EINTR) return 0;
+  if (!done) {
+    killpg(pid, SIGKILL);
+    kill(pid, SIGKILL);
+    while (wait4(pid, &en.st, 0, &ru) < 0)
+      if (errno != EINTR) return en;
   }
-  return st;
+  en.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+             ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+  return en;
 }
 
 /* Closes the socket and reaps w's process; how gets the way it ended. */
-static int worker_stop(struct pymodel *m, struct pyworker *w, int grace_ms, char *how, size_t cap) {
+static struct ended worker_stop(struct pymodel *m, struct pyworker *w, int grace_ms, char *how, size_t cap) {
   pthread_mutex_lock(&m->mu);
   pid_t pid = w->pid;
   w->pid = 0;
@@ -319,11 +336,11 @@ static int worker_stop(struct pymodel *m, struct pyworker *w, int grace_ms, char
   w->fd = -1;
   if (pid <= 0) {
     if (how) snprintf(how, cap, "was not running");
-    return 0;
+    return (struct ended){0, 0};
   }
-  int st = reap(pid, grace_ms);
-  if (how) status_text(st, how, cap);
-  return st;
+  struct ended en = reap(pid, grace_ms);
+  if (how) status_text(en, m->cpu_s, how, cap);
+  return en;
 }
 
 static void crash_note(struct pymodel *m, const char *how) {
@@ -385,8 +402,9 @@ static int worker_hello(struct pymodel *m, pid_t pid, int fd, json_t **hello, st
   enum io_res r = read_frame(fd, PY_HELLO_MAX, &body, &n, time_mono_us() + m->load_timeout_ms * 1000);
   char how[128];
   if (r != IO_OK) {
-    int st = reap(pid, r == IO_EOF ? PY_EXIT_GRACE_MS : 0);
-    status_text(st, how, sizeof how);
+    struct ended en = reap(pid, r == IO_EOF ? PY_EXIT_GRACE_MS : 0);
+    int st = en.st;
+    status_text(en, m->cpu_s, how, sizeof how);
     if (r == IO_TIMEOUT)
       return err_set(e, ERR_UNAVAILABLE, "the model could not be loaded: its worker did not answer within %lld s",
                      (long long)(m->load_timeout_ms / 1000));
@@ -855,8 +873,8 @@ static int worker_ensure(struct pymodel *m, int i, struct err *e) {
     if (poll(&p, 1, 0) == 0) return 0;
     /* an idle worker says nothing: readable means gone (or confused) */
     char how[128];
-    int st = worker_stop(m, w, PY_EXIT_GRACE_MS, how, sizeof how);
-    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) crash_note(m, how);
+    struct ended en = worker_stop(m, w, PY_EXIT_GRACE_MS, how, sizeof how);
+    if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0)) crash_note(m, how);
   }
   pthread_mutex_lock(&m->mu);
   bool deg = m->degraded;
@@ -943,6 +961,15 @@ static int py_predict(void *model, int instance, const struct serve_tensor *in, 
     worker_failed(m, instance, IO_BAD, e);
     return err_set(e, ERR_INTERNAL, "the model's worker answered a malformed frame (%s); it is being restarted",
                    fe.msg);
+  }
+  if (json_is_true(json_object_get(ah, "retiring"))) {
+    /* at its CPU-time limit: it answered and leaves; the next request
+     * starts a fresh one (a restart, not a crash) */
+    char how[128];
+    struct ended en = worker_stop(m, w, PY_TERM_GRACE_MS, how, sizeof how);
+    if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0)) crash_note(m, how);
+    else log_info("serve.worker_retired", "model %s version %s: a worker reached its CPU-time limit (%lld s) and "
+                  "is replaced", m->name, m->version, (long long)m->cpu_s);
   }
   if (!json_is_true(json_object_get(ah, "ok"))) {
     const char *msg = json_string_value(json_object_get(ah, "error"));

@@ -867,3 +867,64 @@ Test(serve_python, instances_are_separate_workers, .timeout = 180) {
   no_children_left();
   json_decref(R);
 }
+
+/* ---- the CPU-time limit ---------------------------------------------------------- */
+
+Test(serve_python, cpu_limit_kills_a_spinning_worker, .timeout = 180) {
+  struct loaded L;
+  cfg_init(&L.cfg);
+  L.cfg.worker_cpu_s = 1; /* SIGXCPU at 1 s, SIGKILL at 6 s of CPU */
+  load_with(&L, "slow.pt", "torchscript", 1, NULL);
+  cr_assert_eq(L.rc, 0, "%s", L.e.msg);
+  pid_t pid = worker_pid(&L, 0);
+  struct serve_tensor in;
+  slow_input(&in, true);
+  struct pred p;
+  predict(&L, 0, &in, 1, false, false, &p);
+  cr_assert_eq(p.rc, -ERR_UNAVAILABLE, "rc %d: %s", p.rc, p.e.msg);
+  cr_assert_str_eq(p.e.msg, "the model's worker process was killed by signal 9 (SIGKILL) at its CPU-time limit (1 s); "
+                            "it is being restarted");
+  serve_tensor_fini(&in);
+  expect_reaped(pid);
+  unload(&L);
+  no_children_left();
+}
+
+Test(serve_python, cpu_limit_retires_an_idle_worker_between_requests, .timeout = 300) {
+  json_t *R = refs(), *X = json_object_get(R, "X");
+  struct loaded L;
+  cfg_init(&L.cfg);
+  L.cfg.worker_cpu_s = 2;
+  load_with(&L, "lin.pkl", "pickle", 1, NULL);
+  cr_assert_eq(L.rc, 0, "%s", L.e.msg);
+  /* big batches until the worker has used its 2 s; every request must
+   * succeed across the change of worker, and none counts as a crash */
+  int rows = 200000;
+  struct serve_tensor in;
+  int64_t shape[2] = {rows, 4};
+  struct err e;
+  cr_assert_eq(serve_tensor_alloc(&in, "input", SERVE_FP64, shape, 2, &e), 0);
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < 4; c++)
+      ((double *)in.data)[r * 4 + c] = json_real_value(json_array_get(json_array_get(X, (size_t)(r % 9)), (size_t)c));
+  const json_t *ref = json_object_get(json_object_get(R, "lin"), "predict");
+  pid_t first = worker_pid(&L, 0);
+  int k = 0;
+  for (; k < 20000 && worker_restarts(&L, 0) < 1; k++) {
+    struct pred p;
+    predict(&L, 0, &in, 1, false, false, &p);
+    cr_assert_eq(p.rc, 0, "request %d: %s", k, p.e.msg);
+    cr_assert_eq(p.out[0].shape[0], rows);
+    for (int r = 0; r < rows; r += 9973)
+      cr_assert(close_rel(((double *)p.out[0].data)[r], json_real_value(json_array_get(ref, (size_t)(r % 9)))));
+    pred_fini(&p);
+  }
+  cr_assert_eq(worker_restarts(&L, 0), 1, "no retirement after %d requests", k);
+  cr_assert_neq(worker_pid(&L, 0), first);
+  cr_assert_not(serve_backend_python.degraded(L.m, NULL, 0));
+  serve_tensor_fini(&in);
+  unload(&L);
+  expect_reaped(first);
+  no_children_left();
+  json_decref(R);
+}
