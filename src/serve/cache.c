@@ -88,6 +88,7 @@ void serve_metrics_init(void) {
   m_evictions = f ? metrics_series(f, NULL) : NULL;
   metrics_func("kiln_serve_memory_bytes", "Memory attributed to loaded models", METRIC_GAUGE, memory_total, NULL);
   metrics_func("kiln_serve_models_loaded", "Models loaded and ready", METRIC_GAUGE, models_loaded, NULL);
+  serve_nvml_init(); /* GPU gauges where an NVIDIA driver is present; nothing otherwise */
 }
 
 void serve_metrics_model(struct serve_model *m) {
