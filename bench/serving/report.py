@@ -42,7 +42,8 @@ def main():
             server, model, ep, rows, c = f[1], f[2], f[3], int(f[4]), int(f[5])
             cases[(server, model, ep, rows, c)] = {
                 "req_per_s": float(f[6]), "p50_us": float(f[7]), "p99_us": float(f[8]),
-                "errors": int(f[9]), "requests": int(f[10]), "cpu_us_per_request": float(f[11])}
+                "errors": int(f[9]), "requests": int(f[10]), "cpu_us_per_request": float(f[11]),
+                "rows_per_batch": float(f[12]) if len(f) > 12 else 0.0}
         elif f[0] == "probe":
             probes.setdefault((f[1], f[2], f[3], int(f[4])), {})[f[5]] = float(f[6])
         elif f[0] == "raw":
@@ -59,8 +60,8 @@ def main():
              meta["load_end"]))
     print()
     print("| model | endpoint | rows | c | kiln req/s | peer req/s | kiln/peer | kiln p50 | kiln p99 | peer p50 |"
-          " peer p99 | kiln CPU/req | peer CPU/req |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " peer p99 | kiln CPU/req | peer CPU/req | kiln rows/batch |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     table = []
     for model, ep, rows, c in keys:
         k, p = cases.get(("kiln", model, ep, rows, c)), cases.get(("peer", model, ep, rows, c))
@@ -68,9 +69,10 @@ def main():
             continue
         ratio = k["req_per_s"] / p["req_per_s"] if p["req_per_s"] > 0 else 0.0
         errs = "" if not (k["errors"] or p["errors"]) else " (errors: kiln %d, peer %d)" % (k["errors"], p["errors"])
-        print("| %s | %s | %d | %d | %.0f | %.0f | %.1fx%s | %s | %s | %s | %s | %.1f µs | %.1f µs |"
+        print("| %s | %s | %d | %d | %.0f | %.0f | %.1fx%s | %s | %s | %s | %s | %.1f µs | %.1f µs | %s |"
               % (model, ep, rows, c, k["req_per_s"], p["req_per_s"], ratio, errs, us(k["p50_us"]), us(k["p99_us"]),
-                 us(p["p50_us"]), us(p["p99_us"]), k["cpu_us_per_request"], p["cpu_us_per_request"]))
+                 us(p["p50_us"]), us(p["p99_us"]), k["cpu_us_per_request"], p["cpu_us_per_request"],
+                 "%.1f" % k["rows_per_batch"] if k["rows_per_batch"] > 0 else "-"))
         table.append({"model": model, "endpoint": ENDPOINT_NAMES[ep], "rows": rows, "connections": c,
                       "threads": min(c, 2), "kiln": k, "peer": p, "ratio": ratio})
 
@@ -124,7 +126,8 @@ def main():
         bars.append({"bar": name, "value": value if measured else None, "threshold": threshold, "op": op,
                      "errors": errors, "pass": ok, "measured": measured})
         verdict = "PASS" if ok else ("not measured" if not measured else "MISS")
-        print("%s: %s (bar: %s %s)%s %s" % (name, text if measured else "-", op, threshold, extra, verdict))
+        bar_txt = ("%gx" % threshold) if "req/s" in name else us(threshold)
+        print("%s: %s (bar: %s %s)%s %s" % (name, text if measured else "-", op, bar_txt, extra, verdict))
 
     print()
     for ep in ("predict", "v2"):

@@ -273,9 +273,17 @@ R="$TMP/results"
 : >"$R"
 rec() { echo "$*" >>"$R"; }
 
+# "rows_sum batches" of kiln's batch-size histogram for model M (from /metrics)
+batch_counts() {
+  { curl -sf "$KURL/metrics" || true; } | awk -v m="$1" '
+    index($0, "kiln_serve_batch_size_sum{") == 1 && index($0, "model=\"" m "\"") { s += $NF }
+    index($0, "kiln_serve_batch_size_count{") == 1 && index($0, "model=\"" m "\"") { n += $NF }
+    END { printf "%d %d\n", s, n }'
+}
+
 # measure SERVER MODEL ENDPOINT ROWS C
 measure() {
-  local server=$1 m=$2 ep=$3 r=$4 c=$5 url pid threads raw parsed t0 t1 cpu auth=""
+  local server=$1 m=$2 ep=$3 r=$4 c=$5 url pid threads raw parsed t0 t1 cpu auth="" b0="0 0" b1="0 0" bpr
   threads=$((c < 2 ? c : 2))
   if [ "$server" = kiln ]; then url=$KURL pid=$KILN_PID auth=$AUTH; else url=$PURL pid=$PEER_PID; fi
   url+=$(path_of "$ep" "$m")
@@ -288,17 +296,21 @@ measure() {
   fi
   raw="$RAW_DIR/$server-$m-$ep-r$r-c$c.txt"
   echo "  $server  $m  $ep  rows=$r  c=$c t=$threads d=$DURATION" >&2
+  [ "$server" = kiln ] && b0=$(batch_counts "$m")
   t0=$(cpu_ticks "$pid")
   wrk -t"$threads" -c"$c" -d"$DURATION" --latency -s bench/serving/post.lua "$url" >"$raw" 2>&1 &
   wait $! || die "wrk failed against $server ($m $ep rows=$r c=$c): $(tail -n3 "$raw")"
   t1=$(cpu_ticks "$pid")
   settle "$pid"
+  [ "$server" = kiln ] && b1=$(batch_counts "$m")
+  # rows per backend call while measured (0: not known)
+  bpr=$(echo "$b0 $b1" | awk '{ printf "%.2f", ($4 > $2 ? ($3 - $1) / ($4 - $2) : 0) }')
   parsed=$(parse_wrk "$raw") || die "cannot parse wrk output $raw"
   # shellcheck disable=SC2086  # "rps p50 p99 errors requests" -> $1..$5
   set -- $parsed
   cpu=$(awk -v a="$t0" -v b="$t1" -v n="$5" -v hz="$CLK_TCK" \
     'BEGIN { printf "%.2f", (n > 0 && b >= a ? (b - a) * 1e6 / hz / n : 0) }')
-  rec case "$server" "$m" "$ep" "$r" "$c" "$1" "$2" "$3" "$4" "$5" "$cpu"
+  rec case "$server" "$m" "$ep" "$r" "$c" "$1" "$2" "$3" "$4" "$5" "$cpu" "$bpr"
   [ "$4" -eq 0 ] || echo "bench/serving: warning: $server $m $ep rows=$r c=$c had $4 errors; see $raw" >&2
 }
 
