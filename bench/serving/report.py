@@ -60,21 +60,24 @@ def main():
              meta["load_end"]))
     print()
     print("| model | endpoint | rows | c | kiln req/s | peer req/s | kiln/peer | kiln p50 | kiln p99 | peer p50 |"
-          " peer p99 | kiln CPU/req | peer CPU/req | kiln rows/batch |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " peer p99 | kiln CPU/req | peer CPU/req | kiln/peer by CPU | kiln rows/batch |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     table = []
     for model, ep, rows, c in keys:
         k, p = cases.get(("kiln", model, ep, rows, c)), cases.get(("peer", model, ep, rows, c))
         if not k or not p:
             continue
         ratio = k["req_per_s"] / p["req_per_s"] if p["req_per_s"] > 0 else 0.0
+        # the peer's server CPU per request over kiln's: the req/s ratio each
+        # would reach with cores of its own, wrk's share left out
+        cpu_ratio = p["cpu_us_per_request"] / k["cpu_us_per_request"] if k["cpu_us_per_request"] > 0 else 0.0
         errs = "" if not (k["errors"] or p["errors"]) else " (errors: kiln %d, peer %d)" % (k["errors"], p["errors"])
-        print("| %s | %s | %d | %d | %.0f | %.0f | %.1fx%s | %s | %s | %s | %s | %.1f µs | %.1f µs | %s |"
+        print("| %s | %s | %d | %d | %.0f | %.0f | %.1fx%s | %s | %s | %s | %s | %.1f µs | %.1f µs | %.1fx | %s |"
               % (model, ep, rows, c, k["req_per_s"], p["req_per_s"], ratio, errs, us(k["p50_us"]), us(k["p99_us"]),
-                 us(p["p50_us"]), us(p["p99_us"]), k["cpu_us_per_request"], p["cpu_us_per_request"],
+                 us(p["p50_us"]), us(p["p99_us"]), k["cpu_us_per_request"], p["cpu_us_per_request"], cpu_ratio,
                  "%.1f" % k["rows_per_batch"] if k["rows_per_batch"] > 0 else "-"))
         table.append({"model": model, "endpoint": ENDPOINT_NAMES[ep], "rows": rows, "connections": c,
-                      "threads": min(c, 2), "kiln": k, "peer": p, "ratio": ratio})
+                      "threads": min(c, 2), "kiln": k, "peer": p, "ratio": ratio, "cpu_ratio": cpu_ratio})
 
     if probes:
         print()
@@ -129,6 +132,9 @@ def main():
         bar_txt = ("%gx" % threshold) if "req/s" in name else us(threshold)
         print("%s: %s (bar: %s %s)%s %s" % (name, text if measured else "-", op, bar_txt, extra, verdict))
 
+    def cpu_x(k, p):
+        return p["cpu_us_per_request"] / k["cpu_us_per_request"] if k["cpu_us_per_request"] > 0 else 0.0
+
     print()
     for ep in ("predict", "v2"):
         k1, p1 = cases.get(("kiln", BAR_MODEL, ep, 1, 64)), cases.get(("peer", BAR_MODEL, ep, 1, 64))
@@ -137,7 +143,8 @@ def main():
             r = k1["req_per_s"] / p1["req_per_s"] if ok and p1["req_per_s"] > 0 else 0.0
             errors = (k1["errors"] if k1 else 0) + (p1["errors"] if p1 else 0)
             bar("%s 1-row %s c=64 kiln/peer req/s" % (BAR_MODEL, ep), round(r, 2), RATIO_BAR, ">=",
-                "%.1fx (%.0f vs %.0f req/s)" % (r, k1["req_per_s"], p1["req_per_s"]) if ok else "", ok,
+                "%.1fx (%.0f vs %.0f req/s; by CPU per request %.1fx)"
+                % (r, k1["req_per_s"], p1["req_per_s"], cpu_x(k1, p1)) if ok else "", ok,
                 "" if errors == 0 else " [%d errors: counts as a miss]" % errors, errors)
             if k1:
                 bar("%s 1-row %s c=64 kiln p99" % (BAR_MODEL, ep), k1["p99_us"], P99_BAR_US, "<=", us(k1["p99_us"]),
@@ -152,7 +159,8 @@ def main():
             r = k32["req_per_s"] / p32["req_per_s"] if p32["req_per_s"] > 0 else 0.0
             errors = k32["errors"] + p32["errors"]
             bar("%s 32-row %s c=64 kiln/peer req/s" % (BAR_MODEL, ep), round(r, 2), RATIO_BAR, ">=",
-                "%.1fx (%.0f vs %.0f req/s)" % (r, k32["req_per_s"], p32["req_per_s"]), True,
+                "%.1fx (%.0f vs %.0f req/s; by CPU per request %.1fx)"
+                % (r, k32["req_per_s"], p32["req_per_s"], cpu_x(k32, p32)), True,
                 "" if errors == 0 else " [%d errors: counts as a miss]" % errors, errors)
         pv = probes.get(("kiln", BAR_MODEL, ep, 1))
         if pv is not None:

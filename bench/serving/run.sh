@@ -384,6 +384,8 @@ STATUS=0
     \"load_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"wrk\": \"$(wrk --version 2>&1 | head -n1 | awk '{print $2}')\",
     \"commit\": \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\", \"kiln_bin\": \"$KILN_BIN\",
     \"load_body\": {\"xgb\": $LOAD_BODY, \"rf\": $RF_LOAD_BODY}}" || STATUS=$?
-echo "bench/serving: raw wrk output in $RAW_DIR/" >&2
+# the collected lines, so that report.py can be rerun on them
+cp "$R" "$RAW_DIR/results.txt"
+echo "bench/serving: raw wrk output and the collected figures (results.txt) in $RAW_DIR/" >&2
 if [ "$STATUS" = 3 ] && [ "$STRICT" != 1 ]; then STATUS=0; fi
 exit "$STATUS"
