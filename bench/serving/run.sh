@@ -196,15 +196,21 @@ wait_http "$KURL/healthz" "$deadline" || die "kiln does not answer /healthz"
 jget() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 TOKEN=$(curl -sf -X POST "$KURL/api/v1/auth/token" -H 'Content-Type: application/json' \
   -d "{\"username\":\"admin\",\"password\":\"$PW\"}" | jget access_token) || die "admin sign-in failed"
-# Requests carry a key that may only predict, as a deployed client's would.
+# Requests carry a key that may only predict, in the one project the models
+# are uploaded to (the admin's default), as a deployed client's would.
+PROJECT=$(curl -sf "$KURL/api/v1/projects" -H "Authorization: Bearer $TOKEN" | "$PY" -c '
+import json, sys
+ps = json.load(sys.stdin)["projects"]
+print(([p for p in ps if p["name"] == "default"] or ps)[0]["id"])') || die "listing the admin's projects failed"
 KEY=$(curl -sf -X POST "$KURL/api/v1/api-keys" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-  -d '{"name":"bench-serving","scopes":["predict"]}' | jget key) || die "creating an API key failed"
+  -d "{\"name\":\"bench-serving\",\"scopes\":[\"predict\"],\"project_id\":\"$PROJECT\"}" | jget key) ||
+  die "creating an API key failed"
 AUTH="Bearer $KEY"
 
 declare -A MODEL_FILE=([xgb]=xgb.json [rf]=rf.joblib)
 declare -A MODEL_LOAD=([xgb]=$LOAD_BODY [rf]=$RF_LOAD_BODY)
 for m in $MODELS; do
-  curl -sS -X POST "$KURL/api/v1/models/upload?name=$m" -H "Authorization: Bearer $TOKEN" \
+  curl -sS -X POST "$KURL/api/v1/models/upload?name=$m" -H "Authorization: Bearer $TOKEN" -H "X-Kiln-Project: $PROJECT" \
     -H 'Content-Type: application/octet-stream' --data-binary "@$MODEL_DIR/${MODEL_FILE[$m]}" >"$TMP/upload-$m.json" ||
     die "uploading $m failed"
   "$PY" - "$TMP/upload-$m.json" "$m" <<'EOF' || die "uploading $m: $(head -c 400 "$TMP/upload-$m.json")"
@@ -216,7 +222,8 @@ print("bench/serving: uploaded %s as version %s, format %s" % (sys.argv[2], v.ge
       file=sys.stderr)
 EOF
   code=$(curl -sS -o "$TMP/load-$m.json" -w '%{http_code}' -X POST "$KURL/api/v1/models/$m/versions/latest/load" \
-    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "${MODEL_LOAD[$m]}") || code=000
+    -H "Authorization: Bearer $TOKEN" -H "X-Kiln-Project: $PROJECT" -H 'Content-Type: application/json' \
+    -d "${MODEL_LOAD[$m]}") || code=000
   [ "$code" = 200 ] || die "loading $m answered $code: $(head -c 400 "$TMP/load-$m.json")"
 done
 
