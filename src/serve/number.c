@@ -519,7 +519,13 @@ static double dec_to_double(uint64_t m, int k) {
 
 /* round(a * 10^k) for the digit search: the scale need not be exact (every
  * candidate is checked), only close enough to find the nearest digits. */
-static bool scale_digits(double a, int k, uint64_t *m) {
+static bool scale_digits(double a, int k, int p, uint64_t *m) {
+  if (p <= 15 && k >= -22 && k <= 22) { /* one double rounding is close enough below 2^53 */
+    double s = k >= 0 ? a * p10[k] : a / p10[-k];
+    if (!(s < 9007199254740992.0)) return false;
+    *m = (uint64_t)llround(s);
+    return true;
+  }
 #if HAVE_LD80
   long double s = a;
   for (; k > LD_MAX_POW; k -= LD_MAX_POW) s *= lp10[LD_MAX_POW];
@@ -557,7 +563,7 @@ static bool dec_is_double(uint64_t m, int k, double c) {
 static bool try_f32(double a, float fa, int e10, int p, uint64_t *m_out, int *k_out, double *c_out) {
   int k = p - 1 - e10;
   uint64_t m;
-  if (!scale_digits(a, k, &m)) return false;
+  if (!scale_digits(a, k, p, &m)) return false;
   double c = dec_to_double(m, -k);
   float f2 = (float)c;
   if (f2 != fa) return false;
@@ -628,7 +634,7 @@ double serve_f32_pretty(float f) {
 static bool try_f64(double a, int e10, int p, uint64_t *m_out, int *k_out) {
   int k = p - 1 - e10;
   uint64_t m;
-  if (!scale_digits(a, k, &m) || dec_to_double(m, -k) != a) return false;
+  if (!scale_digits(a, k, p, &m) || dec_to_double(m, -k) != a) return false;
   *m_out = m;
   *k_out = k;
   return true;
