@@ -517,6 +517,36 @@ static double dec_to_double(uint64_t m, int k) {
   return strtod(t, NULL);
 }
 
+double serve_dec_to_f64(uint64_t m, int k) { return dec_to_double(m, k); }
+
+/* For FP32 a double that is off by a couple of ulps still rounds to the
+ * right float unless a float midpoint lies that close; float midpoints are
+ * doubles whose low 29 bits are exactly 1 << 28, so the bits say. Outside
+ * that window (and near float's subnormal and overflow edges) the exact
+ * double is computed first. */
+int serve_dec_to_f32(uint64_t m, int k, float *out) {
+  double d;
+  if (m == 0) {
+    *out = 0.0f;
+    return 0;
+  }
+  if (k >= -22 && k <= 22) {
+    d = k >= 0 ? (double)m * p10[k] : (double)m / p10[-k]; /* exact double when m <= 2^53 */
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    int64_t dist = (int64_t)(bits & 0x1fffffff) - 0x10000000;
+    if ((m <= (1ull << 53) || dist > 4 || dist < -4) && d > 2.4e-38 && d < 3.0e38) {
+      *out = (float)d;
+      return 0;
+    }
+  }
+  d = dec_to_double(m, k);
+  float f = (float)d;
+  if (isinf(f)) return -1;
+  *out = f;
+  return 0;
+}
+
 /* round(a * 10^k) for the digit search: the scale need not be exact (every
  * candidate is checked), only close enough to find the nearest digits. */
 static bool scale_digits(double a, int k, int p, uint64_t *m) {

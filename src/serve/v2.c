@@ -22,14 +22,17 @@ bool serve_v2_fast_numbers = true;
  * "[]" in each span's place. Only well-formed number arrays are taken, so
  * the copy is valid JSON exactly when the body is; anything unusual (escaped
  * keys at the levels that matter, depth) leaves the body to jansson alone. */
-enum { CELL_U64, CELL_NEG, CELL_F64, CELL_HUGE /* past a double */ };
+enum {
+  CELL_INT,  /* a whole number written without fraction or exponent: m, negative when neg */
+  CELL_DEC,  /* m * 10^e exactly (19 digits at most), converted once the dtype is known */
+  CELL_F64,  /* what strtod made of a longer number: the double's bits in m */
+  CELL_HUGE, /* past a double */
+};
 struct v2_cell {
-  union {
-    uint64_t u;
-    int64_t i;
-    double d;
-  } v;
-  int kind;
+  uint64_t m;
+  int32_t e;
+  uint8_t kind;
+  bool neg;
 };
 struct v2_span {
   size_t start, end; /* [start, end) of the array in the body */
@@ -68,14 +71,18 @@ static bool cell_push(struct v2_fast *f, const struct serve_num *n, const char *
     f->cap = cap;
   }
   struct v2_cell *c = &f->cells[f->ncells++];
-  if (n->ival_ok && !n->neg) {
-    c->kind = CELL_U64;
-    c->v.u = n->ival;
-  } else if (n->ival_ok && n->ival <= (1ull << 63)) {
-    c->kind = CELL_NEG;
-    c->v.i = n->ival == (1ull << 63) ? INT64_MIN : -(int64_t)n->ival;
+  c->neg = n->neg;
+  if (n->ival_ok && (!n->neg || n->ival <= (1ull << 63))) {
+    c->kind = CELL_INT;
+    c->m = n->ival;
+  } else if (!n->truncated) {
+    c->kind = CELL_DEC;
+    c->m = n->mant;
+    c->e = n->exp10;
   } else {
-    c->kind = serve_num_to_f64(n, text, len, &c->v.d) ? CELL_HUGE : CELL_F64;
+    double d;
+    c->kind = serve_num_to_f64(n, text, len, &d) ? CELL_HUGE : CELL_F64;
+    memcpy(&c->m, &d, 8);
   }
   return true;
 }
@@ -493,12 +500,48 @@ static int span_shape_check(const struct serve_tensor *t, const struct v2_span *
 }
 
 static enum serve_conv cell_store(enum serve_dtype dt, const struct v2_cell *c, void *dst) {
+  double d;
   switch (c->kind) {
-  case CELL_U64: return serve_store_u64(dt, c->v.u, dst);
-  case CELL_NEG: return serve_store_i64(dt, c->v.i, dst);
-  case CELL_F64: return serve_store_f64(dt, c->v.d, dst);
-  default: return dt == SERVE_BOOL ? SERVE_CONV_NOT_BOOL : dt == SERVE_BYTES ? SERVE_CONV_NOT_BYTES : SERVE_CONV_RANGE;
+  case CELL_INT:
+    if (!c->neg) return serve_store_u64(dt, c->m, dst);
+    return serve_store_i64(dt, c->m == (1ull << 63) ? INT64_MIN : -(int64_t)c->m, dst);
+  case CELL_DEC:
+    d = serve_dec_to_f64(c->m, c->e);
+    if (isinf(d)) break;
+    return serve_store_f64(dt, c->neg ? -d : d, dst);
+  case CELL_F64:
+    memcpy(&d, &c->m, 8);
+    return serve_store_f64(dt, d, dst);
+  default:
+    break;
   }
+  return dt == SERVE_BOOL ? SERVE_CONV_NOT_BOOL : dt == SERVE_BYTES ? SERVE_CONV_NOT_BYTES : SERVE_CONV_RANGE;
+}
+
+/* The common case without the generic dispatch: the same result as
+ * cell_store into FP32. */
+static enum serve_conv cell_f32(const struct v2_cell *c, float *out) {
+  float x;
+  switch (c->kind) {
+  case CELL_INT:
+    x = c->neg ? (float)(c->m == (1ull << 63) ? INT64_MIN : -(int64_t)c->m) : (float)c->m;
+    break;
+  case CELL_DEC:
+    if (serve_dec_to_f32(c->m, c->e, &x)) return SERVE_CONV_RANGE;
+    if (c->neg) x = -x;
+    break;
+  case CELL_F64: {
+    double d;
+    memcpy(&d, &c->m, 8);
+    x = (float)d;
+    if (isinf(x)) return SERVE_CONV_RANGE;
+    break;
+  }
+  default:
+    return SERVE_CONV_RANGE;
+  }
+  *out = x;
+  return SERVE_CONV_OK;
 }
 
 static int data_from_span(struct serve_tensor *t, int64_t count, const char *body, const struct v2_fast *f,
@@ -514,28 +557,13 @@ static int data_from_span(struct serve_tensor *t, int64_t count, const char *bod
   const struct v2_cell *c = f->cells + sp->first;
   int64_t bad = -1;
   enum serve_conv cv = SERVE_CONV_OK;
-  if (dt == SERVE_FP32) { /* the common case, without the generic dispatch */
+  if (dt == SERVE_FP32) {
     float *out = (float *)o;
-    for (int64_t i = 0; i < count; i++) {
-      float x;
-      if (c[i].kind == CELL_F64) {
-        x = (float)c[i].v.d;
-        if (isinf(x)) { /* finite doubles only here: past FLT_MAX */
-          cv = SERVE_CONV_RANGE;
-          bad = i;
-          break;
-        }
-      } else if (c[i].kind == CELL_U64) {
-        x = (float)c[i].v.u;
-      } else if (c[i].kind == CELL_NEG) {
-        x = (float)c[i].v.i;
-      } else {
-        cv = SERVE_CONV_RANGE;
+    for (int64_t i = 0; i < count; i++)
+      if ((cv = cell_f32(&c[i], &out[i])) != SERVE_CONV_OK) {
         bad = i;
         break;
       }
-      out[i] = x;
-    }
   } else {
     for (int64_t i = 0; i < count; i++)
       if ((cv = cell_store(dt, &c[i], o + (size_t)i * es)) != SERVE_CONV_OK) {
