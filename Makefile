@@ -171,6 +171,11 @@ bench: bootstrap all
 	bench/http/run.sh
 	bench/tracking/run.sh
 
+# micro-benchmark of the V2 parser/encoder (µs per call; not part of `make bench`)
+build/bench/v2_parse: bench/proto/v2_parse.c $(LIB_OBJ)
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
+
 fmt:
 	clang-format -i $(SRC) $(shell find src -name '*.h') $(UNIT_SRC)
 
