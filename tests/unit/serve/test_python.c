@@ -928,3 +928,25 @@ Test(serve_python, cpu_limit_retires_an_idle_worker_between_requests, .timeout =
   no_children_left();
   json_decref(R);
 }
+
+/* ---- the worker script ------------------------------------------------------------ */
+
+extern const char serve_worker_py[];
+
+Test(serve_python, embedded_script_is_the_source_and_a_file_works_too, .timeout = 120) {
+  size_t n = 0;
+  char *src = slurp("src/serve/backends/kiln_worker.py", &n);
+  cr_assert_not_null(src);
+  cr_assert_eq(strlen(serve_worker_py), n, "build/gen/worker_py.c is stale");
+  cr_assert_eq(memcmp(serve_worker_py, src, n), 0, "build/gen/worker_py.c is stale");
+  free(src);
+  struct loaded L;
+  cfg_init(&L.cfg);
+  L.cfg.worker_script = "src/serve/backends/kiln_worker.py";
+  cr_assert_eq(load_with(&L, "bin.pkl", "pickle", 1, NULL), 0, "%s", L.e.msg);
+  cr_assert_eq(L.sig.outputs[0].dtype, SERVE_INT64);
+  unload(&L);
+  L.cfg.worker_script = "/nonexistent/kiln_worker.py";
+  cr_assert_eq(load_with(&L, "bin.pkl", "pickle", 1, NULL), -ERR_INVALID_STATE);
+  no_children_left();
+}
