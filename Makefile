@@ -18,7 +18,7 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 
 SRC      := $(shell find src -name '*.c' | sort)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
-GEN      := build/gen/migrations.c build/gen/ui_assets.c build/gen/commit.c
+GEN      := build/gen/migrations.c build/gen/ui_assets.c build/gen/commit.c build/gen/worker_py.c
 OBJ      := $(SRC:%.c=build/obj/%.o) $(GEN:build/gen/%.c=build/obj/gen/%.o)
 LIB_OBJ  := $(filter-out build/obj/src/main.o,$(OBJ))
 ASAN_OBJ := $(LIB_OBJ:build/obj/%=build/asan/%)
@@ -57,6 +57,12 @@ FORCE:
 build/gen/migrations.c: $(MIGRATIONS) scripts/embed_assets.py
 	@mkdir -p build/gen
 	$(PY) scripts/embed_assets.py $@ migrations src/store/migrations
+
+# The serving backend's Python worker, embedded so the binary runs it with
+# `python3 -I -c` and needs no file beside it.
+build/gen/worker_py.c: src/serve/backends/kiln_worker.py scripts/embed_text.py
+	@mkdir -p build/gen
+	$(PY) scripts/embed_text.py $@ serve_worker_py $<
 
 # The dashboard is built when npm is present; without it the binary serves a
 # page saying so (the API works either way).

@@ -35,5 +35,7 @@ int cli_sync(int argc, char **argv);
 int cli_models(int argc, char **argv);
 int cli_webhooks(int argc, char **argv);
 int cli_approvals(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_serving(int argc, char **argv);
 
 #endif

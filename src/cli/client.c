@@ -561,3 +561,72 @@ long cli_client_download(struct cli_client *cl, const char *path, FILE *f, char 
   buf_fini(&d.err);
   return status;
 }
+
+/* ---- predictions: a prebuilt JSON text, one response header kept ---------- */
+
+struct hdr_want {
+  const char *name;
+  char *val;
+  size_t cap;
+};
+
+static size_t want_header(char *p, size_t sz, size_t n, void *arg) {
+  struct hdr_want *w = arg;
+  size_t len = sz * n, k = strlen(w->name);
+  if (len > k && p[k] == ':' && !strncasecmp(p, w->name, k)) {
+    const char *v = p + k + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+    size_t m = (size_t)(end - v) < w->cap - 1 ? (size_t)(end - v) : w->cap - 1;
+    memcpy(w->val, v, m);
+    w->val[m] = 0;
+  }
+  return len;
+}
+
+long cli_client_post_text(struct cli_client *cl, const char *path, const char *body, size_t n, const char *hname,
+                          char *hval, size_t hcap, json_t **out) {
+  *out = NULL;
+  if (hname && hcap) hval[0] = 0;
+  CURL *h = curl_easy_init();
+  if (!h) return 0;
+  char url[4096], auth[2200];
+  snprintf(url, sizeof url, "%s%s", cl->c.url, path);
+  struct buf resp;
+  buf_init(&resp);
+  struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+  hdrs = curl_slist_append(hdrs, "Expect:");
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", cl->c.access);
+  hdrs = curl_slist_append(hdrs, auth);
+  struct hdr_want w = {hname, hval, hcap};
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+  if (hname && hcap) {
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, want_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &w);
+  }
+  /* a first request loads the model; a big batch may take a while */
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (resp.len) *out = json_loadb(resp.data, resp.len, 0, NULL);
+  } else if (rc == CURLE_WRITE_ERROR) {
+    fprintf(stderr, "kiln: the answer from %s is larger than %u MiB; send fewer rows at a time\n", cl->c.url,
+            BODY_MAX >> 20);
+  } else {
+    fprintf(stderr, "kiln: cannot reach %s: %s\n", cl->c.url, curl_easy_strerror(rc));
+  }
+  curl_slist_free_all(hdrs);
+  memset(auth, 0, sizeof auth);
+  curl_easy_cleanup(h);
+  buf_fini(&resp);
+  return status;
+}

@@ -46,4 +46,40 @@ long cli_client_put_bytes(struct cli_client *cl, const char *path, const char *c
 long cli_client_download(struct cli_client *cl, const char *path, FILE *f, char sha_out[65],
                          json_t **err_out);
 
+/* POST a JSON text of n bytes (`kiln predict`). The answer is parsed into
+ * *out (may be NULL); when hname is given, that response header's value goes
+ * into hval ("" when absent). 0 when the server could not be reached. */
+long cli_client_post_text(struct cli_client *cl, const char *path, const char *body, size_t n,
+                          const char *hname, char *hval, size_t hcap, json_t **out);
+
+/* ---- `kiln predict` pieces (predict.c; exposed for the unit tests) -------- */
+#define CLI_CSV_MAX_FIELD (1u << 20) /* bytes of one CSV field */
+#define CLI_CSV_MAX_COLS 10000
+/* One CSV record at a time (RFC 4180: quoted fields with "" inside, CRLF or
+ * LF, a field may span lines when quoted). */
+struct cli_csv {
+  FILE *f;
+  int64_t line;      /* line where the last record started (1-based) */
+  int64_t next_line; /* line of the next character to read */
+  struct buf text; /* the record's fields, each NUL-terminated */
+  size_t *off;     /* start of field i in text */
+  int nfields, cap;
+};
+void cli_csv_init(struct cli_csv *c, FILE *f);
+void cli_csv_fini(struct cli_csv *c);
+/* 1: a record (fields via cli_csv_field); 0: end of file; < 0: malformed or
+ * too big (e says where). Blank lines are skipped. */
+int cli_csv_next(struct cli_csv *c, struct err *e);
+const char *cli_csv_field(const struct cli_csv *c, int i);
+/* Appends one CSV cell as JSON: a number when it reads as one (JSON's own
+ * spelling is copied as is), null when empty or NaN, else a string. */
+int cli_csv_cell_json(struct buf *out, const char *cell);
+/* The request body for `--json TEXT`: an MLflow payload as given, or a bare
+ * list of rows wrapped as {"instances": ...}; proba/margin set params.
+ * A new reference, or NULL with e filled. */
+json_t *cli_predict_payload(const char *text, bool proba, bool margin, struct err *e);
+/* Splits MODEL[@VERSION] (the last @; no version: "latest") into name and
+ * version; -1 when either part is empty or too long. */
+int cli_model_ref(const char *ref, char *name, size_t ncap, char *version, size_t vcap);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include "http/http.h"
 #include "registry/registry.h"
+#include "serve/serve.h"
 #include "track/track.h"
 
 
@@ -31,6 +32,20 @@ static struct cfg_opt server_opts[] = {
     {"clamd", "KILN_CLAMD", CFG_STR, "", "scan every uploaded model file with clamd: unix:/path/to/clamd.ctl or tcp:HOST:PORT (empty: no malware scan)", NULL, NULL},
     {"clamd-timeout", "KILN_CLAMD_TIMEOUT", CFG_INT, "30", "seconds one clamd scan may take, connect to verdict (the upload then fails closed, or open with --clamd-fail-open)", NULL, NULL},
     {"clamd-fail-open", "KILN_CLAMD_FAIL_OPEN", CFG_BOOL, "false", "when clamd cannot answer, register uploads anyway, marked not scanned (default: refuse them with 503)", NULL, NULL},
+    {"onnx-runtime", "KILN_ONNX_RUNTIME", CFG_STR, "", "path of ONNX Runtime's libonnxruntime.so.1 (empty: deps/ next to the binary's folder, as scripts/bootstrap puts it)", NULL, NULL},
+    {"onnx-threads", "KILN_ONNX_THREADS", CFG_INT, "1", "intra-op threads of each ONNX model instance", NULL, NULL},
+    {"python", "KILN_PYTHON", CFG_STR, "/usr/bin/python3", "interpreter of the worker processes that serve pickle/joblib and TorchScript models", NULL, NULL},
+    {"python-workers", "KILN_PYTHON_WORKERS", CFG_INT, "1", "worker processes (instances) per pickle/joblib/TorchScript model", NULL, NULL},
+    {"worker-memory", "KILN_WORKER_MEMORY", CFG_SIZE, "8g", "address-space limit of each Python worker process (0: none)", NULL, NULL},
+    {"worker-cpu-seconds", "KILN_WORKER_CPU_SECONDS", CFG_INT, "0", "CPU-time limit of each Python worker process over its life (0: none)", NULL, NULL},
+    {"worker-timeout-ms", "KILN_WORKER_TIMEOUT_MS", CFG_INT, "30000", "a Python worker call longer than this kills the worker (its requests fail, it restarts)", NULL, NULL},
+    {"serve-device", "KILN_SERVE_DEVICE", CFG_STR, "cpu", "device of TorchScript models: cpu or cuda (cuda falls back to cpu when absent)", NULL, NULL},
+    {"serve-memory", "KILN_SERVE_MEMORY", CFG_SIZE, "2g", "memory budget of loaded models; idle ones are unloaded least recently used first beyond it", NULL, NULL},
+    {"serve-max-batch", "KILN_SERVE_MAX_BATCH", CFG_INT, "32", "default most rows the batcher puts in one predict call", NULL, NULL},
+    {"serve-queue-delay-us", "KILN_SERVE_QUEUE_DELAY_US", CFG_INT, "0", "default time a batch that is not full may wait for more requests (microseconds)", NULL, NULL},
+    {"serve-queue-capacity", "KILN_SERVE_QUEUE_CAPACITY", CFG_INT, "1024", "default requests that may wait per model; beyond it 503 with Retry-After", NULL, NULL},
+    {"serve-timeout-ms", "KILN_SERVE_TIMEOUT_MS", CFG_INT, "30000", "deadline of a prediction that names none (504 past it)", NULL, NULL},
+    {"serve-max-rows", "KILN_SERVE_MAX_ROWS", CFG_INT, "100000", "most rows in one prediction request (400 above)", NULL, NULL},
     {"max-conns", "KILN_MAX_CONNS", CFG_INT, "4096", "most concurrent connections", NULL, NULL},
     {"conn-timeout", "KILN_CONN_TIMEOUT", CFG_INT, "60", "idle connection timeout in seconds", NULL, NULL},
     {"shutdown-grace-ms", "KILN_SHUTDOWN_GRACE_MS", CFG_INT, "10000", "how long shutdown waits for in-flight requests", NULL, NULL},
@@ -154,6 +169,56 @@ static int setup_mail(const struct cfg *cfg, struct auth *a, struct err *e) {
 /* The malware scanner for uploads. A malformed address stops the server; a
  * clamd that does not answer yet only warns (it may start after us): until
  * it does, uploads are refused, or registered unscanned with fail-open. */
+/* The serving runtime: its flags, and where ONNX Runtime is when unsaid. */
+static int setup_serve(const struct cfg *cfg, struct app *app, struct err *e) {
+  static char onnx_path[4096], tmp_dir[4200];
+  struct serve_config sc;
+  serve_config_default(&sc);
+  const char *ort = cfg_str(cfg, "onnx-runtime");
+  if (*ort) {
+    str_copy(onnx_path, sizeof onnx_path, ort);
+  } else {
+    /* build/kiln -> deps/ at the repository root; an installed kiln -> ../deps */
+    char exe[3000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    snprintf(onnx_path, sizeof onnx_path, "%s/../deps/libonnxruntime.so.1", exe);
+    if (access(onnx_path, R_OK) != 0) snprintf(onnx_path, sizeof onnx_path, "%s/deps/libonnxruntime.so.1", exe);
+  }
+  sc.onnx_library = onnx_path;
+  sc.onnx_threads = (int)cfg_int(cfg, "onnx-threads");
+  sc.python = cfg_str(cfg, "python");
+  sc.python_workers = (int)cfg_int(cfg, "python-workers");
+  sc.worker_memory = (uint64_t)cfg_int(cfg, "worker-memory");
+  sc.worker_cpu_s = cfg_int(cfg, "worker-cpu-seconds");
+  sc.worker_timeout_ms = cfg_int(cfg, "worker-timeout-ms");
+  sc.device = cfg_str(cfg, "serve-device");
+  sc.memory_budget = (uint64_t)cfg_int(cfg, "serve-memory");
+  sc.max_batch_size = (int)cfg_int(cfg, "serve-max-batch");
+  sc.max_queue_delay_us = cfg_int(cfg, "serve-queue-delay-us");
+  sc.queue_capacity = (int)cfg_int(cfg, "serve-queue-capacity");
+  sc.default_timeout_us = cfg_int(cfg, "serve-timeout-ms") * 1000;
+  if (sc.onnx_threads < 1 || sc.onnx_threads > 64) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--onnx-threads must be 1..64");
+  if (sc.python_workers < 1 || sc.python_workers > 16)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--python-workers must be 1..16");
+  if (sc.max_batch_size < 1 || sc.max_batch_size > 4096)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--serve-max-batch must be 1..4096");
+  if (sc.max_queue_delay_us < 0 || sc.max_queue_delay_us > 10000000)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--serve-queue-delay-us must be 0..10000000");
+  if (sc.queue_capacity < 1 || sc.queue_capacity > 1000000)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--serve-queue-capacity must be 1..1000000");
+  if (sc.default_timeout_us < 1000) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--serve-timeout-ms must be >= 1");
+  if (sc.worker_timeout_ms < 10) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--worker-timeout-ms must be >= 10");
+  if (!str_eq(sc.device, "cpu") && !str_eq(sc.device, "cuda"))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--serve-device must be cpu or cuda");
+  if (cfg_int(cfg, "serve-max-rows") < 1) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--serve-max-rows must be >= 1");
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/serve", app->data_dir);
+  sc.tmp_dir = tmp_dir;
+  return serve_open(&app->serve, app->db, app->blobs, &sc, e);
+}
+
 static int setup_clamd(const struct cfg *cfg, struct app *app, struct err *e) {
   const char *addr = cfg_str(cfg, "clamd");
   if (!*addr) return 0;
@@ -262,6 +327,8 @@ int cli_server(int argc, char **argv) {
     log_info("auth.admin_created", "created user 'admin' with the password from KILN_ADMIN_PASSWORD");
   memset(admin_pw, 0, sizeof admin_pw);
 
+  if (setup_serve(&cfg, &app, &e)) goto fail;
+
   metrics_process_register();
   http_metrics_init();
   track_events_metrics_init(); /* live-update gauges exist before the first stream */
@@ -317,7 +384,11 @@ int cli_server(int argc, char **argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   log_info("server.stopping", "signal %d: draining in-flight requests", sig);
-  http_server_stop(srv, (int)cfg_int(&cfg, "shutdown-grace-ms"));
+  /* requests parked on a model's queue are answered before the daemon stops */
+  http_server_quiesce(srv, (int)cfg_int(&cfg, "shutdown-grace-ms"));
+  serve_close(app.serve);
+  app.serve = NULL;
+  http_server_stop(srv, 1000);
   srv = NULL;
   rc = 0;
   goto done;
@@ -326,6 +397,8 @@ fail:
   fprintf(stderr, "kiln server: %s\n", e.msg[0] ? e.msg : "startup failed");
   log_error("server.failed", "%s", e.msg);
 done:
+  if (srv) http_server_quiesce(srv, 0);
+  serve_close(app.serve);
   if (srv) http_server_stop(srv, 0);
   registry_webhooks_free(app.webhooks); /* stops the worker before the store closes */
   registry_av_free(app.av);

@@ -193,6 +193,47 @@ const struct cli_verb cli_verbs[] = {
      "approve makes the change and records the decision; reject records it.\n"
      "Only project admins approve or reject. --json prints the server's answer.\n",
      cli_approvals},
+    {"predict", "get predictions from a served model: a JSON payload or a CSV file in batches",
+     "usage: kiln predict MODEL[@VERSION] --json PAYLOAD|@FILE|- [--proba] [--margin] [--output json|csv]\n"
+     "       kiln predict MODEL[@VERSION] --csv FILE|- [--batch-rows N] [--proba] [--margin] [--output json|csv]\n"
+     "\n"
+     "Sends rows to POST /api/v1/models/MODEL/versions/VERSION/predict of the\n"
+     "selected project (the API key's, else your default) and prints the\n"
+     "predictions. VERSION is a number, `latest` (the newest READY version) or\n"
+     "an alias; MODEL alone means latest. The first request loads the model.\n"
+     "\n"
+     "--json takes an MLflow scoring payload (an object with dataframe_split,\n"
+     "dataframe_records, instances or inputs) or a bare list of rows (sent as\n"
+     "instances): the text itself, @FILE, or - for stdin.\n"
+     "--csv reads a CSV file (- for stdin) whose first row names the columns\n"
+     "and sends its rows as dataframe_split batches of --batch-rows rows\n"
+     "(default 1000); all batches go to the version that answered the first.\n"
+     "Cells that read as numbers are sent as numbers, empty cells and NaN as\n"
+     "null (missing), anything else as text. A bar on stderr shows the\n"
+     "progress of a long file when stderr is a terminal.\n"
+     "--proba asks a classifier for class probabilities, --margin for raw\n"
+     "scores before the link function.\n"
+     "--output json (default) prints one JSON array, a prediction per line;\n"
+     "--output csv prints a header (prediction, one column per class or\n"
+     "output) and one line per row.\n"
+     "\n"
+     "A refused request prints the server's message (e.g. the column at fault)\n"
+     "and exits 1; bad arguments exit 2.\n",
+     cli_predict},
+    {"serving", "the models the server has loaded: list them, load or unload one",
+     "usage: kiln serving list [--json]\n"
+     "       kiln serving load MODEL[@VERSION] [--max-batch-size N] [--max-queue-delay-us N]\n"
+     "                         [--queue-capacity N] [--instances N] [--json]\n"
+     "       kiln serving unload MODEL@VERSION\n"
+     "\n"
+     "list prints the selected project's loaded models: NAME, VERSION, BACKEND,\n"
+     "STATE (with the reason when FAILED or DEGRADED), MEMORY, QUEUE (requests\n"
+     "waiting), REQUESTS and ERRORS since loading, LAST USED (UTC).\n"
+     "load loads a version now (models otherwise load on their first\n"
+     "request) with batching settings, and waits until it is READY.\n"
+     "unload drops a loaded version (the next request loads it again).\n"
+     "--json prints the server's answer as is.\n",
+     cli_serving},
     {"sync", "replay tracking writes the Python SDK spooled while the server was unreachable",
      "usage: kiln sync [--dir DIR] [--json]\n"
      "\n"

@@ -19,7 +19,10 @@ struct app {
   bool tls; /* served over HTTPS: cookies get the Secure attribute */
   struct registry_webhooks *webhooks; /* NULL: the webhook routes answer NOT_READY */
   struct registry_av *av;             /* malware scanner for uploads; NULL: none (--clamd unset) */
+  struct serve *serve;                /* the serving runtime; NULL: the prediction routes answer NOT_READY */
 };
+
+struct serve;
 
 struct registry_webhooks;
 struct registry_av;
@@ -46,6 +49,9 @@ enum route_flags {
   /* long work (checking a model file, joining upload parts): the handler
    * runs on a worker pool, not the connection's I/O thread */
   ROUTE_OFFLOAD = 1u << 4,
+  /* the body and the answer may also be raw bytes (KServe V2's binary
+   * tensor extension: application/octet-stream next to JSON) */
+  ROUTE_BINARY_ALT = 1u << 5,
 };
 
 /* A streamed request body (ROUTE_STREAM_BODY). The central access check has
@@ -140,6 +146,21 @@ typedef ssize_t (*reply_read_fn)(void *ctx, uint64_t pos, char *buf, size_t max)
 int reply_stream(struct reply *rp, int status, const char *content_type, uint64_t len,
                  reply_read_fn read, void (*done)(void *ctx), void *ctx);
 
+/* ---- deferred replies ------------------------------------------------------
+ * A handler that cannot answer yet (a prediction waiting for its batch)
+ * parks its request instead of holding the I/O thread: reply_defer, then
+ * return. Later, from any thread, http_deferred_resume hands the request
+ * back; the I/O thread then runs finish(rq, rp, ctx), which must set the
+ * reply, and sends it. Exactly one resume per deferral, always (also on
+ * errors: finish answers them). The request stays alive until finish has
+ * run. NULL when the request cannot be parked (a ROUTE_OFFLOAD handler). */
+typedef void (*reply_finish_fn)(struct req *rq, struct reply *rp, void *ctx);
+struct http_deferred;
+struct http_deferred *reply_defer(struct req *rq, reply_finish_fn finish, void *ctx);
+void http_deferred_resume(struct http_deferred *d);
+/* When the request started (time_mono_us), for Server-Timing figures. */
+int64_t req_start_us(const struct req *rq);
+
 /* ---- Range (RFC 9110 14.2), one range -------------------------------------- */
 enum http_range_kind {
   HTTP_RANGE_NONE = 0,      /* absent, malformed, or several ranges: send it all (200) */
@@ -232,6 +253,11 @@ int http_server_start(struct http_server **out, const struct http_opts *o, struc
 int http_server_port(const struct http_server *s);
 /* Stops accepting, waits up to grace_ms for in-flight requests, stops. */
 void http_server_stop(struct http_server *s, int grace_ms);
+/* Only the first half: stops accepting and waits up to grace_ms for the
+ * requests in flight (parked ones included), leaving the daemon running so
+ * that whoever parked requests can still hand them back (serve_close)
+ * before http_server_stop. */
+void http_server_quiesce(struct http_server *s, int grace_ms);
 /* In-process dispatch of one request without sockets (tests, fuzzing).
  * Headers are "Name: value" strings. out gets status and the body. */
 struct http_test_result {
@@ -281,6 +307,8 @@ extern const struct route registry_webhook_routes[];
 extern const size_t registry_webhook_routes_count;
 extern const struct route registry_gov_routes[];
 extern const size_t registry_gov_routes_count;
+extern const struct route serve_routes[];
+extern const size_t serve_routes_count;
 /* Builds the cached OpenAPI text for the system routes; sys_fini frees it. */
 int sys_init(struct router *r, struct err *e);
 void sys_fini(void);

@@ -13,6 +13,10 @@ struct req_transport {
   const char *(*query)(void *ctx, const char *key);
   int (*query_all)(void *ctx, const char *key, const char **vals, int max);
   void (*client_addr)(void *ctx, char *out, size_t cap);
+  /* Deferred replies (reply_defer): park the request without holding a
+   * thread, and hand it back from any thread. NULL: cannot park. */
+  void (*suspend)(void *ctx);
+  void (*resume)(void *ctx);
 };
 
 #define REPLY_MAX_HEADERS 16
@@ -66,7 +70,10 @@ struct req {
   void *stream_state;
   uint64_t max_stream, streamed, discarded;
   bool sent; /* the reply was handed to the transport */
-  _Atomic int offload; /* enum http_offload_state (ROUTE_OFFLOAD routes) */
+  _Atomic int offload; /* enum http_offload_state (ROUTE_OFFLOAD routes, deferred replies) */
+  /* a deferred reply (reply_defer): run on the I/O thread once resumed */
+  reply_finish_fn defer_fn;
+  void *defer_ctx;
 };
 
 /* ROUTE_OFFLOAD (offload.c): the handler (or a streamed body's end) runs on

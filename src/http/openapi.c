@@ -90,6 +90,9 @@ json_t *openapi_build(const struct router *r, struct err *e) {
       }
       json_object_set_new(op, "requestBody", json_pack("{s:b, s:{s:{s:o}}}", "required", 1, "content",
                                                        "application/json", "schema", s));
+      if (rt->flags & ROUTE_BINARY_ALT)
+        json_object_set_new(json_object_get(json_object_get(op, "requestBody"), "content"), "application/octet-stream",
+                            json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "format", "binary"));
     }
     json_t *ok;
     if (rt->resp_schema) {
@@ -100,6 +103,9 @@ json_t *openapi_build(const struct router *r, struct err *e) {
       }
       ok = json_pack("{s:s, s:{s:{s:o}}}", "description", "OK", "content",
                      rt->resp_type ? rt->resp_type : "application/json", "schema", s);
+      if (ok && (rt->flags & ROUTE_BINARY_ALT))
+        json_object_set_new(json_object_get(ok, "content"), "application/octet-stream",
+                            json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "format", "binary"));
     } else {
       ok = json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", "OK", "content",
                      rt->resp_type ? rt->resp_type : "application/octet-stream", "schema", "type",

@@ -74,6 +74,13 @@ void req_fini(struct req *rq) {
     rq->stream_live = false;
     rq->m.route->stream->abort(rq, rq->stream_state);
   }
+  if (rq->defer_fn && atomic_load(&rq->offload) == HTTP_OFFLOAD_DONE) {
+    /* resumed, but the client left before the answer was made: finish
+     * anyway so that whatever the request held is released */
+    reply_finish_fn fn = rq->defer_fn;
+    rq->defer_fn = NULL;
+    fn(rq, &rq->rp, rq->defer_ctx);
+  }
   reply_stream_release(&rq->rp);
   if (rq->json) json_decref(rq->json);
   if (rq->rp.body && !rq->rp.persistent) free(rq->rp.body);
@@ -384,6 +391,31 @@ int reply_header_add(struct reply *rp, const char *name, const char *value) {
   return 0;
 }
 
+/* ---- deferred replies ------------------------------------------------------------ */
+
+struct http_deferred *reply_defer(struct req *rq, reply_finish_fn finish, void *ctx) {
+  /* not from an offloaded handler (the pool resumes those), nor twice at
+   * once; a finish function may park its request again */
+  if (!rq->tp->suspend || !rq->tp->resume || rq->defer_fn || atomic_load(&rq->offload) == HTTP_OFFLOAD_RUNNING)
+    return NULL;
+  rq->defer_fn = finish;
+  rq->defer_ctx = ctx;
+  atomic_store(&rq->offload, HTTP_OFFLOAD_RUNNING);
+  rq->tp->suspend(rq->tp_ctx);
+  return (struct http_deferred *)rq;
+}
+
+void http_deferred_resume(struct http_deferred *d) {
+  struct req *rq = (struct req *)d;
+  /* read before DONE: once resumed the request may be finished and freed */
+  const struct req_transport *tp = rq->tp;
+  void *ctx = rq->tp_ctx;
+  atomic_store(&rq->offload, HTTP_OFFLOAD_DONE);
+  tp->resume(ctx);
+}
+
+int64_t req_start_us(const struct req *rq) { return rq->t0_us; }
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 static bool is_api_path(const char *p) {
@@ -461,7 +493,7 @@ void http_handle(struct req *rq) {
       if (rq->m.route->fn) rq->m.route->fn(rq, rp);
       else reply_errf(rp, ERR_INTERNAL, "this endpoint takes its body streamed");
       db_context_set(NULL);
-      if (!rp->set) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
+      if (!rp->set && !rq->defer_fn) reply_errf(rp, ERR_INTERNAL, "the handler produced no reply");
     }
   } else if (rq->m.path_matched) {
     reply_errf(rp, ERR_METHOD_NOT_ALLOWED, "method %s is not allowed on %s; allowed: %s",

@@ -13,6 +13,7 @@ int routes_register_all(struct router *r, struct err *e) {
   if (!rc) rc = router_add_table(r, registry_upload_routes, registry_upload_routes_count, e);
   if (!rc) rc = router_add_table(r, registry_webhook_routes, registry_webhook_routes_count, e);
   if (!rc) rc = router_add_table(r, registry_gov_routes, registry_gov_routes_count, e);
+  if (!rc) rc = router_add_table(r, serve_routes, serve_routes_count, e);
   /* later rooms add their tables here */
   if (rc) return rc;
   return sys_init(r, e);

@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct http_server {
   int listen_fd;
   int port;
   _Atomic int inflight;
+  bool quiesced;
 };
 
 /* a request's transport context is its MHD connection */
@@ -69,8 +71,11 @@ static void mhd_client_addr(void *ctx, char *out, size_t cap) {
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
+static void mhd_suspend(void *ctx) { MHD_suspend_connection(ctx); }
+static void mhd_resume(void *ctx) { MHD_resume_connection(ctx); }
+
 static const struct req_transport mhd_transport = {mhd_header, mhd_query, mhd_query_all,
-                                                   mhd_client_addr};
+                                                   mhd_client_addr, mhd_suspend, mhd_resume};
 
 _Static_assert(REPLY_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM, "stream end marker");
 _Static_assert(REPLY_STREAM_ERROR == MHD_CONTENT_READER_END_WITH_ERROR, "stream error marker");
@@ -124,6 +129,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     /* resumed by the worker pool: the reply is ready (or still running) */
     *upload_size = 0;
     if (atomic_load(&rq->offload) == HTTP_OFFLOAD_RUNNING || rq->sent) return MHD_YES;
+    if (rq->defer_fn) { /* a deferred reply: its answer is made here, on the I/O thread */
+      reply_finish_fn fn = rq->defer_fn;
+      rq->defer_fn = NULL;
+      fn(rq, &rq->rp, rq->defer_ctx);
+      if (rq->defer_fn) return MHD_YES; /* parked again (a model that was still loading) */
+      if (!rq->rp.set) reply_errf(&rq->rp, ERR_INTERNAL, "the deferred handler produced no reply");
+    }
     return send_reply(conn, rq);
   }
   if (!rq) {
@@ -196,6 +208,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
   if (rq->rp.set) return MHD_YES; /* already answered (early 413) */
   if (rq->m.route && (rq->m.route->flags & ROUTE_OFFLOAD) && http_offload_submit(rq, conn, http_handle)) return MHD_YES;
   http_handle(rq);
+  /* parked by reply_defer: sent when resumed */
+  if (atomic_load(&rq->offload) != HTTP_OFFLOAD_NONE) return MHD_YES;
   return send_reply(conn, rq);
 }
 
@@ -341,13 +355,20 @@ int http_server_start(struct http_server **out, const struct http_opts *o, struc
 
 int http_server_port(const struct http_server *s) { return s->port; }
 
-void http_server_stop(struct http_server *s, int grace_ms) {
-  if (!s) return;
+void http_server_quiesce(struct http_server *s, int grace_ms) {
+  if (!s || s->quiesced) return;
+  s->quiesced = true;
   /* stop accepting first; connections already open keep being served */
   MHD_socket lfd = MHD_quiesce_daemon(s->d);
   http_live_close_all(); /* parked live replies end, so their requests finish */
-
   if (lfd != MHD_INVALID_SOCKET) close(lfd);
+  int64_t deadline = time_mono_us() + (int64_t)grace_ms * 1000;
+  while (atomic_load(&s->inflight) > 0 && time_mono_us() < deadline) usleep(2000);
+}
+
+void http_server_stop(struct http_server *s, int grace_ms) {
+  if (!s) return;
+  http_server_quiesce(s, grace_ms);
   int64_t deadline = time_mono_us() + (int64_t)grace_ms * 1000;
   while (atomic_load(&s->inflight) > 0 && time_mono_us() < deadline) usleep(2000);
   int left = atomic_load(&s->inflight);
@@ -360,6 +381,9 @@ void http_server_stop(struct http_server *s, int grace_ms) {
 /* ---- in-process dispatch for tests and fuzzing -------------------------- */
 
 struct test_ctx {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool resumed;
   const char *const *headers;
   char *query; /* decoded copy: "k=v\0k2=v2\0" pairs */
   const char *keys[64];
@@ -398,7 +422,16 @@ static void t_client_addr(void *ctx, char *out, size_t cap) {
   (void)ctx;
   str_copy(out, cap, "127.0.0.1");
 }
-static const struct req_transport test_transport = {t_header, t_query, t_query_all, t_client_addr};
+static void t_suspend(void *ctx) { (void)ctx; }
+static void t_resume(void *ctx) {
+  struct test_ctx *t = ctx;
+  pthread_mutex_lock(&t->mu);
+  t->resumed = true;
+  pthread_cond_signal(&t->cv);
+  pthread_mutex_unlock(&t->mu);
+}
+static const struct req_transport test_transport = {t_header, t_query, t_query_all, t_client_addr,
+                                                    t_suspend, t_resume};
 
 int http_dispatch_test(struct router *r, struct app *app, const char *method, const char *url,
                        const char *const *headers, const char *body, size_t body_len,
@@ -438,6 +471,8 @@ int http_dispatch_test_opts(struct router *r, struct app *app, const char *metho
                             const char *const *headers, const char *body, size_t body_len,
                             const struct http_test_opts *o, struct http_test_result *out) {
   struct test_ctx t = {.headers = headers};
+  pthread_mutex_init(&t.mu, NULL);
+  pthread_cond_init(&t.cv, NULL);
   uint64_t max_body = o->max_body;
   const char *qm = strchr(url, '?');
   char *path = qm ? strndup(url, (size_t)(qm - url)) : strdup(url);
@@ -461,6 +496,16 @@ int http_dispatch_test_opts(struct router *r, struct app *app, const char *metho
     } else {
       if (body && body_len) req_body_append(&rq, body, body_len);
       http_handle(&rq);
+      while (rq.defer_fn) { /* parked: wait for the resume, then finish as the I/O thread would */
+        pthread_mutex_lock(&t.mu);
+        while (!t.resumed) pthread_cond_wait(&t.cv, &t.mu);
+        t.resumed = false;
+        pthread_mutex_unlock(&t.mu);
+        reply_finish_fn fn = rq.defer_fn;
+        rq.defer_fn = NULL;
+        fn(&rq, &rq.rp, rq.defer_ctx);
+        if (!rq.defer_fn && !rq.rp.set) reply_errf(&rq.rp, ERR_INTERNAL, "the deferred handler produced no reply");
+      }
     }
     http_observe(&rq, false);
     out->status = rq.rp.status;
@@ -485,5 +530,7 @@ int http_dispatch_test_opts(struct router *r, struct app *app, const char *metho
   req_fini(&rq);
   free(path);
   free(t.query);
+  pthread_mutex_destroy(&t.mu);
+  pthread_cond_destroy(&t.cv);
   return rc;
 }

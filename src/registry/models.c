@@ -391,6 +391,43 @@ json_t *registry_version_by_alias(struct db *db, const char *project_id, const c
   return o;
 }
 
+int registry_version_resolve(struct db *db, const char *project_id, const char *name, const char *ref,
+                             char out[24], struct err *e) {
+  if (check_name(name, "name", e)) return -(int)e->code;
+  if (!ref || !*ref) ref = "latest";
+  bool number = ref[0] >= '0' && ref[0] <= '9';
+  int64_t v = 0;
+  if (number && reg_version_parse(ref, &v, e)) return -(int)e->code;
+  struct db_conn *c = db_reader_acquire(db, e);
+  if (!c) return -(int)e->code;
+  struct reg_model m;
+  int rc = reg_model_load(c, project_id, name, &m, e);
+  if (rc == 0 && number) {
+    rc = reg_version_exists(c, &m, v, e);
+  } else if (rc == 0) {
+    bool latest = strcmp(ref, "latest") == 0;
+    struct db_stmt *s = db_prepare(c,
+                                   latest ? "SELECT MAX(version) FROM model_versions WHERE model_id = ? AND status = 'READY'"
+                                          : "SELECT version FROM registered_model_aliases WHERE model_id = ? AND alias = ?",
+                                   e);
+    if (!s) rc = -(int)e->code;
+    else {
+      db_bind_i64(s, 1, m.id);
+      if (!latest) db_bind_text(s, 2, ref);
+      int st = db_step(s, e);
+      if (st == DB_ROW && !db_col_null(s, 0)) v = db_col_i64(s, 0);
+      else if (st >= 0)
+        rc = latest ? err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Registered model %.300s has no READY version", m.name)
+                    : err_set(e, ERR_RESOURCE_DOES_NOT_EXIST, "Registered model alias %.300s not found.", ref);
+      else rc = st;
+      db_stmt_done(s);
+    }
+  }
+  db_reader_release(db, c);
+  if (rc == 0) snprintf(out, 24, "%lld", (long long)v);
+  return rc;
+}
+
 /* ---- changes ------------------------------------------------------------------------------------ */
 
 enum model_op { M_CREATE, M_RENAME, M_UPDATE, M_DELETE, M_TAG_SET, M_TAG_DELETE, M_ALIAS_SET, M_ALIAS_DELETE };

@@ -140,6 +140,12 @@ json_t *registry_model_search(struct db *db, const char *project_id, const struc
 json_t *registry_latest_versions(struct db *db, const char *project_id, const char *name,
                                  const char *const *stages, int nstages, struct err *e);
 
+/* Which version a reference names: a version number (it must exist),
+ * "latest" (the highest READY version) or an alias. out gets the number as
+ * text. RESOURCE_DOES_NOT_EXIST naming what was missing. */
+int registry_version_resolve(struct db *db, const char *project_id, const char *name, const char *ref,
+                             char out[24], struct err *e);
+
 /* Aliases: alias -> version of one model; setting an alias moves it. */
 int registry_alias_set(struct db *db, const char *project_id, const char *name, const char *alias,
                        const char *version, struct err *e);

@@ -519,6 +519,27 @@ json_t *registry_upload_answer(struct db *db, const char *project_id, const char
                   db_col_text(s, 5), "sha256", db_col_text(s, 6), "size", (json_int_t)db_col_i64(s, 7), "stored",
                   db_col_i64(s, 8) != 0, "unsafe", db_col_i64(s, 9) != 0, "scan", scan ? scan : json_object(),
                   "signature", sig ? sig : json_null(), "prediction_url");
+    /* every READY uploaded version is served (src/serve): this is where */
+    static const char *const served[] = {"onnx", "xgboost-json", "xgboost-ubj", "xgboost-binary",
+                                         "pickle", "joblib", "torchscript"};
+    bool servable = false;
+    for (size_t i = 0; i < sizeof served / sizeof *served; i++)
+      if (str_eq(db_col_text(s, 4), served[i])) servable = true;
+    if (o && servable && strcmp(db_col_text(s, 0), "READY") == 0) {
+      struct buf url;
+      buf_init(&url);
+      buf_puts(&url, "/api/v1/models/");
+      /* the name as one path segment: unreserved characters kept, the rest %XX */
+      for (const unsigned char *p = (const unsigned char *)m.name; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+          buf_putc(&url, (char)*p);
+        else
+          buf_printf(&url, "%%%02X", *p);
+      }
+      buf_printf(&url, "/versions/%s/predict", version);
+      if (url.data) json_object_set_new(o, "prediction_url", json_string(url.data));
+      buf_fini(&url);
+    }
     if (o && !db_col_null(s, 1)) json_object_set_new(o, "status_message", json_string(db_col_text(s, 1)));
     if (!o) err_set(e, ERR_NO_MEMORY, "out of memory");
   } else if (rc == DB_DONE) {

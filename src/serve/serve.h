@@ -258,6 +258,15 @@ struct serve_model *serve_model_get(struct serve *s, const char *project_id, con
                                     const char *version, bool load, const struct serve_model_settings *st,
                                     struct err *e);
 void serve_model_unref(struct serve_model *m);
+/* Runs w->cb(w->ctx) once, from the loader thread, when m leaves LOADING
+ * (ready, failed or unloaded); answers false without calling it when m has
+ * left LOADING already. w is the caller's storage until then. */
+struct serve_waiter {
+  void (*cb)(void *ctx);
+  void *ctx;
+  struct serve_waiter *next;
+};
+bool serve_model_when_ready(struct serve_model *m, struct serve_waiter *w);
 /* Blocks until the model is READY or failed (not for I/O threads: the CLI
  * and explicit load route run it on a worker), up to timeout_ms. */
 int serve_model_wait_ready(struct serve_model *m, int64_t timeout_ms, struct err *e);
@@ -274,6 +283,11 @@ const struct serve_signature *serve_model_signature(const struct serve_model *m)
  * "loaded_at","last_used_at","requests","queue_depth","settings"} of every
  * cached model of the project (NULL: all projects). */
 json_t *serve_models_json(struct serve *s, const char *project_id);
+/* One cached model as serve_models_json lists it. */
+json_t *serve_model_json(struct serve_model *m);
+/* Counts one answered request of m (code ERR_OK or the error) and its
+ * latency; also marks the model used. */
+void serve_observe_request(struct serve_model *m, enum err_code code, double seconds);
 /* Every cached model READY (V2 server readiness). */
 bool serve_all_ready(struct serve *s);
 
@@ -309,5 +323,13 @@ void serve_job_fini(struct serve_job *j);
 
 /* Metrics families (registered at serve_open). */
 void serve_metrics_init(void);
+/* GPU gauges (nvml.c), once per process: when libnvidia-ml.so.1 loads
+ * (dlopen; KILN_NVML_LIBRARY overrides the name) and NVML sees GPUs,
+ * registers kiln_gpu_count and, labelled gpu="<index>",
+ * kiln_gpu_utilization_ratio, kiln_gpu_memory_used_bytes,
+ * kiln_gpu_memory_total_bytes and kiln_gpu_temperature_celsius, read from
+ * NVML at each scrape. Returns the number of GPUs; 0 (nothing registered,
+ * nothing logged above debug) when the library is absent. */
+int serve_nvml_init(void);
 
 #endif

@@ -112,7 +112,10 @@ def test_every_format_lands_ready(server, c, models, fname, fmt, framework):
     mv = upload(c, name, data, filename=fname, sha256=sha(data), description="card", tag="team=ml")["model_version"]
     assert (mv["status"], mv["format"], mv["framework"]) == ("READY", fmt, framework)
     assert mv["sha256"] == sha(data) and mv["size"] == len(data) and mv["stored"] and not mv["unsafe"]
-    assert mv["version"] == "1" and mv["prediction_url"] is None and mv["name"] == name
+    assert mv["version"] == "1" and mv["name"] == name
+    # the formats the serving runtime runs get their prediction endpoint at once
+    served = fmt in ("onnx", "xgboost-json", "xgboost-ubj", "xgboost-binary", "pickle", "joblib", "torchscript")
+    assert mv["prediction_url"] == (f"/api/v1/models/{name}/versions/1/predict" if served else None)
     assert mv["source"] == "kiln-upload:" + sha(data)
     assert mv["scan"]["format"] == fmt and mv["scan"]["sha256"] == sha(data)
     # MLflow's objects stay MLflow-shaped; the registry sees the version

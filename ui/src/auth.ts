@@ -7,6 +7,7 @@
 // cookie, but cannot read kiln_csrf to echo it). Nothing secret is kept in
 // JavaScript-reachable storage.
 import { useEffect, useState } from "preact/hooks";
+import type { RawResponse } from "./api";
 import { ApiError, request, toApiError } from "./api";
 import { navigate } from "./router";
 
@@ -133,6 +134,33 @@ export async function authJSON<T>(
   }
   if (!r.ok) throw toApiError(path, r);
   return r.body as T;
+}
+
+/**
+ * Like authJSON, but answers the whole response (status, body, headers) for
+ * pages that read headers or show an error next to a form themselves; only
+ * a network failure throws.
+ */
+export async function authRequest(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<RawResponse> {
+  if (!state.session) {
+    toLogin();
+    throw new ApiError(401, "UNAUTHENTICATED", "Sign in to continue.", path);
+  }
+  const init = jsonInit(method, body);
+  if (signal) init.signal = signal;
+  if (headers) init.headers = { ...headers, ...(init.headers as Record<string, string>) };
+  const r = await request(path, init);
+  if (r.status === 401) {
+    clearSession();
+    toLogin();
+  }
+  return r;
 }
 
 /** Loads the signed-in user (whoami) into the auth state. */

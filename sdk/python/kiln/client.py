@@ -199,6 +199,8 @@ class Client:
         # header to whatever host a redirect names, and Kiln's API never
         # redirects, so a 3xx surfaces as a KilnError instead.
         self._opener = urllib.request.build_opener(_NoRedirect())
+        # (model, version) -> (when read, input names) for binary predictions
+        self._input_cache: Dict[Tuple[str, Optional[str]], Tuple[float, List[str]]] = {}
 
     def __repr__(self) -> str:
         if self._session:
@@ -1102,6 +1104,162 @@ class Client:
             "GET", f"/api/v1/models/{_quote(name)}/versions/{_quote(str(version))}/scan"), "model_version")
 
     # ------------------------------------------------------------------
+    # Serving: predictions, the loaded models, model metadata
+    # ------------------------------------------------------------------
+
+    #: How long :meth:`predict` trusts the input names it read from a model's
+    #: V2 metadata (binary requests only).
+    _METADATA_TTL_S = 10.0
+
+    @staticmethod
+    def _serving_version(version: Union[str, int, None]) -> str:
+        return "latest" if version is None or str(version) == "" else str(version)
+
+    def predict(self, model: str, data: Any, version: Union[str, int, None] = None, proba: bool = False,
+                output_margin: bool = False, binary: Optional[bool] = None) -> Any:
+        """Predictions of a registered model version (loaded on first use).
+
+        Args:
+            model: The registered model's name (in the selected project).
+            data: The rows to score, as any of
+                - a list of rows (``[[5.1, 3.5, 1.4, 0.2], ...]``; sent as
+                  MLflow ``instances``),
+                - a dict of columns (``{"age": [31, 45], "income": [...]}``;
+                  ``dataframe_split``), or a dict of one row's values,
+                - a list of dicts, one per row (``dataframe_records``),
+                - a numpy array whose first dimension is the rows (or a dict
+                  ``{input_name: array}`` for models with several inputs),
+                - a pandas DataFrame (its column names are used).
+                ``NaN`` is sent as missing (``null``), which XGBoost models
+                read as a missing value.
+            version: A version number, ``"latest"`` (the newest READY
+                version; the default) or an alias such as ``"champion"``.
+            proba: Class probabilities instead of labels (classifiers).
+            output_margin: Raw scores before the link function (XGBoost).
+            binary: Use the KServe V2 binary tensor extension. ``None`` (the
+                default) uses it for numeric numpy input of more than
+                ``serving.BINARY_MIN_ELEMENTS`` (1,000) elements; ``True``
+                forces it (numeric numpy input only); ``False`` never.
+
+        Returns:
+            The JSON path returns the ``predictions`` list: one entry per row
+            (a number, a list of probabilities, ...), or one ``{output: value}``
+            object per row for models with several outputs. The binary path
+            returns numpy arrays: the output's array (rows first) for a model
+            with one output, else a dict ``{output_name: array}``; ``BYTES``
+            outputs are object arrays of ``bytes``.
+
+        Raises:
+            BadRequest: the input does not fit the model's signature; the
+                message names the input or column at fault and what was
+                expected (``INVALID_PARAMETER_VALUE``).
+            NotFound: no such model or version (``RESOURCE_DOES_NOT_EXIST``).
+            ServerError: 503 ``TEMPORARILY_UNAVAILABLE`` when the model's queue
+                is full (retry after ``Retry-After`` seconds), 504
+                ``DEADLINE_EXCEEDED`` when the prediction took too long.
+        """
+        from . import serving
+
+        if not model:
+            raise ValueError("model must name a registered model")
+        use_binary = binary
+        if use_binary is None:
+            use_binary = serving.numeric_numpy(data) and serving.numpy_elements(data) > serving.BINARY_MIN_ELEMENTS
+        elif use_binary and not serving.numeric_numpy(data):
+            raise ValueError("binary=True needs a numeric numpy array (or a dict of them)")
+        if use_binary:
+            return self._infer_binary(model, data, version, proba, output_margin)
+        body = serving.mlflow_payload(data, proba, output_margin)
+        path = (f"/api/v1/models/{_quote(model)}/versions/{_quote(self._serving_version(version))}/predict")
+        answer = self._request_dict("POST", path, json=body)
+        if "predictions" not in answer:
+            raise KilnError("INVALID_RESPONSE", f"POST {path} answered no predictions")
+        return answer["predictions"]
+
+    def _v2_path(self, model: str, version: Union[str, int, None]) -> str:
+        path = f"/v2/models/{_quote(model)}"
+        if version is not None and str(version) not in ("", "latest"):
+            path += f"/versions/{_quote(str(version))}"
+        return path
+
+    def _input_names(self, model: str, version: Union[str, int, None]) -> List[str]:
+        """The model's input names from its V2 metadata, kept a few seconds
+        (a loop of binary predictions asks once)."""
+        key = (model, None if version is None else str(version))
+        cache = self._input_cache
+        hit = cache.get(key)
+        now = self._clock()
+        if hit is not None and now - hit[0] < self._METADATA_TTL_S:
+            return hit[1]
+        meta = self.model_metadata(model, version)
+        names = [str(i.get("name")) for i in meta.get("inputs") or [] if isinstance(i, dict)]
+        if not names:
+            raise KilnError("INVALID_RESPONSE", f"the metadata of {model} lists no inputs")
+        cache[key] = (now, names)
+        return names
+
+    def _infer_binary(self, model: str, data: Any, version: Union[str, int, None], proba: bool,
+                      output_margin: bool) -> Any:
+        from . import serving
+
+        if isinstance(data, Mapping):
+            inputs = [(str(k), v) for k, v in data.items()]
+        else:
+            names = self._input_names(model, version)
+            if len(names) != 1:
+                raise ValueError(f"{model} takes {len(names)} inputs ({', '.join(names)}); "
+                                 "pass a dict {input_name: array}")
+            inputs = [(names[0], data)]
+        body, header_length = serving.encode_binary(inputs, proba, output_margin)
+        headers = {"Content-Type": "application/octet-stream",
+                   "Inference-Header-Content-Length": str(header_length),
+                   "Accept": "application/octet-stream, application/json"}
+        got: Dict[str, str] = {}
+        raw = self._request("POST", self._v2_path(model, version) + "/infer", data=body, headers=headers, raw=True,
+                            response_headers=got)
+        length = got.get("inference-header-content-length")
+        try:
+            _, arrays = serving.decode_v2(raw, int(length) if length is not None else None)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise KilnError("INVALID_RESPONSE", f"the inference answer of {model} is malformed: {err}") from None
+        if len(arrays) == 1:
+            return next(iter(arrays.values()))
+        return arrays
+
+    def model_metadata(self, model: str, version: Union[str, int, None] = None) -> Dict[str, Any]:
+        """``GET /v2/models/{model}[/versions/{version}]``: the model's V2
+        metadata — ``name``, ``versions``, ``platform`` (the backend),
+        ``inputs`` and ``outputs`` (``{"name", "datatype", "shape"}``, -1 for
+        a variable dimension) and Kiln's ``columns`` (feature names) and
+        ``classes`` (class labels) when the model has them. Without a version,
+        the latest READY one answers."""
+        return self._request_dict("GET", self._v2_path(model, version))
+
+    def serving_models(self) -> List[Dict[str, Any]]:
+        """``GET /api/v1/serving/models``: the models loaded for the selected
+        project, each ``{"name", "version", "format", "backend", "state"
+        (LOADING, READY, FAILED, DEGRADED or UNLOADING), "reason"?,
+        "memory_bytes", "loaded_at", "last_used_at", "requests", "errors",
+        "queue_depth", "settings", "signature"}``."""
+        return self._list("GET", "/api/v1/serving/models", "models")
+
+    def load_model(self, model: str, version: Union[str, int, None] = None, **settings: int) -> Dict[str, Any]:
+        """Load a version now (it otherwise loads on its first prediction) and
+        wait until it is READY; returns the loaded model as
+        :meth:`serving_models` lists it. ``settings`` (integers):
+        ``max_batch_size`` (rows per batch), ``max_queue_delay_us`` (how long
+        a batch waits to fill), ``queue_capacity`` (queued requests before
+        503), ``instances`` (parallel executors), ``priority_levels``. New
+        settings reload a loaded version; the server refuses unknown ones
+        (``BadRequest``)."""
+        path = f"/api/v1/models/{_quote(model)}/versions/{_quote(self._serving_version(version))}/load"
+        return self._request_dict("POST", path, json=dict(settings))
+
+    def unload_model(self, model: str, version: Union[str, int]) -> None:
+        """Drop a loaded version from memory (its next prediction loads it again)."""
+        self._request("POST", f"/api/v1/models/{_quote(model)}/versions/{_quote(str(version))}/unload")
+
+    # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
 
@@ -1252,6 +1410,7 @@ class Client:
         data: Optional[bytes] = None,
         headers: Optional[Mapping[str, str]] = None,
         raw: bool = False,
+        response_headers: Optional[Dict[str, str]] = None,
         _auth: bool = True,
         _retry_auth: bool = True,
     ) -> Any:
@@ -1269,6 +1428,8 @@ class Client:
                 ``Content-Type`` through ``headers``.
             headers: Extra request headers.
             raw: Return the body as ``bytes`` instead of decoding JSON.
+            response_headers: A dict that gets the answer's headers (names
+                in lower case) when the request succeeds.
 
         With a password sign-in, the access token is fetched or renewed before
         the request when needed, and after a 401 answer it is renewed once and
@@ -1299,13 +1460,13 @@ class Client:
         url = self._url_for(path, params)
         caller_auth = any(k.lower() == "authorization" for k in send_headers)
         if not _auth or caller_auth:
-            return self._send(method, path, url, body, send_headers, raw)
+            return self._send(method, path, url, body, send_headers, raw, response_headers)
 
         bearer, generation = self._credential()
         if bearer:
             send_headers["Authorization"] = f"Bearer {bearer}"
         try:
-            return self._send(method, path, url, body, send_headers, raw)
+            return self._send(method, path, url, body, send_headers, raw, response_headers)
         except Unauthenticated:
             if not _retry_auth or not self._after_401(generation):
                 raise
@@ -1314,7 +1475,7 @@ class Client:
             send_headers["Authorization"] = f"Bearer {bearer}"
         else:
             send_headers.pop("Authorization", None)
-        return self._send(method, path, url, body, send_headers, raw)
+        return self._send(method, path, url, body, send_headers, raw, response_headers)
 
     def _send(
         self,
@@ -1324,6 +1485,7 @@ class Client:
         body: Optional[bytes],
         send_headers: Dict[str, str],
         raw: bool,
+        response_headers: Optional[Dict[str, str]] = None,
     ) -> Any:
         req = urllib.request.Request(url, data=body, headers=send_headers, method=method.upper())
         try:
@@ -1347,6 +1509,8 @@ class Client:
         except (OSError, http.client.HTTPException) as err:
             raise ConnectionFailed(f"connection to {self.url} failed: {_describe(err)}") from err
 
+        if response_headers is not None:
+            response_headers.update((k.lower(), v) for k, v in resp_headers.items())
         if raw:
             return payload
         if not payload.strip():

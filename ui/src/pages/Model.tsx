@@ -3,6 +3,8 @@
 // version to a stage (optionally archiving the stage's other versions), point
 // or remove aliases, edit the description and delete the model; viewers see
 // the same without the controls, and the server refuses the calls anyway.
+// Each version has a "Try it" panel (components/TryIt) that sends it a
+// prediction; /models/NAME?version=V opens it directly.
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { Badge, ErrorPanel, InlineError, Modal } from "../components/ui";
 import { formatShort } from "../format";
@@ -10,6 +12,7 @@ import { useProject } from "../project";
 import { linkClick, navigate } from "../router";
 import { ApiError } from "../api";
 import { LineageGraph } from "../components/LineageGraph";
+import { TryIt } from "../components/TryIt";
 import { Markdown } from "../components/Markdown";
 import { useAuth } from "../auth";
 import type { Lineage, ModelVersion, RegisteredModel, UploadedVersion, VersionComment } from "../registry";
@@ -37,6 +40,12 @@ interface ChangeAsk {
   stage?: string;
   alias?: string;
   archive_existing_versions?: boolean;
+}
+
+/** ?version=N opens that version's "Try it" panel (links from the Serving page). */
+function versionFromQuery(): string | null {
+  const v = new URLSearchParams(window.location.search).get("version");
+  return v && v.trim() ? v.trim() : null;
 }
 
 function modelNameFromPath(): string {
@@ -136,6 +145,7 @@ export function Model() {
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [picked, setPicked] = useState<string[]>([]); /* versions to compare */
   const [scan, setScan] = useState<UploadedVersion | null>(null);
+  const [tryVersion, setTryVersion] = useState<string | null>(versionFromQuery);
   const [graph, setGraph] = useState<{ version: string; g: Lineage } | null>(null);
   const [thread, setThread] = useState<{ version: string; items: VersionComment[] } | null>(null);
   const [draft, setDraft] = useState("");
@@ -163,6 +173,14 @@ export function Model() {
     setVersions(null);
     void load();
   }, [load]);
+
+  useEffect(() => {
+    setTryVersion(versionFromQuery());
+  }, [name]);
+
+  useEffect(() => {
+    if (tryVersion && versions) document.querySelector('[data-testid="tryit"]')?.scrollIntoView({ block: "nearest" });
+  }, [tryVersion, versions !== null]);
 
   const act = async (fn: () => Promise<unknown>, change?: ChangeAsk) => {
     setActionError(null);
@@ -406,6 +424,15 @@ export function Model() {
                     <button
                       type="button"
                       class="btn btn-small btn-ghost"
+                      data-testid="version-tryit"
+                      title="Send a prediction to this version"
+                      onClick={() => setTryVersion(v.version)}
+                    >
+                      Try it
+                    </button>
+                    <button
+                      type="button"
+                      class="btn btn-small btn-ghost"
                       data-testid="version-comments"
                       onClick={() => void act(async () => setThread({ version: v.version, items: await listComments(pid!, name, v.version) }))}
                     >
@@ -482,6 +509,16 @@ export function Model() {
         )}
         {versions === null && loadError === null && <p class="empty">Loading…</p>}
       </div>
+      {tryVersion && pid && (
+        <TryIt
+          key={`${pid}:${name}:${tryVersion}`}
+          pid={pid}
+          projectName={pv.current?.name ?? pid}
+          name={name}
+          version={tryVersion}
+          onClose={() => setTryVersion(null)}
+        />
+      )}
       {thread && (
         <section class="card" aria-label="Comments" data-testid="comments" data-version={thread.version}>
           <h2 class="card-title">Comments · v{thread.version}</h2>

@@ -16,6 +16,7 @@ import { Models } from "./Models";
 import { Overview } from "./Overview";
 import { Run } from "./Run";
 import { Runs } from "./Runs";
+import { Serving } from "./Serving";
 import { UploadModel } from "./UploadModel";
 
 export interface PageDef {
@@ -86,6 +87,7 @@ export const pages: PageDef[] = [
     match: (p) => /^\/models\/.+$/.test(p),
     component: Model,
   },
+  { id: "serving", title: "Serving", path: "/serving", access: "user", component: Serving },
   { id: "approvals", title: "Approvals", path: "/approvals", access: "user", component: Approvals },
   { id: "members", title: "Members", path: "/members", access: "user", component: Members },
   {
