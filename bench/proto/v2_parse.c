@@ -57,6 +57,53 @@ static double bench_parse(const char *body, size_t len, size_t hl, int iters) {
   return us;
 }
 
+/* {"inputs": [[10 numbers], ...]}: the MLflow body the serving benchmark sends */
+static void bench_mlflow(int rows, int iters) {
+  struct buf b;
+  buf_init(&b);
+  buf_puts(&b, "{\"inputs\":[");
+  unsigned s = 777;
+  for (int r = 0; r < rows; r++) {
+    buf_puts(&b, r ? ",[" : "[");
+    for (int c = 0; c < 10; c++) {
+      s = s * 1103515245u + 12345u;
+      char t[SERVE_NUM_TEXT];
+      serve_fmt_f32(t, (float)(((double)(s >> 8) / 16777216.0 - 0.5) * 0.2));
+      buf_printf(&b, "%s%s", c ? "," : "", t);
+    }
+    buf_puts(&b, "]");
+  }
+  buf_puts(&b, "]}");
+  struct serve_tensor_spec in = {"input", SERVE_FP32, 2, {-1, 10}}, outspec = {"y", SERVE_FP32, 1, {-1}};
+  struct serve_signature sig = {1, 1, &in, &outspec, 0, NULL, NULL, true, false};
+  struct arena a;
+  arena_init(&a, 64 * 1024, 0);
+  struct serve_request rq;
+  struct err e;
+  double t0 = now_s();
+  for (int i = 0; i < iters; i++) {
+    if (serve_mlflow_parse_body(b.data, b.len, &sig, &a, &rq, &e)) {
+      fprintf(stderr, "mlflow: %s\n", e.msg);
+      exit(1);
+    }
+    arena_reset(&a);
+  }
+  double fast = (now_s() - t0) / iters * 1e6;
+  int slow_iters = iters / 4 + 1;
+  t0 = now_s();
+  for (int i = 0; i < slow_iters; i++) {
+    json_t *j = json_parse(b.data, b.len, &e);
+    serve_mlflow_parse_request(j, &sig, &a, &rq, &e);
+    json_decref(j);
+    arena_reset(&a);
+  }
+  double slow = (now_s() - t0) / slow_iters * 1e6;
+  printf("MLflow {\"inputs\": %dx10} (%zu bytes): body fast path %.2f us, json_parse + tree %.2f us\n", rows, b.len,
+         fast, slow);
+  arena_fini(&a);
+  buf_fini(&b);
+}
+
 int main(int argc, char **argv) {
   int iters = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 20000;
   static const int shapes[][2] = {{1, 10}, {32, 10}};
@@ -136,5 +183,7 @@ int main(int argc, char **argv) {
     free(body);
     free(nb);
   }
+  bench_mlflow(1, iters);
+  bench_mlflow(32, iters);
   return 0;
 }

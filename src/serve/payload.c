@@ -503,9 +503,10 @@ static int parse_params(json_t *params, struct serve_request *rq, struct err *e)
   return 0;
 }
 
-int serve_mlflow_parse_request(const json_t *body, const struct serve_signature *sig, struct arena *a,
-                               struct serve_request *out, struct err *e) {
-  memset(out, 0, sizeof *out);
+/* What both entry points check first: an object with exactly one of the
+ * four formats (and "params"), against a model that names its inputs. */
+static int envelope(const json_t *body, const struct serve_signature *sig, struct serve_request *out,
+                    const char **fmt_out, json_t **payload_out, struct err *e) {
   if (!json_is_object(body))
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the request must be a JSON object with one of " FORMAT_LIST);
   if (!sig || sig->ninputs <= 0 || !sig->inputs)
@@ -528,6 +529,18 @@ int serve_mlflow_parse_request(const json_t *body, const struct serve_signature 
   if (!fmt) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the request needs one of " FORMAT_LIST);
   json_t *params = json_object_get(body, "params");
   int rc = params ? parse_params(params, out, e) : 0;
+  if (rc) return rc;
+  *fmt_out = fmt;
+  *payload_out = payload;
+  return 0;
+}
+
+int serve_mlflow_parse_request(const json_t *body, const struct serve_signature *sig, struct arena *a,
+                               struct serve_request *out, struct err *e) {
+  memset(out, 0, sizeof *out);
+  const char *fmt;
+  json_t *payload;
+  int rc = envelope(body, sig, out, &fmt, &payload, e);
   if (rc) return rc;
 
   const char **names = arena_alloc(a, (size_t)sig->ninputs * sizeof *names);
@@ -582,6 +595,119 @@ int serve_mlflow_parse_request(const json_t *body, const struct serve_signature 
     return rc;
   }
   return 0;
+}
+
+/* ---- the same from the body's text ------------------------------------------------
+ * The common payloads are a matrix of numbers ({"inputs": [[...], ...]},
+ * "instances", dataframe_split's "data"): those are read by the numeric
+ * pre-pass (scan.c) instead of jansson. Only what maps plainly is taken
+ * that way (one input, a regular nest, every value converting); anything
+ * else, errors included, goes the jansson way so that every message is the
+ * one serve_mlflow_parse_request gives. */
+static const char *const mlf_keys[] = {"instances", "inputs", "dataframe_split", "data"};
+static int mlf_match(const struct serve_lex_frame *st, int depth) {
+  if (st[0].kind != '{') return -1;
+  if (depth == 1) return st[0].key == 0 ? 0 : st[0].key == 1 ? 1 : -1;
+  if (depth == 2 && st[0].key == 2 && st[1].kind == '{' && st[1].key == 3) return 2;
+  return -1;
+}
+
+#define NOT_TAKEN 1
+
+/* dataframe_split's columns as a map onto the signature's, or NULL (with
+ * *ok false when the slow path must judge them). */
+static int *split_map(const struct serve_signature *sig, json_t *cols, struct arena *a, bool *ok) {
+  *ok = false;
+  if (!json_is_array(cols) || json_array_size(cols) != (size_t)sig->ncolumns) return NULL;
+  int *map = arena_alloc(a, (size_t)sig->ncolumns * sizeof *map);
+  bool *seen = arena_zalloc(a, (size_t)sig->ncolumns);
+  if (!map || !seen) return NULL;
+  for (int j = 0; j < sig->ncolumns; j++) {
+    json_t *name = json_array_get(cols, (size_t)j);
+    int k = json_is_string(name) ? col_index(sig, json_string_value(name), j) : -1;
+    if (k < 0 || seen[k]) return NULL;
+    seen[k] = true;
+    map[j] = k;
+  }
+  *ok = true;
+  return map;
+}
+
+static int fast_map(json_t *root, const char *body, const struct serve_signature *sig, const struct serve_fast *f,
+                    struct arena *a, struct serve_request *out, struct err *e) {
+  const char *fmt;
+  json_t *payload;
+  int rc = envelope(root, sig, out, &fmt, &payload, e);
+  if (rc) return rc; /* the jansson way would say the same */
+  int slot = strcmp(fmt, "instances") == 0 ? 0 : strcmp(fmt, "inputs") == 0 ? 1 : strcmp(fmt, "dataframe_split") == 0 ? 2 : -1;
+  const struct serve_tensor_spec *in0 = &sig->inputs[0];
+  if (slot < 0 || !f->span[slot].set || sig->ninputs != 1 || in0->dtype == SERVE_BOOL || in0->dtype == SERVE_BYTES)
+    return NOT_TAKEN;
+  const struct serve_span *sp = &f->span[slot];
+  bool table = sig->columns && sig->ncolumns > 0;
+  int *map = NULL;
+  if (slot == 2) {
+    if (!json_is_object(payload)) return NOT_TAKEN;
+    json_t *cols = json_object_get(payload, "columns");
+    if (cols && table) {
+      bool ok;
+      map = split_map(sig, cols, a, &ok);
+      if (!ok) return NOT_TAKEN;
+    } else if (cols) { /* columns naming the input feed it per row: not a matrix */
+      if (!json_is_array(cols)) return NOT_TAKEN;
+      bool named = json_array_size(cols) > 0;
+      for (size_t j = 0; j < json_array_size(cols); j++) {
+        json_t *nm = json_array_get(cols, j);
+        if (!json_is_string(nm)) return NOT_TAKEN;
+        named &= strcmp(json_string_value(nm), in0->name) == 0;
+      }
+      if (named) return NOT_TAKEN;
+    }
+  }
+  struct serve_tensor t;
+  memset(&t, 0, sizeof t);
+  str_copy(t.name, sizeof t.name, in0->name);
+  t.dtype = in0->dtype;
+  if (!serve_span_shape(sp, t.shape, &t.ndim)) return NOT_TAKEN;
+  if (table) {
+    if (t.ndim != 2 || t.shape[1] != sig->ncolumns) return NOT_TAKEN;
+  } else {
+    fit_rank(&t, in0);
+  }
+  if (serve_span_convert(&t, f, slot, body, map, a, e)) return NOT_TAKEN;
+  if (table && in0->ndim == 1 && sig->ncolumns == 1) t.ndim = 1; /* as table_end */
+  out->inputs = arena_alloc(a, sizeof *out->inputs);
+  if (!out->inputs) return no_mem(e);
+  out->inputs[0] = t;
+  out->ninputs = 1;
+  return 0;
+}
+
+int serve_mlflow_parse_body(const char *body, size_t len, const struct serve_signature *sig, struct arena *a,
+                            struct serve_request *out, struct err *e) {
+  struct err spare;
+  if (!e) e = &spare;
+  memset(out, 0, sizeof *out);
+  if (!body) len = 0;
+  struct serve_fast f;
+  serve_fast_init(&f);
+  int rc;
+  json_t *root = serve_fast_parse(body, len, mlf_keys, 4, mlf_match, &f, serve_v2_fast_numbers, a, e);
+  if (!root) {
+    rc = -(int)e->code;
+  } else {
+    rc = f.nset ? fast_map(root, body, sig, &f, a, out, e) : NOT_TAKEN;
+    if (rc == NOT_TAKEN && f.nset) { /* the tree has "[]" where the numbers were: read the body itself */
+      json_decref(root);
+      root = json_parse(body, len, e);
+      if (!root) rc = -(int)e->code;
+    }
+    if (rc == NOT_TAKEN) rc = serve_mlflow_parse_request(root, sig, a, out, e);
+    json_decref(root);
+  }
+  serve_fast_fini(&f);
+  if (rc) memset(out, 0, sizeof *out);
+  return rc;
 }
 
 /* ---- the response -------------------------------------------------------------------- */

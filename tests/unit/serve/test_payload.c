@@ -10,7 +10,10 @@
 
 static struct arena A;
 static void setup(void) { arena_init(&A, 4096, 0); }
-static void teardown(void) { arena_fini(&A); }
+static void teardown(void) {
+  arena_fini(&A);
+  serve_v2_fast_numbers = true;
+}
 TestSuite(serve_payload, .init = setup, .fini = teardown);
 
 static struct serve_tensor_spec one_out[] = {{"y", SERVE_FP32, 1, {-1}}};
@@ -24,6 +27,21 @@ static struct serve_signature mlp = {1, 1, mlp_in, one_out, 0, NULL, NULL, true,
 static struct serve_tensor_spec multi_in[] = {{"a", SERVE_FP32, 2, {-1, 2}}, {"b", SERVE_INT64, 1, {-1}}};
 static struct serve_signature multi = {2, 1, multi_in, one_out, 0, NULL, NULL, true, false};
 
+static bool same_inputs(const struct serve_request *a, const struct serve_request *b) {
+  if (a->ninputs != b->ninputs || a->popts.proba != b->popts.proba || a->popts.margin != b->popts.margin) return false;
+  for (int i = 0; i < a->ninputs; i++) {
+    const struct serve_tensor *x = &a->inputs[i], *y = &b->inputs[i];
+    if (strcmp(x->name, y->name) || x->dtype != y->dtype || x->ndim != y->ndim || x->nbytes != y->nbytes) return false;
+    for (int d = 0; d < x->ndim; d++)
+      if (x->shape[d] != y->shape[d]) return false;
+    if (x->nbytes && memcmp(x->data, y->data, x->nbytes)) return false;
+  }
+  return true;
+}
+
+/* Parses body three ways — the jansson tree, the body's text with the
+ * numeric fast path, and without it — which must agree to the byte and the
+ * message; returns the first. */
 static int mlf(const struct serve_signature *sig, const char *body, struct serve_request *rq, struct err *e) {
   json_error_t je;
   json_t *v = json_loads(body, 0, &je);
@@ -31,6 +49,17 @@ static int mlf(const struct serve_signature *sig, const char *body, struct serve
   memset(e, 0, sizeof *e);
   int rc = serve_mlflow_parse_request(v, sig, &A, rq, e);
   json_decref(v);
+  for (int fast = 0; fast < 2; fast++) {
+    struct serve_request rb;
+    struct err eb;
+    memset(&eb, 0, sizeof eb);
+    serve_v2_fast_numbers = fast;
+    int rcb = serve_mlflow_parse_body(body, strlen(body), sig, &A, &rb, &eb);
+    serve_v2_fast_numbers = true;
+    cr_assert_eq(rcb, rc, "%s (fast %d): %d (%s) vs %d (%s)", body, fast, rcb, eb.msg, rc, e->msg);
+    if (rc) cr_assert_str_eq(eb.msg, e->msg, "%s (fast %d)", body, fast);
+    else cr_assert(same_inputs(rq, &rb), "%s (fast %d): the tensors differ", body, fast);
+  }
   return rc;
 }
 
@@ -76,6 +105,41 @@ Test(serve_payload, every_format_maps_columns_by_name) {
     cr_assert_eq(serve_validate(&table, &rq, &A, 0, &rows, &e), 0, "%s", e.msg);
     cr_assert_eq(rows, 2);
   }
+}
+
+Test(serve_payload, number_matrices_skip_jansson) {
+  /* the bodies the fast path takes, with what it must make of them */
+  struct serve_request rq;
+  struct err e;
+  const char *big = "{\"inputs\":[[0.038075906433423026,0.05068011873981862,0.061696206518688734,0.0218723855140367,"
+                    "-0.04422349842444599,-0.03482076283769895,-0.04340084565202491,-0.002592261998183278,"
+                    "0.019907486170462722,-0.01764612515980379]]}";
+  struct serve_tensor_spec diab[] = {{"input", SERVE_FP32, 2, {-1, 10}}};
+  struct serve_signature s_diab = {1, 1, diab, one_out, 0, NULL, NULL, true, false};
+  cr_assert_eq(mlf(&s_diab, big, &rq, &e), 0, "%s", e.msg);
+  cr_assert(rq.inputs[0].shape[0] == 1 && rq.inputs[0].shape[1] == 10);
+  cr_assert_eq(((float *)rq.inputs[0].data)[0], (float)0.038075906433423026);
+  cr_assert_eq(((float *)rq.inputs[0].data)[9], (float)-0.01764612515980379);
+  /* a table whose split columns come in another order */
+  cr_assert_eq(mlf(&table, "{\"dataframe_split\":{\"columns\":[\"bmi\",\"age\",\"sex\"],\"data\":[[22.5,50,1],[30,40,0]]}}", &rq, &e),
+               0, "%s", e.msg);
+  expect_f64(&rq.inputs[0], 2, 3, two_rows, 6);
+  /* and the ones it leaves to jansson, which must still answer the same */
+  static const char *left[] = {
+      "{\"inputs\":[[50,1,22.5],[40,0]]}",                           /* ragged */
+      "{\"inputs\":[[50,1,22.5],[40,0,null]]}",                      /* null is NaN */
+      "{\"instances\":[[50,1,2.5],[1,2,3]],\"instances\":[[1,2,3]]}", /* repeated key: the last */
+      "{\"dataframe_split\":{\"columns\":[\"bmi\",\"age\",\"bmi\"],\"data\":[[1,2,3]]}}",
+      "{\"inputs\":[]}",
+  };
+  for (size_t i = 0; i < sizeof left / sizeof *left; i++) mlf(&table, left[i], &rq, &e);
+  /* past a double: jansson's refusal, as the tree parser's caller would get */
+  const char *huge = "{\"instances\":[[50,1,2.5e400]]}";
+  cr_assert_eq(serve_mlflow_parse_body(huge, strlen(huge), &table, &A, &rq, &e), -ERR_MALFORMED_JSON);
+  cr_assert(strstr(e.msg, "real number overflow"), "%s", e.msg);
+  cr_assert_eq(serve_mlflow_parse_body("", 0, &table, &A, &rq, &e), -ERR_MALFORMED_JSON);
+  cr_assert_eq(mlf(&int_table, "{\"inputs\":[[1,2,3.5]]}", &rq, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_str_eq(e.msg, "input 'X' row 0 column 'bmi': 3.5 is not a whole number, which INT64 needs");
 }
 
 Test(serve_payload, params_set_the_predict_options) {
