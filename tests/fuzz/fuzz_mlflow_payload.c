@@ -4,6 +4,10 @@
  * tensor input, two named inputs, a BYTES input); then serve_validate and
  * serve_mlflow_encode_response with the tensors as outputs.
  *
+ * The same bytes also go through serve_mlflow_parse_body, with the numeric
+ * fast path and without: all three must agree (result, message, tensors
+ * byte for byte) wherever jansson can read the body.
+ *
  * Invariants: a refusal is INVALID_PARAMETER_VALUE with a message; an
  * accepted payload gives the signature's inputs in its order, each in the
  * signature's dtype, its bytes exactly what shape and dtype say; a table's
@@ -55,17 +59,57 @@ static void check_tensor(const struct serve_tensor *t, const struct serve_tensor
   (void)sum;
 }
 
+static bool same_inputs(const struct serve_request *a, const struct serve_request *b) {
+  if (a->ninputs != b->ninputs || a->popts.proba != b->popts.proba || a->popts.margin != b->popts.margin) return false;
+  for (int i = 0; i < a->ninputs; i++) {
+    const struct serve_tensor *x = &a->inputs[i], *y = &b->inputs[i];
+    if (strcmp(x->name, y->name) || x->dtype != y->dtype || x->ndim != y->ndim || x->nbytes != y->nbytes) return false;
+    for (int d = 0; d < x->ndim; d++)
+      if (x->shape[d] != y->shape[d]) return false;
+    if (x->nbytes && memcmp(x->data, y->data, x->nbytes)) return false;
+  }
+  return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   const struct serve_signature *sig = &sigs[data[0] % (sizeof sigs / sizeof *sigs)];
-  struct err e;
-  json_t *body = json_parse((const char *)data + 1, size - 1, &e);
-  if (!body) return 0;
+  const char *text = (const char *)data + 1;
+  size_t tlen = size - 1;
   struct arena a;
   arena_init(&a, 4096, 0);
+  struct err e, eb[2];
+  struct serve_request rb[2];
+  int rcb[2];
+  for (int fast = 0; fast < 2; fast++) {
+    memset(&eb[fast], 0, sizeof eb[fast]);
+    serve_v2_fast_numbers = fast;
+    rcb[fast] = serve_mlflow_parse_body(text, tlen, sig, &a, &rb[fast], &eb[fast]);
+    CHECK(rcb[fast] == 0 || rcb[fast] == -(int)eb[fast].code, "rc %d, code %d", rcb[fast], (int)eb[fast].code);
+    CHECK(rcb[fast] == 0 || eb[fast].code == ERR_INVALID_PARAMETER_VALUE || eb[fast].code == ERR_MALFORMED_JSON,
+          "body refused with %s: %s", err_code_str(eb[fast].code), esc(eb[fast].msg));
+  }
+  serve_v2_fast_numbers = true;
+  json_t *body = json_parse(text, tlen, &e);
+  if (!body) {
+    /* jansson refuses it: so does the body path without the fast path; with
+     * it, only numbers jansson cannot hold may read differently */
+    CHECK(rcb[0] == -ERR_MALFORMED_JSON && strcmp(eb[0].msg, e.msg) == 0, "body path: %s; json_parse: %s",
+          esc(eb[0].msg), esc(e.msg));
+    if (!strstr(e.msg, "too big") && !strstr(e.msg, "real number overflow"))
+      CHECK(rcb[1] == -ERR_MALFORMED_JSON && strcmp(eb[1].msg, e.msg) == 0, "fast body path: %s; json_parse: %s",
+            esc(eb[1].msg), esc(e.msg));
+    arena_fini(&a);
+    return 0;
+  }
   struct serve_request rq;
   memset(&e, 0, sizeof e);
   int rc = serve_mlflow_parse_request(body, sig, &a, &rq, &e);
+  for (int fast = 0; fast < 2; fast++) {
+    CHECK(rcb[fast] == rc, "tree %d (%s), body (fast %d) %d (%s)", rc, esc(e.msg), fast, rcb[fast], esc(eb[fast].msg));
+    if (rc) CHECK(strcmp(eb[fast].msg, e.msg) == 0, "tree: %s; body (fast %d): %s", esc(e.msg), fast, esc(eb[fast].msg));
+    else CHECK(same_inputs(&rq, &rb[fast]), "the body path (fast %d) made other tensors", fast);
+  }
   if (rc) {
     CHECK(rc == -ERR_INVALID_PARAMETER_VALUE && e.code == ERR_INVALID_PARAMETER_VALUE, "refused with %s: %s",
           err_code_str(e.code), esc(e.msg));
@@ -87,12 +131,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (ts[i].shape[0] > rows) rows = ts[i].shape[0];
   CHECK(json_is_array(p) && (int64_t)json_array_size(p) == rows, "%zu predictions for %lld rows", json_array_size(p),
         (long long)rows);
-  char *text = json_dumps(ans, JSON_COMPACT | JSON_REAL_PRECISION(17));
-  CHECK(text, "the answer does not serialize");
-  json_t *back = json_loads(text, 0, NULL);
-  CHECK(back, "the answer is not JSON: %.200s", text);
+  char *dump = json_dumps(ans, JSON_COMPACT | JSON_REAL_PRECISION(17));
+  CHECK(dump, "the answer does not serialize");
+  json_t *back = json_loads(dump, 0, NULL);
+  CHECK(back, "the answer is not JSON: %.200s", dump);
   json_decref(back);
-  free(text);
+  free(dump);
   json_decref(ans);
 
   int64_t r = -1;
