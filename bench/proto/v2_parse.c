@@ -20,8 +20,10 @@ static double now_s(void) {
 static char *make_body(int rows, int cols, bool nested, size_t *len) {
   struct buf b;
   buf_init(&b);
-  buf_printf(&b, "{\"id\":\"r1\",\"inputs\":[{\"name\":\"x\",\"shape\":[%d,%d],\"datatype\":\"FP32\",\"data\":[", rows,
-             cols);
+  buf_printf(&b,
+             "{\"id\":\"r1\",\"inputs\":[{\"name\":\"x\",\"shape\":[%d,%d],\"datatype\":\"FP32\","
+             "\"data\":[",
+             rows, cols);
   unsigned s = 12345;
   for (int r = 0; r < rows; r++) {
     if (nested) buf_puts(&b, r ? ",[" : "[");
@@ -74,7 +76,8 @@ static void bench_mlflow(int rows, int iters) {
     buf_puts(&b, "]");
   }
   buf_puts(&b, "]}");
-  struct serve_tensor_spec in = {"input", SERVE_FP32, 2, {-1, 10}}, outspec = {"y", SERVE_FP32, 1, {-1}};
+  struct serve_tensor_spec in = {"input", SERVE_FP32, 2, {-1, 10}},
+                           outspec = {"y", SERVE_FP32, 1, {-1}};
   struct serve_signature sig = {1, 1, &in, &outspec, 0, NULL, NULL, true, false};
   struct arena a;
   arena_init(&a, 64 * 1024, 0);
@@ -98,8 +101,9 @@ static void bench_mlflow(int rows, int iters) {
     arena_reset(&a);
   }
   double slow = (now_s() - t0) / slow_iters * 1e6;
-  printf("MLflow {\"inputs\": %dx10} (%zu bytes): body fast path %.2f us, json_parse + tree %.2f us\n", rows, b.len,
-         fast, slow);
+  printf(
+      "MLflow {\"inputs\": %dx10} (%zu bytes): body fast path %.2f us, json_parse + tree %.2f us\n",
+      rows, b.len, fast, slow);
   arena_fini(&a);
   buf_fini(&b);
 }
@@ -119,34 +123,42 @@ int main(int argc, char **argv) {
     size_t nlen;
     char *nb = make_body(rows, cols, true, &nlen);
     double nested = bench_parse(nb, nlen, 0, iters);
-    printf("%dx%d FP32 JSON (%zu bytes): fast path %.2f us/parse, jansson only %.2f us/parse, nested fast %.2f us\n",
+    printf("%dx%d FP32 JSON (%zu bytes): fast path %.2f us/parse, jansson only %.2f us/parse, "
+           "nested fast %.2f us\n",
            rows, cols, len, fast, slow, nested);
 
     /* the same tensor in binary */
     struct buf bb;
     buf_init(&bb);
-    buf_printf(&bb,
-               "{\"inputs\":[{\"name\":\"x\",\"shape\":[%d,%d],\"datatype\":\"FP32\",\"parameters\":{"
-               "\"binary_data_size\":%d}}]}",
-               rows, cols, rows * cols * 4);
+    buf_printf(
+        &bb,
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[%d,%d],\"datatype\":\"FP32\",\"parameters\":{"
+        "\"binary_data_size\":%d}}]}",
+        rows, cols, rows * cols * 4);
     size_t hl = bb.len;
     for (int i = 0; i < rows * cols; i++) {
       float f = (float)i * 0.25f;
       buf_append(&bb, &f, 4);
     }
-    printf("%dx%d FP32 binary: %.2f us/parse\n", rows, cols, bench_parse(bb.data, bb.len, hl, iters));
+    printf("%dx%d FP32 binary: %.2f us/parse\n", rows, cols,
+           bench_parse(bb.data, bb.len, hl, iters));
 
     /* validate (no cast: the request already has the model's dtype) and
      * encode of a [rows] FP32 output, each timed over a loop */
     struct arena a;
     arena_init(&a, 64 * 1024, 0);
-    struct serve_tensor_spec in = {"x", SERVE_FP32, 2, {-1, cols}}, outspec = {"y", SERVE_FP32, 1, {-1}};
+    struct serve_tensor_spec in = {"x", SERVE_FP32, 2, {-1, cols}},
+                             outspec = {"y", SERVE_FP32, 1, {-1}};
     struct serve_signature sig = {1, 1, &in, &outspec, 0, NULL, NULL, true, false};
     struct serve_request rq;
     struct err e;
     float *y = malloc((size_t)rows * 4);
     for (int i = 0; i < rows; i++) y[i] = 150.0f + (float)i * 0.37f;
-    struct serve_tensor out = {.name = "y", .dtype = SERVE_FP32, .ndim = 1, .shape = {rows}, .data = y,
+    struct serve_tensor out = {.name = "y",
+                               .dtype = SERVE_FP32,
+                               .ndim = 1,
+                               .shape = {rows},
+                               .data = y,
                                .nbytes = (size_t)rows * 4};
     struct buf ob;
     buf_init(&ob);
@@ -173,8 +185,8 @@ int main(int argc, char **argv) {
       serve_v2_encode_response(&ob, "m", "1", &rq, &out, 1, &hlen, &e);
     }
     double te = (now_s() - t0) / iters * 1e6;
-    printf("%dx%d: validate %.2f us, encode [%d] FP32 response %.2f us (%zu bytes)\n", rows, cols, tv, rows, te,
-           ob.len);
+    printf("%dx%d: validate %.2f us, encode [%d] FP32 response %.2f us (%zu bytes)\n", rows, cols,
+           tv, rows, te, ob.len);
     buf_fini(&ob);
     buf_fini(&bb);
     arena_fini(&va);

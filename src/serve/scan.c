@@ -14,7 +14,8 @@
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 static bool is_delim(char c) {
-  return is_ws(c) || c == ',' || c == ':' || c == '[' || c == ']' || c == '{' || c == '}' || c == '"';
+  return is_ws(c) || c == ',' || c == ':' || c == '[' || c == ']' || c == '{' || c == '}' ||
+         c == '"';
 }
 
 void serve_fast_init(struct serve_fast *f) {
@@ -39,7 +40,8 @@ void serve_fast_fini(struct serve_fast *f) {
 /* Each number once, into a cell that does not depend on the dtype (known
  * only after jansson has read the rest): whole numbers exactly, decimals as
  * their digits and exponent, longer ones as strtod's double. */
-static bool cell_push(struct serve_fast *f, const struct serve_num *n, const char *text, size_t len) {
+static bool cell_push(struct serve_fast *f, const struct serve_num *n, const char *text,
+                      size_t len) {
   if (f->ncells == f->cap) {
     size_t cap = f->cap * 2;
     struct serve_cell *c =
@@ -67,14 +69,17 @@ static bool cell_push(struct serve_fast *f, const struct serve_num *n, const cha
 }
 
 static void dim_note(struct serve_span *sp, int depth, int64_t len) {
-  if (sp->dim[depth] < 0) sp->dim[depth] = len;
-  else if (len != sp->dim[depth] && sp->dim_bad[depth] < 0) sp->dim_bad[depth] = len;
+  if (sp->dim[depth] < 0)
+    sp->dim[depth] = len;
+  else if (len != sp->dim[depth] && sp->dim_bad[depth] < 0)
+    sp->dim_bad[depth] = len;
 }
 
 /* p at '['. Reads a nest of numbers at most SERVE_MAX_DIMS deep into cells
  * and sp, noting how the nest is shaped so that no check needs the text
  * again; one past its closing ']', or NULL (cells as they were). */
-static const char *scan_span(const char *p, const char *end, struct serve_fast *f, struct serve_span *sp) {
+static const char *scan_span(const char *p, const char *end, struct serve_fast *f,
+                             struct serve_span *sp) {
   int depth = 1;
   int64_t open[SERVE_MAX_DIMS + 1]; /* elements so far of the array open at each depth */
   size_t first = f->ncells;
@@ -119,8 +124,10 @@ static const char *scan_span(const char *p, const char *end, struct serve_fast *
     struct serve_num num;
     size_t l = serve_num_scan(p, end, &num);
     if (!l || !cell_push(f, &num, p, l)) goto fail;
-    if (!sp->num_depth) sp->num_depth = depth;
-    else if (sp->num_depth != depth) sp->mixed = true;
+    if (!sp->num_depth)
+      sp->num_depth = depth;
+    else if (sp->num_depth != depth)
+      sp->mixed = true;
     open[depth]++;
     p += l;
     want_sep = true;
@@ -142,8 +149,8 @@ fail:
  * array is read by scan_span. A repeated key of the protocol's, or an
  * escaped key at those levels ("\u0069nputs" is "inputs" to jansson),
  * gives up on the fast path: jansson alone then decides, last key wins. */
-void serve_fast_prepass(const char *s, size_t n, const char *const *keys, int nkeys, serve_fast_match match,
-                        struct serve_fast *f) {
+void serve_fast_prepass(const char *s, size_t n, const char *const *keys, int nkeys,
+                        serve_fast_match match, struct serve_fast *f) {
   struct serve_lex_frame st[LEX_MAX_DEPTH];
   int d = 0;
   const char *p = s, *end = s + n;
@@ -232,7 +239,8 @@ void serve_fast_prepass(const char *s, size_t n, const char *const *keys, int nk
 /* The text jansson reads: the JSON with "[]" for each span (jansson walks
  * text a byte at a time through its stream layer, so what it does not see
  * costs nothing). NULL when out of memory. */
-static char *fast_copy(const char *body, size_t jlen, const struct serve_fast *f, struct arena *a, size_t *tlen) {
+static char *fast_copy(const char *body, size_t jlen, const struct serve_fast *f, struct arena *a,
+                       size_t *tlen) {
   int order[SERVE_FAST_SLOTS], n = 0;
   for (int i = 0; i < SERVE_FAST_SLOTS; i++) /* spans are kept per slot, not in text order */
     if (f->span[i].set) {
@@ -256,8 +264,9 @@ static char *fast_copy(const char *body, size_t jlen, const struct serve_fast *f
   return copy;
 }
 
-json_t *serve_fast_parse(const char *body, size_t len, const char *const *keys, int nkeys, serve_fast_match match,
-                         struct serve_fast *f, bool enabled, struct arena *a, struct err *e) {
+json_t *serve_fast_parse(const char *body, size_t len, const char *const *keys, int nkeys,
+                         serve_fast_match match, struct serve_fast *f, bool enabled,
+                         struct arena *a, struct err *e) {
   const char *text = body;
   size_t tlen = len;
   serve_fast_clear(f);
@@ -285,31 +294,36 @@ json_t *serve_fast_parse(const char *body, size_t len, const char *const *keys, 
 
 int serve_count_err(const struct serve_tensor *t, int64_t need, int64_t have, struct err *e) {
   char sh[SERVE_MAX_DIMS * 24];
-  return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': shape %s needs %lld elements, data has %lld", t->name,
-                 serve_shape_str(sh, sizeof sh, t->shape, t->ndim), (long long)need, (long long)have);
+  return err_set(
+      e, ERR_INVALID_PARAMETER_VALUE, "input '%s': shape %s needs %lld elements, data has %lld",
+      t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim), (long long)need, (long long)have);
 }
 
 int serve_nest_err(const struct serve_tensor *t, struct err *e, int depth, size_t got) {
   char sh[SERVE_MAX_DIMS * 24];
   serve_shape_str(sh, sizeof sh, t->shape, t->ndim);
   if (depth >= t->ndim)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': data is nested deeper than shape %s", t->name, sh);
-  return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                 "input '%s': data nesting does not follow shape %s (an array at depth %d has %zu elements, "
-                 "dimension %d is %lld)",
-                 t->name, sh, depth + 1, got, depth, (long long)t->shape[depth]);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': data is nested deeper than shape %s", t->name, sh);
+  return err_set(
+      e, ERR_INVALID_PARAMETER_VALUE,
+      "input '%s': data nesting does not follow shape %s (an array at depth %d has %zu elements, "
+      "dimension %d is %lld)",
+      t->name, sh, depth + 1, got, depth, (long long)t->shape[depth]);
 }
 
 int serve_mix_err(const struct serve_tensor *t, struct err *e) {
   char sh[SERVE_MAX_DIMS * 24];
-  return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                 "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat", t->name,
-                 serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
+  return err_set(
+      e, ERR_INVALID_PARAMETER_VALUE,
+      "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
+      t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
 }
 
 /* The nest against t's shape: flat (one level), or nested with every
  * array at depth d holding shape[d-1] and numbers only at the last level. */
-static int span_shape_check(const struct serve_tensor *t, const struct serve_span *sp, struct err *e) {
+static int span_shape_check(const struct serve_tensor *t, const struct serve_span *sp,
+                            struct err *e) {
   if (sp->count != serve_shape_count(t->shape, t->ndim))
     return serve_count_err(t, serve_shape_count(t->shape, t->ndim), sp->count, e);
   if (!sp->nested) return sp->max_depth > 1 ? serve_mix_err(t, e) : 0;
@@ -340,7 +354,8 @@ bool serve_span_shape(const struct serve_span *sp, int64_t *shape, int *ndim) {
 }
 
 /* The text of the k-th number of a span, for a message. */
-static void span_token(const char *body, const struct serve_span *sp, int64_t k, char *buf, size_t cap) {
+static void span_token(const char *body, const struct serve_span *sp, int64_t k, char *buf,
+                       size_t cap) {
   const char *p = body + sp->start, *end = body + sp->end;
   for (int64_t i = 0; p < end; p++) {
     if (*p != '-' && (*p < '0' || *p > '9')) continue;
@@ -364,13 +379,12 @@ static enum serve_conv cell_store(enum serve_dtype dt, const struct serve_cell *
     d = serve_dec_to_f64(c->m, c->e);
     if (isinf(d)) break;
     return serve_store_f64(dt, c->neg ? -d : d, dst);
-  case SERVE_CELL_F64:
-    memcpy(&d, &c->m, 8);
-    return serve_store_f64(dt, d, dst);
-  default:
-    break;
+  case SERVE_CELL_F64: memcpy(&d, &c->m, 8); return serve_store_f64(dt, d, dst);
+  default: break;
   }
-  return dt == SERVE_BOOL ? SERVE_CONV_NOT_BOOL : dt == SERVE_BYTES ? SERVE_CONV_NOT_BYTES : SERVE_CONV_RANGE;
+  return dt == SERVE_BOOL    ? SERVE_CONV_NOT_BOOL
+         : dt == SERVE_BYTES ? SERVE_CONV_NOT_BYTES
+                             : SERVE_CONV_RANGE;
 }
 
 /* The common case without the generic dispatch: what cell_store gives in
@@ -392,15 +406,14 @@ static enum serve_conv cell_f32(const struct serve_cell *c, float *out) {
     if (isinf(x)) return SERVE_CONV_RANGE;
     break;
   }
-  default:
-    return SERVE_CONV_RANGE;
+  default: return SERVE_CONV_RANGE;
   }
   *out = x;
   return SERVE_CONV_OK;
 }
 
-int serve_span_convert(struct serve_tensor *t, const struct serve_fast *f, int slot, const char *body,
-                       const int *colmap, struct arena *a, struct err *e) {
+int serve_span_convert(struct serve_tensor *t, const struct serve_fast *f, int slot,
+                       const char *body, const int *colmap, struct arena *a, struct err *e) {
   const struct serve_span *sp = &f->span[slot];
   int rc = span_shape_check(t, sp, e);
   if (rc) return rc;

@@ -31,7 +31,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static struct serve_tensor_spec sig1_in[] = {{"x", SERVE_FP32, 2, {-1, 4}}};
-static struct serve_tensor_spec sig2_in[] = {{"a", SERVE_FP64, 2, {-1, -1}}, {"b", SERVE_INT64, 1, {-1}}};
+static struct serve_tensor_spec sig2_in[] = {{"a", SERVE_FP64, 2, {-1, -1}},
+                                             {"b", SERVE_INT64, 1, {-1}}};
 static struct serve_tensor_spec outs[] = {{"y", SERVE_FP32, 1, {-1}}};
 static struct serve_signature sigs[2] = {
     {1, 1, sig1_in, outs, 0, NULL, NULL, true, false},
@@ -46,14 +47,14 @@ static void check_tensor(const struct serve_tensor *t, const char *what) {
   int64_t count = serve_shape_count(t->shape, t->ndim);
   CHECK(count >= 0, "%s '%s': bad shape", what, esc(t->name));
   if (t->dtype == SERVE_BYTES) {
-    CHECK(serve_bytes_walk(t->data, t->nbytes, count, NULL) == (int64_t)t->nbytes, "%s '%s': BYTES do not fill %zu",
-          what, esc(t->name), t->nbytes);
+    CHECK(serve_bytes_walk(t->data, t->nbytes, count, NULL) == (int64_t)t->nbytes,
+          "%s '%s': BYTES do not fill %zu", what, esc(t->name), t->nbytes);
   } else {
     size_t es = serve_dtype_size(t->dtype);
-    CHECK(t->nbytes == (size_t)count * es, "%s '%s': %zu bytes for %lld elements", what, esc(t->name), t->nbytes,
-          (long long)count);
-    CHECK(((uintptr_t)t->data & (es - 1)) == 0, "%s '%s': data not aligned for %s", what, esc(t->name),
-          serve_dtype_name(t->dtype));
+    CHECK(t->nbytes == (size_t)count * es, "%s '%s': %zu bytes for %lld elements", what,
+          esc(t->name), t->nbytes, (long long)count);
+    CHECK(((uintptr_t)t->data & (es - 1)) == 0, "%s '%s': data not aligned for %s", what,
+          esc(t->name), serve_dtype_name(t->dtype));
   }
   /* every byte readable (ASan) */
   volatile unsigned char sum = 0;
@@ -62,14 +63,17 @@ static void check_tensor(const struct serve_tensor *t, const char *what) {
 }
 
 static bool same_tensor(const struct serve_tensor *a, const struct serve_tensor *b) {
-  if (a->dtype != b->dtype || a->ndim != b->ndim || a->nbytes != b->nbytes || strcmp(a->name, b->name)) return false;
+  if (a->dtype != b->dtype || a->ndim != b->ndim || a->nbytes != b->nbytes ||
+      strcmp(a->name, b->name))
+    return false;
   for (int d = 0; d < a->ndim; d++)
     if (a->shape[d] != b->shape[d]) return false;
   return a->nbytes == 0 || memcmp(a->data, b->data, a->nbytes) == 0;
 }
 
 static bool jansson_only_number(const struct err *e) {
-  return e->code == ERR_MALFORMED_JSON && (strstr(e->msg, "too big") || strstr(e->msg, "real number overflow"));
+  return e->code == ERR_MALFORMED_JSON &&
+         (strstr(e->msg, "too big") || strstr(e->msg, "real number overflow"));
 }
 
 /* Whether JSON can carry t exactly: finite floats, BYTES in UTF-8 with no
@@ -104,7 +108,8 @@ static void round_trip(const struct buf *out, size_t hl, const struct serve_tens
   json_error_t je;
   /* jansson holds no integer past int64: read those as reals here */
   json_t *resp = json_loadb(out->data, jl, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
-  CHECK(resp, "response JSON does not parse: %s\n  %.*s", je.text, (int)(jl < 300 ? jl : 300), out->data);
+  CHECK(resp, "response JSON does not parse: %s\n  %.*s", je.text, (int)(jl < 300 ? jl : 300),
+        out->data);
   json_t *o = json_object_get(resp, "outputs");
   CHECK(json_is_array(o), "response has no outputs array");
   size_t bin_total = 0, nbin = 0, i;
@@ -116,10 +121,12 @@ static void round_trip(const struct buf *out, size_t hl, const struct serve_tens
       bin_total += (size_t)json_number_value(bs);
       nbin++;
     } else {
-      CHECK(json_is_array(json_object_get(x, "data")), "an output with neither data nor binary_data_size");
+      CHECK(json_is_array(json_object_get(x, "data")),
+            "an output with neither data nor binary_data_size");
     }
   }
-  CHECK(jl + bin_total == out->len, "header %zu + binary_data_size %zu != %zu bytes", jl, bin_total, out->len);
+  CHECK(jl + bin_total == out->len, "header %zu + binary_data_size %zu != %zu bytes", jl, bin_total,
+        out->len);
   CHECK((nbin > 0) == (hl > 0), "header_len %zu with %zu binary outputs", hl, nbin);
   /* the request is the response's text from its outputs on: ,"outputs":[
    * cannot occur inside a JSON string (a quote there is escaped) */
@@ -146,8 +153,8 @@ static void round_trip(const struct buf *out, size_t hl, const struct serve_tens
       for (int j = 0; j < nt && !orig; j++)
         if (strcmp(ts[j].name, back.inputs[k].name) == 0) orig = &ts[j];
       CHECK(orig, "output '%s' came from nowhere", esc(back.inputs[k].name));
-      CHECK(same_tensor(orig, &back.inputs[k]), "output '%s' (%s) changed on the way back", esc(orig->name),
-            serve_dtype_name(orig->dtype));
+      CHECK(same_tensor(orig, &back.inputs[k]), "output '%s' (%s) changed on the way back",
+            esc(orig->name), serve_dtype_name(orig->dtype));
     }
   }
   arena_fini(&a);
@@ -180,20 +187,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc = serve_v2_parse_request(body, len, hl, &a, &rq, &e);
   if (rc) {
     CHECK(rc == -(int)e.code, "rc %d but code %d", rc, (int)e.code);
-    CHECK(e.code == ERR_INVALID_PARAMETER_VALUE || e.code == ERR_MALFORMED_JSON, "refused with %s: %s",
-          err_code_str(e.code), esc(e.msg));
+    CHECK(e.code == ERR_INVALID_PARAMETER_VALUE || e.code == ERR_MALFORMED_JSON,
+          "refused with %s: %s", err_code_str(e.code), esc(e.msg));
     CHECK(e.msg[0], "a refusal without a message");
   }
   if (rs && jansson_only_number(&es)) {
     /* the scanner read on past what jansson could not: it may accept, or
      * refuse something further on, but not call the JSON malformed */
-    CHECK(rc == 0 || e.code == ERR_INVALID_PARAMETER_VALUE || jansson_only_number(&e), "jansson: %s; fast path: %s",
-          esc(es.msg), esc(e.msg));
+    CHECK(rc == 0 || e.code == ERR_INVALID_PARAMETER_VALUE || jansson_only_number(&e),
+          "jansson: %s; fast path: %s", esc(es.msg), esc(e.msg));
   } else {
     CHECK(rc == rs, "fast path %d (%s), jansson %d (%s)", rc, esc(e.msg), rs, esc(es.msg));
-    if (rc) CHECK(e.code == es.code, "fast path %s, jansson %s", err_code_str(e.code), err_code_str(es.code));
+    if (rc)
+      CHECK(e.code == es.code, "fast path %s, jansson %s", err_code_str(e.code),
+            err_code_str(es.code));
     for (int i = 0; !rc && i < rq.ninputs; i++)
-      CHECK(same_tensor(&rq.inputs[i], &slow.inputs[i]), "input '%s' differs between the paths", esc(rq.inputs[i].name));
+      CHECK(same_tensor(&rq.inputs[i], &slow.inputs[i]), "input '%s' differs between the paths",
+            esc(rq.inputs[i].name));
   }
   if (rc) {
     arena_fini(&a);
@@ -202,7 +212,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(rq.ninputs >= 1 && rq.ninputs <= SERVE_V2_MAX_INPUTS, "%d inputs", rq.ninputs);
   for (int i = 0; i < rq.ninputs; i++) {
     check_tensor(&rq.inputs[i], "parsed");
-    for (int j = 0; j < i; j++) CHECK(strcmp(rq.inputs[i].name, rq.inputs[j].name), "input names repeat");
+    for (int j = 0; j < i; j++)
+      CHECK(strcmp(rq.inputs[i].name, rq.inputs[j].name), "input names repeat");
   }
   for (int i = 0; i < rq.noutputs; i++) CHECK(rq.outputs[i].name, "output %d has no name", i);
 
@@ -216,8 +227,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct err ee;
   int erc = serve_v2_encode_response(&out, "model", "1", &rq, ts, nt, &rhl, &ee);
   if (erc) {
-    CHECK(ee.code == ERR_INVALID_PARAMETER_VALUE && strstr(ee.msg, "unknown output"), "encode refused: %s",
-          esc(ee.msg));
+    CHECK(ee.code == ERR_INVALID_PARAMETER_VALUE && strstr(ee.msg, "unknown output"),
+          "encode refused: %s", esc(ee.msg));
   } else {
     round_trip(&out, rhl, ts, nt);
   }
@@ -227,26 +238,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct err ve;
   int vrc = serve_validate(sig, &rq, &a, 16, &rows, &ve);
   if (vrc) {
-    CHECK(ve.code == ERR_INVALID_PARAMETER_VALUE && ve.msg[0], "validate refused with %s: %s", err_code_str(ve.code),
-          esc(ve.msg));
+    CHECK(ve.code == ERR_INVALID_PARAMETER_VALUE && ve.msg[0], "validate refused with %s: %s",
+          err_code_str(ve.code), esc(ve.msg));
   } else {
     CHECK(rq.ninputs == sig->ninputs, "%d inputs after validation", rq.ninputs);
     CHECK(rows >= 0 && rows <= 16, "rows %lld", (long long)rows);
     for (int j = 0; j < rq.ninputs; j++) {
       const struct serve_tensor *t = &rq.inputs[j];
       const struct serve_tensor_spec *sp = &sig->inputs[j];
-      CHECK(strcmp(t->name, sp->name) == 0 && t->dtype == sp->dtype && t->ndim == sp->ndim, "input %d is not '%s'", j,
-            sp->name);
+      CHECK(strcmp(t->name, sp->name) == 0 && t->dtype == sp->dtype && t->ndim == sp->ndim,
+            "input %d is not '%s'", j, sp->name);
       for (int d = 0; d < sp->ndim; d++)
         CHECK(sp->shape[d] < 0 || sp->shape[d] == t->shape[d], "input '%s' dim %d", sp->name, d);
-      CHECK(t->shape[0] == rows, "input '%s' has %lld rows, validate said %lld", sp->name, (long long)t->shape[0],
-            (long long)rows);
+      CHECK(t->shape[0] == rows, "input '%s' has %lld rows, validate said %lld", sp->name,
+            (long long)t->shape[0], (long long)rows);
       check_tensor(t, "validated");
       int64_t n = serve_shape_count(t->shape, t->ndim);
       for (int64_t k = 0; serve_dtype_is_float(t->dtype) && k < n; k++) {
         struct serve_val v;
         serve_val_load(t->dtype, t->data, (size_t)k, &v);
-        CHECK(!isinf(v.f) && (sig->allow_nan || !isnan(v.f)), "input '%s' kept a non-finite value", sp->name);
+        CHECK(!isinf(v.f) && (sig->allow_nan || !isnan(v.f)), "input '%s' kept a non-finite value",
+              sp->name);
       }
     }
   }
