@@ -43,7 +43,8 @@ struct pyworker {
   pid_t pid; /* 0: not running (guarded by model mu: describe reads it) */
   int fd;    /* the server's end; only the predict thread of this instance uses it */
   int restarts;
-  bool started; /* ran once: the next start is a restart */
+  bool started;  /* ran once: the next start is a restart */
+  bool starting; /* forked, its hello not read yet (it is loading the model) */
   int net_isolated; /* 1, 0, or -1 before the first start */
 };
 
@@ -437,18 +438,14 @@ static int worker_hello(struct pymodel *m, pid_t pid, int fd, json_t **hello, st
   return 0;
 }
 
-/* Starts worker i and waits for its hello (a restart, or load's own). */
-static int worker_start(struct pymodel *m, int i, json_t **hello, struct err *e) {
+/* Forks worker i; its hello is read by worker_ready. Forking is quick, so
+ * a failed request restarts its worker at once and the model loads in the
+ * new process while the error goes back. */
+static int worker_launch(struct pymodel *m, int i, struct err *e) {
   pid_t pid = 0;
   int fd = -1;
   int rc = worker_spawn(m, i, &pid, &fd, e);
   if (rc) return rc;
-  json_t *h = NULL;
-  rc = worker_hello(m, pid, fd, &h, e);
-  if (rc) {
-    close(fd);
-    return rc;
-  }
   struct pyworker *w = &m->w[i];
   pthread_mutex_lock(&m->mu);
   if (w->started) {
@@ -456,10 +453,32 @@ static int worker_start(struct pymodel *m, int i, json_t **hello, struct err *e)
     if (m->restart_metric) metrics_add(m->restart_metric, 1);
   }
   w->started = true;
+  w->starting = true;
   w->pid = pid;
   w->fd = fd;
-  w->net_isolated = net_isolated(pid);
   pthread_mutex_unlock(&m->mu);
+  return 0;
+}
+
+/* Waits for a launched worker's hello (*hello gets it when asked). On
+ * failure the worker is gone (reaped) and e says why. */
+static int worker_ready(struct pymodel *m, int i, json_t **hello, struct err *e) {
+  struct pyworker *w = &m->w[i];
+  json_t *h = NULL;
+  int rc = worker_hello(m, w->pid, w->fd, &h, e);
+  pthread_mutex_lock(&m->mu);
+  w->starting = false;
+  if (rc) {
+    w->pid = 0; /* reaped by worker_hello */
+  } else {
+    w->net_isolated = net_isolated(w->pid);
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (rc) {
+    close(w->fd);
+    w->fd = -1;
+    return rc;
+  }
   if (hello)
     *hello = h;
   else
@@ -816,21 +835,12 @@ static int py_load(const struct serve_load_opts *o, void **model, struct serve_s
 
   /* every worker starts (imports, unpickles) at once, then all are awaited */
   int rc = 0;
-  for (int i = 0; i < n && rc == 0; i++) rc = worker_spawn(m, i, &m->w[i].pid, &m->w[i].fd, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = worker_launch(m, i, e);
   json_t *hello = NULL;
   for (int i = 0; i < n && rc == 0; i++) {
     json_t *h = NULL;
-    struct pyworker *w = &m->w[i];
-    rc = worker_hello(m, w->pid, w->fd, &h, e);
-    if (rc) {
-      close(w->fd);
-      w->fd = -1;
-      w->pid = 0; /* reaped by worker_hello */
-      break;
-    }
-    w->started = true;
-    w->net_isolated = net_isolated(w->pid);
-    if (!hello)
+    rc = worker_ready(m, i, &h, e);
+    if (rc == 0 && !hello)
       hello = h;
     else
       json_decref(h);
@@ -864,11 +874,21 @@ static int py_load(const struct serve_load_opts *o, void **model, struct serve_s
   return 0;
 }
 
-/* Makes sure worker i runs: restarts one that ended while idle (a crash,
- * or a retirement at its CPU-time limit, which is no crash). */
+static bool is_degraded(struct pymodel *m, char *why, size_t cap) {
+  pthread_mutex_lock(&m->mu);
+  bool deg = m->degraded;
+  str_copy(why, cap, m->why);
+  pthread_mutex_unlock(&m->mu);
+  return deg;
+}
+
+/* Makes sure worker i is up before a request: waits for one still
+ * loading, replaces one that ended while idle (a crash, or a retirement at
+ * its CPU-time limit, which is no crash). */
 static int worker_ensure(struct pymodel *m, int i, struct err *e) {
   struct pyworker *w = &m->w[i];
-  if (w->pid > 0) {
+  char why[sizeof m->why];
+  if (w->pid > 0 && !w->starting) {
     struct pollfd p = {w->fd, POLLIN, 0};
     if (poll(&p, 1, 0) == 0) return 0;
     /* an idle worker says nothing: readable means gone (or confused) */
@@ -876,23 +896,24 @@ static int worker_ensure(struct pymodel *m, int i, struct err *e) {
     struct ended en = worker_stop(m, w, PY_EXIT_GRACE_MS, how, sizeof how);
     if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0)) crash_note(m, how);
   }
-  pthread_mutex_lock(&m->mu);
-  bool deg = m->degraded;
-  char why[sizeof m->why];
-  str_copy(why, sizeof why, m->why);
-  pthread_mutex_unlock(&m->mu);
-  if (deg) return err_set(e, ERR_UNAVAILABLE, "the model is degraded: %s", why);
+  if (is_degraded(m, why, sizeof why)) return err_set(e, ERR_UNAVAILABLE, "the model is degraded: %s", why);
   struct err se = {0};
-  int rc = worker_start(m, i, NULL, &se);
+  int rc = w->pid > 0 ? 0 : worker_launch(m, i, &se);
+  if (rc == 0) rc = worker_ready(m, i, NULL, &se);
   if (rc) {
-    crash_note(m, "could not be restarted");
+    char how[sizeof se.msg + 32];
+    snprintf(how, sizeof how, "could not be restarted: %s", se.msg);
+    crash_note(m, how);
     return err_set(e, rc == -ERR_NO_MEMORY ? ERR_NO_MEMORY : ERR_UNAVAILABLE,
                    "the model's worker process could not be restarted: %s", se.msg);
   }
   return 0;
 }
 
-/* The worker failed mid-request: kill, reap, count; the request gets why. */
+/* The worker failed mid-request: kill, reap, count, and replace it before
+ * the request gets why. The replacement is awaited here, on the thread
+ * that owns this instance (its next request would wait for it anyway), so
+ * when the error goes back the instance is ready again. */
 static int worker_failed(struct pymodel *m, int i, enum io_res r, struct err *e) {
   char how[128];
   if (r == IO_TIMEOUT) {
@@ -902,6 +923,17 @@ static int worker_failed(struct pymodel *m, int i, enum io_res r, struct err *e)
     worker_stop(m, &m->w[i], r == IO_EOF ? PY_EXIT_GRACE_MS : 0, how, sizeof how);
   }
   crash_note(m, how);
+  char why[sizeof m->why];
+  if (!is_degraded(m, why, sizeof why)) {
+    struct err le = {0};
+    int rc = worker_launch(m, i, &le);
+    if (rc == 0) rc = worker_ready(m, i, NULL, &le);
+    if (rc) {
+      char again[sizeof le.msg + 32];
+      snprintf(again, sizeof again, "could not be restarted: %s", le.msg);
+      crash_note(m, again);
+    }
+  }
   if (r == IO_NOMEM) return err_set(e, ERR_NO_MEMORY, "out of memory for the model's answer; its worker is restarted");
   if (r == IO_BIG || r == IO_ERR || r == IO_BAD)
     return err_set(e, ERR_INTERNAL, "the model's worker process broke the frame protocol and is being restarted");
@@ -970,6 +1002,11 @@ static int py_predict(void *model, int instance, const struct serve_tensor *in, 
     if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0)) crash_note(m, how);
     else log_info("serve.worker_retired", "model %s version %s: a worker reached its CPU-time limit (%lld s) and "
                   "is replaced", m->name, m->version, (long long)m->cpu_s);
+    char why[sizeof m->why];
+    struct err le = {0};
+    if (!is_degraded(m, why, sizeof why) && worker_launch(m, instance, &le) != 0)
+      log_warn("serve.worker_restart_failed", "model %s version %s: %s (retried on the next request)", m->name,
+               m->version, le.msg);
   }
   if (!json_is_true(json_object_get(ah, "ok"))) {
     const char *msg = json_string_value(json_object_get(ah, "error"));
@@ -1052,9 +1089,11 @@ static json_t *py_describe(void *model) {
   pthread_mutex_lock(&m->mu);
   for (int i = 0; i < m->n; i++) {
     const struct pyworker *w = &m->w[i];
-    json_array_append_new(ws, json_pack("{s:i, s:i, s:I, s:b}", "pid", (int)w->pid, "restarts", w->restarts,
-                                        "rss_bytes", (json_int_t)(w->pid > 0 ? rss_of(w->pid) : 0), "running",
-                                        w->pid > 0));
+    /* no process: pid null (never 0, which kill(2) reads as "my group") */
+    json_array_append_new(ws, json_pack("{s:o, s:i, s:I, s:s}", "pid",
+                                        w->pid > 0 ? json_integer(w->pid) : json_null(), "restarts", w->restarts,
+                                        "rss_bytes", (json_int_t)(w->pid > 0 ? rss_of(w->pid) : 0), "state",
+                                        w->pid <= 0 ? "stopped" : w->starting ? "starting" : "ready"));
     if (w->net_isolated == 0) isolated = false;
   }
   json_t *o = json_pack("{s:o, s:b, s:s, s:s, s:s, s:s, s:b, s:I, s:I}", "workers", ws, "network_isolated", isolated,

@@ -422,6 +422,7 @@ static void check_mlp(const char *device) {
   struct loaded L;
   cfg_init(&L.cfg);
   L.cfg.device = device;
+  L.cfg.worker_memory = 8ull << 30; /* the server's default --worker-memory holds torch */
   load_with(&L, "mlp.pt", "torchscript", 1, NULL);
   cr_assert_eq(L.rc, 0, "%s", L.e.msg);
   cr_assert_str_eq(L.sig.inputs[0].name, "input");
@@ -729,7 +730,15 @@ Test(serve_python, worker_killed_mid_request_is_restarted, .timeout = 180) {
                    "the model's worker process was killed by signal 9 (SIGKILL); it is being restarted");
   serve_tensor_fini(&in);
   expect_reaped(pid);
-  /* the next request runs on a new worker */
+  /* its successor was ready before the error came back */
+  json_t *d = describe(&L);
+  json_t *w0 = json_array_get(json_object_get(d, "workers"), 0);
+  cr_assert(json_integer_value(json_object_get(w0, "pid")) > 0 &&
+            json_integer_value(json_object_get(w0, "pid")) != pid);
+  cr_assert_str_eq(json_string_value(json_object_get(w0, "state")), "ready");
+  cr_assert_eq(json_integer_value(json_object_get(w0, "restarts")), 1);
+  json_decref(d);
+  /* and the next request runs on it */
   expect_doubled(&L);
   pid_t pid2 = worker_pid(&L, 0);
   cr_assert_gt(pid2, 0);
@@ -800,7 +809,9 @@ Test(serve_python, three_crashes_make_it_degraded, .timeout = 180) {
   pred_fini(&p);
   json_t *d = describe(&L);
   cr_assert(json_is_true(json_object_get(d, "degraded")));
-  cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(d, "workers"), 0), "pid")), 0);
+  json_t *w0 = json_array_get(json_object_get(d, "workers"), 0);
+  cr_assert(json_is_null(json_object_get(w0, "pid")));
+  cr_assert_str_eq(json_string_value(json_object_get(w0, "state")), "stopped");
   json_decref(d);
   cr_assert_eq(serve_backend_python.memory(L.m), 0);
   serve_tensor_fini(&in);
