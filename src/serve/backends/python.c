@@ -458,9 +458,9 @@ static int worker_hello(struct pymodel *m, pid_t pid, int fd, json_t **hello, st
   return 0;
 }
 
-/* Forks worker i; its hello is read by worker_ready. Forking is quick, so
- * a failed request restarts its worker at once and the model loads in the
- * new process while the error goes back. */
+/* Forks worker i; worker_ready reads its hello later, so load starts all
+ * its workers' imports at once and a retired worker's successor loads
+ * while the next request is on its way. */
 static int worker_launch(struct pymodel *m, int i, struct err *e) {
   pid_t pid = 0;
   int fd = -1;
