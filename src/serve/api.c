@@ -396,7 +396,7 @@ static int h_models(struct req *rq, struct reply *rp) {
   "\"properties\":{\"name\":" S_STR ",\"version\":" S_STR ",\"format\":" S_STR ",\"backend\":" S_STR            \
   ",\"state\":{\"enum\":[\"LOADING\",\"READY\",\"FAILED\",\"DEGRADED\",\"UNLOADING\"]},\"reason\":" S_STR       \
   ",\"memory_bytes\":" S_INT ",\"loaded_at\":" S_INT ",\"last_used_at\":" S_INT ",\"requests\":" S_INT           \
-  ",\"errors\":" S_INT ",\"queue_depth\":" S_INT ",\"load_ms\":" S_INT ",\"settings\":{\"type\":\"object\"},"   \
+  ",\"errors\":" S_INT ",\"queue_depth\":" S_INT ",\"running\":" S_INT ",\"load_ms\":" S_INT ",\"settings\":{\"type\":\"object\"},"   \
   "\"signature\":{\"oneOf\":[{\"type\":\"null\"}," S_SIG "]},\"backend_info\":{\"type\":\"object\"}}}"
 #define S_PREDICT_REQ                                                                                         \
   "{\"type\":\"object\",\"properties\":{\"dataframe_split\":{\"type\":\"object\"},\"dataframe_records\":"   \

@@ -59,10 +59,31 @@ static bool dec_exact(uint64_t m, int k, double *out) {
 
 static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
+/* Eight ASCII bytes at a time (little-endian words): whether all are
+ * digits, and their value. A byte >= 0xfa can carry into its neighbour in
+ * the test, which only makes it answer "no" (that byte is no digit). */
+static inline uint64_t load8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return le64toh(v);
+}
+static inline bool digits8(uint64_t v) {
+  return ((v & 0xf0f0f0f0f0f0f0f0ull) | (((v + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) ==
+         0x3333333333333333ull;
+}
+static inline uint64_t value8(uint64_t v) {
+  v -= 0x3030303030303030ull;
+  v = v * 10 + (v >> 8); /* pairs */
+  v = (((v & 0x000000ff000000ffull) * 0x000f424000000064ull) +
+       (((v >> 16) & 0x000000ff000000ffull) * 0x0000271000000001ull)) >>
+      32;
+  return v & 0xffffffffull;
+}
+
 size_t serve_num_scan(const char *p, const char *end, struct serve_num *n) {
   const char *s = p;
   uint64_t m = 0;
-  int nd = 0;
+  int nd = 0; /* significant digits in m (at most 19) */
   int32_t adj = 0;
   bool trunc = false;
   n->neg = false;
@@ -72,22 +93,28 @@ size_t serve_num_scan(const char *p, const char *end, struct serve_num *n) {
     s++;
   }
   if (s >= end) return 0;
-  /* integer part: find the digits, then take up to 19 of them */
   const char *b = s;
   if (*s == '0') {
     s++;
+    n->ival = 0;
+    n->ival_ok = true;
   } else if (*s >= '1' && *s <= '9') {
-    while (s < end && is_digit(*s)) s++;
-  } else {
-    return 0;
-  }
-  size_t nint = (size_t)(s - b);
-  if (*b != '0') {
-    size_t take = nint < 19 ? nint : 19;
-    for (size_t k = 0; k < take; k++) m = m * 10 + (uint64_t)(b[k] - '0');
-    nd = (int)take;
-    adj = (int32_t)(nint - take > 100000 ? 100000 : nint - take);
-    for (size_t k = take; k < nint && !trunc; k++) trunc = b[k] != '0';
+    while (end - s >= 8 && nd <= 11 && digits8(load8(s))) {
+      m = m * 100000000u + value8(load8(s));
+      nd += 8;
+      s += 8;
+    }
+    while (s < end && is_digit(*s)) {
+      if (nd < 19) {
+        m = m * 10 + (uint64_t)(*s - '0');
+        nd++;
+      } else {
+        trunc |= *s != '0';
+        if (adj < 100000) adj++;
+      }
+      s++;
+    }
+    size_t nint = (size_t)(s - b);
     if (nint < 20) {
       n->ival = m;
       n->ival_ok = true;
@@ -99,23 +126,34 @@ size_t serve_num_scan(const char *p, const char *end, struct serve_num *n) {
       }
     }
   } else {
-    n->ival = 0;
-    n->ival_ok = true;
+    return 0;
   }
   bool integer = true;
   if (s < end && *s == '.') {
     b = ++s;
-    while (s < end && is_digit(*s)) s++;
-    size_t nf = (size_t)(s - b), j = 0;
-    if (nf == 0) return 0;
-    integer = false;
     if (m == 0)
-      while (j < nf && b[j] == '0') j++; /* leading zeros of a fraction are not significant */
-    size_t take = nf - j < (size_t)(19 - nd) ? nf - j : (size_t)(19 - nd);
-    for (size_t k = 0; k < take; k++) m = m * 10 + (uint64_t)(b[j + k] - '0');
-    nd += (int)take;
-    adj -= (int32_t)((j + take) > 100000 ? 100000 : (j + take));
-    for (size_t k = j + take; k < nf && !trunc; k++) trunc = b[k] != '0';
+      while (s < end && *s == '0') { /* leading zeros of a fraction are not significant */
+        s++;
+        if (adj > -100000) adj--;
+      }
+    while (end - s >= 8 && nd <= 11 && digits8(load8(s))) {
+      m = m * 100000000u + value8(load8(s));
+      nd += 8;
+      adj -= 8;
+      s += 8;
+    }
+    while (s < end && is_digit(*s)) {
+      if (nd < 19) {
+        m = m * 10 + (uint64_t)(*s - '0');
+        nd++;
+        adj--;
+      } else {
+        trunc |= *s != '0';
+      }
+      s++;
+    }
+    if (s == b) return 0;
+    integer = false;
   }
   if (s < end && (*s == 'e' || *s == 'E')) {
     s++;
@@ -142,12 +180,17 @@ size_t serve_num_skip(const char *p, const char *end) {
   const char *s = p;
   if (s < end && *s == '-') s++;
   if (s >= end) return 0;
-  if (*s == '0') s++;
-  else if (*s >= '1' && *s <= '9')
+  if (*s == '0') {
+    s++;
+  } else if (*s >= '1' && *s <= '9') {
+    while (end - s >= 8 && digits8(load8(s))) s += 8;
     while (s < end && is_digit(*s)) s++;
-  else return 0;
+  } else {
+    return 0;
+  }
   if (s < end && *s == '.') {
     const char *b = ++s;
+    while (end - s >= 8 && digits8(load8(s))) s += 8;
     while (s < end && is_digit(*s)) s++;
     if (s == b) return 0;
   }
@@ -474,9 +517,45 @@ static double dec_to_double(uint64_t m, int k) {
   return strtod(t, NULL);
 }
 
+double serve_dec_to_f64(uint64_t m, int k) { return dec_to_double(m, k); }
+
+/* For FP32 a double that is off by a couple of ulps still rounds to the
+ * right float unless a float midpoint lies that close; float midpoints are
+ * doubles whose low 29 bits are exactly 1 << 28, so the bits say. Outside
+ * that window (and near float's subnormal and overflow edges) the exact
+ * double is computed first. */
+int serve_dec_to_f32(uint64_t m, int k, float *out) {
+  double d;
+  if (m == 0) {
+    *out = 0.0f;
+    return 0;
+  }
+  if (k >= -22 && k <= 22) {
+    d = k >= 0 ? (double)m * p10[k] : (double)m / p10[-k]; /* exact double when m <= 2^53 */
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    int64_t dist = (int64_t)(bits & 0x1fffffff) - 0x10000000;
+    if ((m <= (1ull << 53) || dist > 4 || dist < -4) && d > 2.4e-38 && d < 3.0e38) {
+      *out = (float)d;
+      return 0;
+    }
+  }
+  d = dec_to_double(m, k);
+  float f = (float)d;
+  if (isinf(f)) return -1;
+  *out = f;
+  return 0;
+}
+
 /* round(a * 10^k) for the digit search: the scale need not be exact (every
  * candidate is checked), only close enough to find the nearest digits. */
-static bool scale_digits(double a, int k, uint64_t *m) {
+static bool scale_digits(double a, int k, int p, uint64_t *m) {
+  if (p <= 15 && k >= -22 && k <= 22) { /* one double rounding is close enough below 2^53 */
+    double s = k >= 0 ? a * p10[k] : a / p10[-k];
+    if (!(s < 9007199254740992.0)) return false;
+    *m = (uint64_t)llround(s);
+    return true;
+  }
 #if HAVE_LD80
   long double s = a;
   for (; k > LD_MAX_POW; k -= LD_MAX_POW) s *= lp10[LD_MAX_POW];
@@ -514,7 +593,7 @@ static bool dec_is_double(uint64_t m, int k, double c) {
 static bool try_f32(double a, float fa, int e10, int p, uint64_t *m_out, int *k_out, double *c_out) {
   int k = p - 1 - e10;
   uint64_t m;
-  if (!scale_digits(a, k, &m)) return false;
+  if (!scale_digits(a, k, p, &m)) return false;
   double c = dec_to_double(m, -k);
   float f2 = (float)c;
   if (f2 != fa) return false;
@@ -585,7 +664,7 @@ double serve_f32_pretty(float f) {
 static bool try_f64(double a, int e10, int p, uint64_t *m_out, int *k_out) {
   int k = p - 1 - e10;
   uint64_t m;
-  if (!scale_digits(a, k, &m) || dec_to_double(m, -k) != a) return false;
+  if (!scale_digits(a, k, p, &m) || dec_to_double(m, -k) != a) return false;
   *m_out = m;
   *k_out = k;
   return true;

@@ -28,6 +28,12 @@ size_t serve_num_skip(const char *p, const char *end);
 /* The double nearest the number (ties to even), as strtod gives it; text is
  * the token serve_num_scan read. -1 when it overflows a double. */
 int serve_num_to_f64(const struct serve_num *n, const char *text, size_t len, double *out);
+/* m * 10^k as the nearest double (any k; inf past the range). */
+double serve_dec_to_f64(uint64_t m, int k);
+/* m * 10^k as the float nearest to the nearest double (what every JSON
+ * client computes), mostly without computing that double; -1 when it
+ * overflows a float. */
+int serve_dec_to_f32(uint64_t m, int k, float *out);
 
 /* ---- element conversion: the coercion rules in one place ----------------
  * Used by JSON parsing (V2 and MLflow) and by serve_validate's casts. */

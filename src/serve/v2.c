@@ -14,19 +14,43 @@ bool serve_v2_fast_numbers = true;
 #define V2_MAX_OUTPUTS 64
 
 /* ---- the fast path's pre-pass ----------------------------------------------
- * Finds inputs[i].data arrays that are nests of numbers, so the copy given to
- * jansson can hold "[]" and blanks in their place (same length: jansson's
- * error positions stay true). Only well-formed number arrays are taken, so
+ * Finds inputs[i].data arrays that are nests of numbers and reads each
+ * number once, into a cell that does not depend on the dtype (known only
+ * after jansson has read the rest): an integer exactly, anything else as
+ * the nearest double. It also notes how the nest is shaped, so the shape
+ * check needs no second look at the text. The copy given to jansson holds
+ * "[]" in each span's place. Only well-formed number arrays are taken, so
  * the copy is valid JSON exactly when the body is; anything unusual (escaped
  * keys at the levels that matter, depth) leaves the body to jansson alone. */
+enum {
+  CELL_INT,  /* a whole number written without fraction or exponent: m, negative when neg */
+  CELL_DEC,  /* m * 10^e exactly (19 digits at most), converted once the dtype is known */
+  CELL_F64,  /* what strtod made of a longer number: the double's bits in m */
+  CELL_HUGE, /* past a double */
+};
+struct v2_cell {
+  uint64_t m;
+  int32_t e;
+  uint8_t kind;
+  bool neg;
+};
 struct v2_span {
   size_t start, end; /* [start, end) of the array in the body */
   int64_t count;     /* numbers in it */
-  bool set;
+  size_t first;      /* its first cell */
+  bool set, nested, mixed;
+  int num_depth;     /* depth of its numbers (1: the top array), 0: none */
+  int max_depth;     /* of its arrays */
+  int64_t dim[SERVE_MAX_DIMS + 1];     /* per depth: length of the first array closed there */
+  int64_t dim_bad[SERVE_MAX_DIMS + 1]; /* per depth: the first length that differed, or -1 */
 };
+#define V2_INLINE_CELLS 256
 struct v2_fast {
   struct v2_span in[SERVE_V2_MAX_INPUTS];
   int nset;
+  struct v2_cell *cells; /* inline_cells, or malloc'd when a request holds more numbers */
+  size_t ncells, cap;
+  struct v2_cell inline_cells[V2_INLINE_CELLS];
 };
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -37,16 +61,53 @@ static bool is_delim(char c) {
 /* json_parse refuses deeper documents, so the pre-pass need not follow them */
 #define LEX_MAX_DEPTH 64
 
-/* p at '['. One past the closing ']' of a nest of numbers at most
- * SERVE_MAX_DIMS deep, or NULL. */
-static const char *scan_num_array(const char *p, const char *end, int64_t *count) {
+static bool cell_push(struct v2_fast *f, const struct serve_num *n, const char *text, size_t len) {
+  if (f->ncells == f->cap) {
+    size_t cap = f->cap * 2;
+    struct v2_cell *c = f->cells == f->inline_cells ? malloc(cap * sizeof *c) : realloc(f->cells, cap * sizeof *c);
+    if (!c) return false;
+    if (f->cells == f->inline_cells) memcpy(c, f->cells, f->ncells * sizeof *c);
+    f->cells = c;
+    f->cap = cap;
+  }
+  struct v2_cell *c = &f->cells[f->ncells++];
+  c->neg = n->neg;
+  if (n->ival_ok && (!n->neg || n->ival <= (1ull << 63))) {
+    c->kind = CELL_INT;
+    c->m = n->ival;
+  } else if (!n->truncated) {
+    c->kind = CELL_DEC;
+    c->m = n->mant;
+    c->e = n->exp10;
+  } else {
+    double d;
+    c->kind = serve_num_to_f64(n, text, len, &d) ? CELL_HUGE : CELL_F64;
+    memcpy(&c->m, &d, 8);
+  }
+  return true;
+}
+
+static void dim_note(struct v2_span *sp, int depth, int64_t len) {
+  if (sp->dim[depth] < 0) sp->dim[depth] = len;
+  else if (len != sp->dim[depth] && sp->dim_bad[depth] < 0) sp->dim_bad[depth] = len;
+}
+
+/* p at '['. Reads a nest of numbers at most SERVE_MAX_DIMS deep into cells
+ * and sp; one past its closing ']', or NULL (cells as they were). */
+static const char *scan_span(const char *p, const char *end, struct v2_fast *f, struct v2_span *sp) {
   int depth = 1;
-  int64_t n = 0;
+  int64_t open[SERVE_MAX_DIMS + 1]; /* elements so far of the array open at each depth */
+  size_t first = f->ncells;
   bool want_sep = false, allow_close = true;
+  sp->nested = sp->mixed = false;
+  sp->num_depth = 0;
+  sp->max_depth = 1;
+  for (int d = 0; d <= SERVE_MAX_DIMS; d++) sp->dim[d] = sp->dim_bad[d] = -1;
+  open[1] = 0;
   p++;
   for (;;) {
     while (p < end && is_ws(*p)) p++;
-    if (p >= end) return NULL;
+    if (p >= end) goto fail;
     char c = *p;
     if (want_sep) {
       if (c == ',') {
@@ -55,30 +116,41 @@ static const char *scan_num_array(const char *p, const char *end, int64_t *count
         p++;
         continue;
       }
-      if (c != ']') return NULL;
+      if (c != ']') goto fail;
     }
     if (c == ']') {
-      if (!allow_close && !want_sep) return NULL;
+      if (!allow_close && !want_sep) goto fail;
+      dim_note(sp, depth, open[depth]);
       p++;
       if (--depth == 0) break;
+      open[depth]++;
       want_sep = true;
       continue;
     }
     if (c == '[') {
-      if (depth >= SERVE_MAX_DIMS) return NULL;
-      depth++;
+      if (depth >= SERVE_MAX_DIMS) goto fail;
+      if (depth == 1 && open[1] == 0) sp->nested = true;
+      open[++depth] = 0;
+      if (depth > sp->max_depth) sp->max_depth = depth;
       p++;
       allow_close = true;
       continue;
     }
-    size_t l = serve_num_skip(p, end);
-    if (!l) return NULL;
+    struct serve_num num;
+    size_t l = serve_num_scan(p, end, &num);
+    if (!l || !cell_push(f, &num, p, l)) goto fail;
+    if (!sp->num_depth) sp->num_depth = depth;
+    else if (sp->num_depth != depth) sp->mixed = true;
+    open[depth]++;
     p += l;
-    n++;
     want_sep = true;
   }
-  *count = n;
+  sp->first = first;
+  sp->count = (int64_t)(f->ncells - first);
   return p;
+fail:
+  f->ncells = first;
+  return NULL;
 }
 
 enum { CTX_OTHER, CTX_ROOT, CTX_INPUTS, CTX_INPUT };
@@ -94,6 +166,17 @@ struct lex_frame {
 static void fast_clear(struct v2_fast *f) {
   for (int i = 0; i < SERVE_V2_MAX_INPUTS; i++) f->in[i].set = false;
   f->nset = 0;
+  f->ncells = 0;
+}
+
+static void fast_init(struct v2_fast *f) {
+  f->cells = f->inline_cells;
+  f->cap = V2_INLINE_CELLS;
+  fast_clear(f);
+}
+
+static void fast_fini(struct v2_fast *f) {
+  if (f->cells != f->inline_cells) free(f->cells);
 }
 
 static void prepass(const char *s, size_t n, struct v2_fast *f) {
@@ -165,13 +248,11 @@ static void prepass(const char *s, size_t n, struct v2_fast *f) {
         idx = top->nelem;
       } else if (top->kind == '{' && top->ctx == CTX_INPUT && top->key == KEY_DATA && c == '[' &&
                  top->idx < SERVE_V2_MAX_INPUTS) {
-        int64_t cnt;
-        const char *e = scan_num_array(p, end, &cnt);
+        struct v2_span *sp = &f->in[top->idx];
+        const char *e = scan_span(p, end, f, sp);
         if (e) {
-          struct v2_span *sp = &f->in[top->idx];
           sp->start = (size_t)(p - s);
           sp->end = (size_t)(e - s);
-          sp->count = cnt;
           sp->set = true;
           f->nset++;
           p = e;
@@ -381,78 +462,122 @@ static int data_from_json(struct serve_tensor *t, int64_t count, json_t *data, s
 
 /* ---- data from the text (fast path) ------------------------------------------- */
 
-static int data_from_span(struct serve_tensor *t, int64_t count, const char *body, const struct v2_span *sp,
-                          struct arena *a, struct err *e) {
+/* The text of the k-th number of a span, for a message. */
+static void span_token(const char *body, const struct v2_span *sp, int64_t k, char *buf, size_t cap) {
+  const char *p = body + sp->start, *end = body + sp->end;
+  for (int64_t i = 0; p < end; p++) {
+    if (*p != '-' && (*p < '0' || *p > '9')) continue;
+    size_t l = serve_num_skip(p, end);
+    if (i++ == k) {
+      snprintf(buf, cap, "%.*s%s", (int)(l > 40 ? 40 : l), p, l > 40 ? "..." : "");
+      return;
+    }
+    p += l - 1;
+  }
+  snprintf(buf, cap, "?");
+}
+
+static int mix_err(const struct serve_tensor *t, struct err *e) {
+  char sh[SERVE_MAX_DIMS * 24];
+  return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                 "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat", t->name,
+                 serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
+}
+
+/* The nest the pre-pass saw against t's shape: flat (one level), or nested
+ * with every array at depth d holding shape[d-1] and numbers only at the
+ * last level. */
+static int span_shape_check(const struct serve_tensor *t, const struct v2_span *sp, struct err *e) {
+  if (!sp->nested) return sp->max_depth > 1 ? mix_err(t, e) : 0;
+  if (sp->mixed) return mix_err(t, e);
+  if (sp->max_depth > t->ndim) return nest_err(t, e, t->ndim, 0);
+  for (int d = 1; d <= sp->max_depth; d++) {
+    if (sp->dim[d] != t->shape[d - 1]) return nest_err(t, e, d - 1, (size_t)sp->dim[d]);
+    if (sp->dim_bad[d] >= 0) return nest_err(t, e, d - 1, (size_t)sp->dim_bad[d]);
+  }
+  if (sp->num_depth && sp->num_depth != t->ndim) return mix_err(t, e);
+  return 0;
+}
+
+static enum serve_conv cell_store(enum serve_dtype dt, const struct v2_cell *c, void *dst) {
+  double d;
+  switch (c->kind) {
+  case CELL_INT:
+    if (!c->neg) return serve_store_u64(dt, c->m, dst);
+    return serve_store_i64(dt, c->m == (1ull << 63) ? INT64_MIN : -(int64_t)c->m, dst);
+  case CELL_DEC:
+    d = serve_dec_to_f64(c->m, c->e);
+    if (isinf(d)) break;
+    return serve_store_f64(dt, c->neg ? -d : d, dst);
+  case CELL_F64:
+    memcpy(&d, &c->m, 8);
+    return serve_store_f64(dt, d, dst);
+  default:
+    break;
+  }
+  return dt == SERVE_BOOL ? SERVE_CONV_NOT_BOOL : dt == SERVE_BYTES ? SERVE_CONV_NOT_BYTES : SERVE_CONV_RANGE;
+}
+
+/* The common case without the generic dispatch: the same result as
+ * cell_store into FP32. */
+static enum serve_conv cell_f32(const struct v2_cell *c, float *out) {
+  float x;
+  switch (c->kind) {
+  case CELL_INT:
+    x = c->neg ? (float)(c->m == (1ull << 63) ? INT64_MIN : -(int64_t)c->m) : (float)c->m;
+    break;
+  case CELL_DEC:
+    if (serve_dec_to_f32(c->m, c->e, &x)) return SERVE_CONV_RANGE;
+    if (c->neg) x = -x;
+    break;
+  case CELL_F64: {
+    double d;
+    memcpy(&d, &c->m, 8);
+    x = (float)d;
+    if (isinf(x)) return SERVE_CONV_RANGE;
+    break;
+  }
+  default:
+    return SERVE_CONV_RANGE;
+  }
+  *out = x;
+  return SERVE_CONV_OK;
+}
+
+static int data_from_span(struct serve_tensor *t, int64_t count, const char *body, const struct v2_fast *f,
+                          const struct v2_span *sp, struct arena *a, struct err *e) {
   if (sp->count != count) return count_err(t, count, sp->count, e);
-  if (t->dtype == SERVE_BYTES || t->dtype == SERVE_BOOL) {
-    /* numbers cannot be either; say which element */
-    char ix[96];
-    serve_index_str(ix, sizeof ix, t->shape, t->ndim, 0);
-    return serve_conv_err(e, t->dtype == SERVE_BOOL ? SERVE_CONV_NOT_BOOL : SERVE_CONV_NOT_BYTES, t->name, ix,
-                          t->dtype, "a number");
-  }
-  size_t es = serve_dtype_size(t->dtype), nb = (size_t)count * es;
-  unsigned char *o = arena_alloc(a, nb ? nb : 1), *o0 = o;
-  if (!o) return err_set(e, ERR_NO_MEMORY, "out of memory for input '%s' (%zu bytes)", t->name, nb);
-  const char *p = body + sp->start + 1, *end = body + sp->end;
-  /* nested when the first value is an array; then every level must hold
-   * exactly its dimension and numbers sit only at the last */
-  const char *q = p;
-  while (is_ws(*q)) q++;
-  bool nested = *q == '[';
-  int depth = 1;
-  int64_t cnt[SERVE_MAX_DIMS + 1] = {0};
-  int64_t i = 0;
+  int rc = span_shape_check(t, sp, e);
+  if (rc) return rc;
   enum serve_dtype dt = t->dtype;
-  while (p < end) {
-    char c = *p;
-    if (is_ws(c) || c == ',') {
-      p++;
-      continue;
-    }
-    if (c == '[') {
-      if (!nested || depth >= t->ndim) {
-        if (!nested) {
-          char sh[SERVE_MAX_DIMS * 24];
-          return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                         "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
-                         t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
-        }
-        return nest_err(t, e, depth, 0);
+  size_t es = serve_dtype_size(dt), nb = (size_t)count * es;
+  if (dt == SERVE_BYTES) es = 0, nb = 0; /* numbers are refused below */
+  unsigned char *o = arena_alloc(a, nb ? nb : 1);
+  if (!o) return err_set(e, ERR_NO_MEMORY, "out of memory for input '%s' (%zu bytes)", t->name, nb);
+  const struct v2_cell *c = f->cells + sp->first;
+  int64_t bad = -1;
+  enum serve_conv cv = SERVE_CONV_OK;
+  if (dt == SERVE_FP32) {
+    float *out = (float *)o;
+    for (int64_t i = 0; i < count; i++)
+      if ((cv = cell_f32(&c[i], &out[i])) != SERVE_CONV_OK) {
+        bad = i;
+        break;
       }
-      cnt[depth]++;
-      depth++;
-      cnt[depth] = 0;
-      p++;
-      continue;
-    }
-    if (c == ']') {
-      if (nested && cnt[depth] != t->shape[depth - 1]) return nest_err(t, e, depth - 1, (size_t)cnt[depth]);
-      depth--;
-      p++;
-      continue;
-    }
-    if (nested && depth != t->ndim) {
-      char sh[SERVE_MAX_DIMS * 24];
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat", t->name,
-                     serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
-    }
-    struct serve_num num;
-    size_t l = serve_num_scan(p, end, &num);
-    enum serve_conv cv = serve_store_num(dt, &num, p, l, o);
-    if (cv != SERVE_CONV_OK) {
-      char ix[96], vt[48];
-      snprintf(vt, sizeof vt, "%.*s%s", (int)(l > 40 ? 40 : l), p, l > 40 ? "..." : "");
-      serve_index_str(ix, sizeof ix, t->shape, t->ndim, i);
-      return serve_conv_err(e, cv, t->name, ix, dt, vt);
-    }
-    o += es;
-    i++;
-    cnt[depth]++;
-    p += l;
+  } else {
+    for (int64_t i = 0; i < count; i++)
+      if ((cv = cell_store(dt, &c[i], o + (size_t)i * es)) != SERVE_CONV_OK) {
+        bad = i;
+        break;
+      }
   }
-  t->data = o0;
+  if (bad >= 0) {
+    char ix[96], vt[48];
+    span_token(body, sp, bad, vt, sizeof vt);
+    serve_index_str(ix, sizeof ix, t->shape, t->ndim, bad);
+    return serve_conv_err(e, cv, t->name, ix, dt, vt);
+  }
+  t->data = o;
   t->nbytes = nb;
   return 0;
 }
@@ -675,7 +800,7 @@ static int parse_root(json_t *root, const char *body, size_t len, size_t header_
     } else if (fast->in[i].set) {
       if (!json_is_array(data) || json_array_size(data) != 0)
         return err_set(e, ERR_INTERNAL, "input '%s': the number scanner lost its place", t->name);
-      rc = data_from_span(t, count, body, &fast->in[i], a, e);
+      rc = data_from_span(t, count, body, fast, &fast->in[i], a, e);
     } else {
       rc = data_from_json(t, count, data, a, e);
     }
@@ -689,57 +814,41 @@ static int parse_root(json_t *root, const char *body, size_t len, size_t header_
   return 0;
 }
 
-/* set spans first, then by position in the text */
-static bool span_before(const struct v2_fast *f, int a, int b) {
-  if (f->in[a].set != f->in[b].set) return f->in[a].set;
-  return f->in[a].set && f->in[a].start < f->in[b].start;
+/* The text jansson reads: the JSON part with "[]" for each span (jansson
+ * walks text a byte at a time through its stream layer, so what it does not
+ * see costs nothing). NULL when out of memory. */
+static char *fast_copy(const char *body, size_t jlen, const struct v2_fast *f, struct arena *a, size_t *tlen) {
+  int order[SERVE_V2_MAX_INPUTS], n = 0;
+  for (int i = 0; i < SERVE_V2_MAX_INPUTS; i++) /* spans are kept per input, not in text order */
+    if (f->in[i].set) {
+      int j = n++;
+      for (; j > 0 && f->in[order[j - 1]].start > f->in[i].start; j--) order[j] = order[j - 1];
+      order[j] = i;
+    }
+  char *copy = arena_alloc(a, jlen);
+  if (!copy) return NULL;
+  size_t from = 0, len = 0;
+  for (int k = 0; k < n; k++) {
+    const struct v2_span *sp = &f->in[order[k]];
+    memcpy(copy + len, body + from, sp->start - from);
+    len += sp->start - from;
+    copy[len++] = '[';
+    copy[len++] = ']';
+    from = sp->end;
+  }
+  memcpy(copy + len, body + from, jlen - from);
+  *tlen = len + (jlen - from);
+  return copy;
 }
 
-int serve_v2_parse_request(const char *body, size_t len, size_t header_len, struct arena *a,
-                           struct serve_request *out, struct err *e) {
-  int order[SERVE_V2_MAX_INPUTS];
-  memset(out, 0, sizeof *out);
-  if (!body) len = 0;
-  if (header_len > len)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "Inference-Header-Content-Length is %zu but the body has only %zu bytes", header_len, len);
-  size_t jlen = header_len ? header_len : len;
-  if (jlen == 0) return err_set(e, ERR_MALFORMED_JSON, "request body is empty; expected a JSON object");
-  struct v2_fast fast;
+static int parse_request(const char *body, size_t len, size_t header_len, struct v2_fast *fast, struct arena *a,
+                         struct serve_request *out, struct err *e) {
+  size_t jlen = header_len ? header_len : len, tlen = jlen;
   const char *text = body;
-  size_t tlen = jlen;
   if (serve_v2_fast_numbers) {
-    prepass(body, jlen, &fast);
-    if (fast.nset) {
-      /* the copy jansson sees holds "[]" for each span: jansson walks text
-       * a byte at a time through its stream layer, blanks included */
-      char *copy = arena_alloc(a, jlen);
-      if (!copy) return err_set(e, ERR_NO_MEMORY, "out of memory for a %zu-byte request", jlen);
-      size_t from = 0, n = 0;
-      for (int i = 0; i < SERVE_V2_MAX_INPUTS; i++) order[i] = i;
-      /* spans are recorded per input, not in text order */
-      for (int i = 1; i < SERVE_V2_MAX_INPUTS; i++)
-        for (int j = i; j > 0 && span_before(&fast, order[j], order[j - 1]); j--) {
-          int t = order[j];
-          order[j] = order[j - 1];
-          order[j - 1] = t;
-        }
-      for (int k = 0; k < SERVE_V2_MAX_INPUTS; k++) {
-        const struct v2_span *sp = &fast.in[order[k]];
-        if (!sp->set) continue;
-        memcpy(copy + n, body + from, sp->start - from);
-        n += sp->start - from;
-        copy[n++] = '[';
-        copy[n++] = ']';
-        from = sp->end;
-      }
-      memcpy(copy + n, body + from, jlen - from);
-      n += jlen - from;
-      text = copy;
-      tlen = n;
-    }
-  } else {
-    fast_clear(&fast);
+    prepass(body, jlen, fast);
+    if (fast->nset && !(text = fast_copy(body, jlen, fast, a, &tlen)))
+      return err_set(e, ERR_NO_MEMORY, "out of memory for a %zu-byte request", jlen);
   }
   json_t *root = json_parse(text, tlen, e);
   if (!root && text != body) {
@@ -751,13 +860,27 @@ int serve_v2_parse_request(const char *body, size_t len, size_t header_len, stru
     }
   }
   if (!root) return -ERR_MALFORMED_JSON;
-  int rc = parse_root(root, body, len, header_len, &fast, a, out, e);
+  int rc = parse_root(root, body, len, header_len, fast, a, out, e);
   json_decref(root);
-  if (rc) {
-    memset(out, 0, sizeof *out);
-    return rc;
-  }
-  return 0;
+  return rc;
+}
+
+int serve_v2_parse_request(const char *body, size_t len, size_t header_len, struct arena *a,
+                           struct serve_request *out, struct err *e) {
+  memset(out, 0, sizeof *out);
+  if (!body) len = 0;
+  if (header_len > len)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "Inference-Header-Content-Length is %zu but the body has only %zu bytes", header_len, len);
+  if ((header_len ? header_len : len) == 0)
+    return err_set(e, ERR_MALFORMED_JSON, "request body is empty; expected a JSON object");
+  /* the pre-pass state: on the stack, cells beyond the inline ones malloc'd */
+  struct v2_fast fast;
+  fast_init(&fast);
+  int rc = parse_request(body, len, header_len, &fast, a, out, e);
+  fast_fini(&fast);
+  if (rc) memset(out, 0, sizeof *out);
+  return rc;
 }
 
 /* ---- the response ---------------------------------------------------------------- */

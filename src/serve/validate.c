@@ -227,8 +227,10 @@ int serve_validate(const struct serve_signature *sig, struct serve_request *rq, 
   int map[SERVE_V2_MAX_INPUTS];
   if (n > SERVE_V2_MAX_INPUTS || rq->ninputs > SERVE_V2_MAX_INPUTS)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d inputs are allowed", SERVE_V2_MAX_INPUTS);
-  if (!have_sig || (sig->ninputs == 1 && rq->ninputs == 1)) {
-    for (int i = 0; i < n; i++) map[i] = i; /* one input to a one-input model: any name will do */
+  /* names must match, as V2 servers require (the MLflow payload parser
+   * names what it builds after the signature) */
+  if (!have_sig) {
+    for (int i = 0; i < n; i++) map[i] = i;
   } else {
     for (int i = 0; i < rq->ninputs; i++) {
       int j = 0;

@@ -111,6 +111,45 @@ Test(serve_number, decimal_to_double_matches_strtod) {
 }
 
 /* significant digits of a printed number: "100.0" has 1, "0.0250" 2 */
+Test(serve_number, decimal_to_float_matches_strtod_then_float) {
+  /* decimals right at and around float midpoints (where a double that is
+   * a few ulps off would round the wrong way), and ordinary ones */
+  char s[64];
+  int checked = 0;
+  for (int i = 0; i < 300000; i++) {
+    float f;
+    uint32_t b = (uint32_t)rnd() & 0x7fffffffu;
+    memcpy(&f, &b, 4);
+    if (!isfinite(f) || f > 3e38f) continue;
+    double mid = ((double)f + (double)nextafterf(f, INFINITY)) / 2;
+    double pick[3] = {mid, nextafter(mid, 0), nextafter(mid, INFINITY)};
+    snprintf(s, sizeof s, "%.*g", 16 + (int)(rnd() % 4), pick[i % 3]);
+    if (i % 5 == 0) snprintf(s, sizeof s, "%.*g", 1 + (int)(rnd() % 19), (double)f);
+    struct serve_num n;
+    size_t l = serve_num_scan(s, s + strlen(s), &n);
+    cr_assert_eq(l, strlen(s));
+    if (n.truncated) continue;
+    float got, want = (float)strtod(s, NULL);
+    if (isinf(want)) {
+      cr_assert_eq(serve_dec_to_f32(n.mant, n.exp10, &got), -1, "%s overflows", s);
+      continue;
+    }
+    cr_assert_eq(serve_dec_to_f32(n.mant, n.exp10, &got), 0, "%s", s);
+    uint32_t gb, wb;
+    memcpy(&gb, &got, 4);
+    memcpy(&wb, &want, 4);
+    cr_assert_eq(gb, wb, "%s: %.9g, want %.9g", s, (double)got, (double)want);
+    checked++;
+  }
+  cr_assert_gt(checked, 200000);
+  float f;
+  cr_assert_eq(serve_dec_to_f32(34028236, 31, &f), -1, "3.4028236e38 is past FLT_MAX");
+  cr_assert_eq(serve_dec_to_f32(1, -46, &f), 0);
+  cr_assert_eq(f, 0.0f, "1e-46 is under half the smallest subnormal");
+  cr_assert_eq(serve_dec_to_f32(14, -46, &f), 0);
+  cr_assert_eq(f, 1.4e-45f);
+}
+
 static int digits_of(const char *s) {
   char d[64];
   int n = 0;
