@@ -132,7 +132,11 @@ build/asan/unit: $(UNIT_SRC) $(ASAN_OBJ) | build/kiln
 
 asan: build/asan/unit build/asan/kiln
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  build/asan/unit --jobs 2
+	  build/asan/unit --jobs 2 --filter '!(serve_python/*)'
+	@# Criterion's own runner (not a test) leaks ~48 bytes per event when tests that
+	@# fork worker processes run two at a time; those tests run one at a time here.
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build/asan/unit --jobs 1 --filter 'serve_python/*'
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  KILN_BIN=build/asan/kiln KILN_ASAN=1 $(PY) -m pytest -q tests/api
 

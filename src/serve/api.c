@@ -204,14 +204,8 @@ static int start(struct pctx *c, struct reply *rp) {
     }
     rc = serve_v2_parse_request(body ? body : "", blen, (size_t)hl, a, &c->sr, &e);
   } else {
-    json_t *j = req_json(rq, &e);
-    if (!j) return fail(c, rp, &e);
-    if (!json_is_object(j)) {
-      err_set(&e, ERR_INVALID_PARAMETER_VALUE,
-              "the body must be a JSON object with one of dataframe_split, dataframe_records, instances, inputs");
-      return fail(c, rp, &e);
-    }
-    rc = serve_mlflow_parse_request(j, sig, a, &c->sr, &e);
+    /* from the bytes: number matrices skip jansson (serve/scan.c) */
+    rc = serve_mlflow_parse_body(body ? body : "", blen, sig, a, &c->sr, &e);
     const char *proba = req_query(rq, "proba");
     if (rc == 0 && proba && (str_eq(proba, "true") || str_eq(proba, "1"))) c->sr.popts.proba = true;
   }
@@ -396,7 +390,7 @@ static int h_models(struct req *rq, struct reply *rp) {
   "\"properties\":{\"name\":" S_STR ",\"version\":" S_STR ",\"format\":" S_STR ",\"backend\":" S_STR            \
   ",\"state\":{\"enum\":[\"LOADING\",\"READY\",\"FAILED\",\"DEGRADED\",\"UNLOADING\"]},\"reason\":" S_STR       \
   ",\"memory_bytes\":" S_INT ",\"loaded_at\":" S_INT ",\"last_used_at\":" S_INT ",\"requests\":" S_INT           \
-  ",\"errors\":" S_INT ",\"queue_depth\":" S_INT ",\"load_ms\":" S_INT ",\"settings\":{\"type\":\"object\"},"   \
+  ",\"errors\":" S_INT ",\"queue_depth\":" S_INT ",\"running\":" S_INT ",\"load_ms\":" S_INT ",\"settings\":{\"type\":\"object\"},"   \
   "\"signature\":{\"oneOf\":[{\"type\":\"null\"}," S_SIG "]},\"backend_info\":{\"type\":\"object\"}}}"
 #define S_PREDICT_REQ                                                                                         \
   "{\"type\":\"object\",\"properties\":{\"dataframe_split\":{\"type\":\"object\"},\"dataframe_records\":"   \

@@ -781,6 +781,7 @@ static json_t *model_json(struct serve_model *m) {
                         "requests", (json_int_t)(m->m_ok ? metrics_value(m->m_ok) : 0), "errors",
                         (json_int_t)atomic_load(&m->errors), "queue_depth", (json_int_t)m->depth, "load_ms",
                         (json_int_t)m->load_ms);
+  if (o) json_object_set_new(o, "running", json_integer(m->busy));
   if (o && m->reason[0] && st != SERVE_READY) json_object_set_new(o, "reason", json_string(m->reason));
   if (o)
     json_object_set_new(o, "settings",

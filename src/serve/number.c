@@ -21,9 +21,10 @@ static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8
  * midpoint between two doubles, which the low 11 bits show. */
 #if defined(__x86_64__) && LDBL_MANT_DIG == 64
 #define HAVE_LD80 1
-static const long double lp10[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-                                   1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-                                   1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+static const long double lp10[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
+                                   1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+                                   1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+                                   1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 #define LD_MAX_POW 27
 
 static bool ld_round(long double r, double *out) {
@@ -59,10 +60,31 @@ static bool dec_exact(uint64_t m, int k, double *out) {
 
 static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
+/* Eight ASCII bytes at a time (little-endian words): whether all are
+ * digits, and their value. A byte >= 0xfa can carry into its neighbour in
+ * the test, which only makes it answer "no" (that byte is no digit). */
+static inline uint64_t load8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return le64toh(v);
+}
+static inline bool digits8(uint64_t v) {
+  return ((v & 0xf0f0f0f0f0f0f0f0ull) |
+          (((v + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) == 0x3333333333333333ull;
+}
+static inline uint64_t value8(uint64_t v) {
+  v -= 0x3030303030303030ull;
+  v = v * 10 + (v >> 8); /* pairs */
+  v = (((v & 0x000000ff000000ffull) * 0x000f424000000064ull) +
+       (((v >> 16) & 0x000000ff000000ffull) * 0x0000271000000001ull)) >>
+      32;
+  return v & 0xffffffffull;
+}
+
 size_t serve_num_scan(const char *p, const char *end, struct serve_num *n) {
   const char *s = p;
   uint64_t m = 0;
-  int nd = 0;
+  int nd = 0; /* significant digits in m (at most 19) */
   int32_t adj = 0;
   bool trunc = false;
   n->neg = false;
@@ -72,22 +94,28 @@ size_t serve_num_scan(const char *p, const char *end, struct serve_num *n) {
     s++;
   }
   if (s >= end) return 0;
-  /* integer part: find the digits, then take up to 19 of them */
   const char *b = s;
   if (*s == '0') {
     s++;
+    n->ival = 0;
+    n->ival_ok = true;
   } else if (*s >= '1' && *s <= '9') {
-    while (s < end && is_digit(*s)) s++;
-  } else {
-    return 0;
-  }
-  size_t nint = (size_t)(s - b);
-  if (*b != '0') {
-    size_t take = nint < 19 ? nint : 19;
-    for (size_t k = 0; k < take; k++) m = m * 10 + (uint64_t)(b[k] - '0');
-    nd = (int)take;
-    adj = (int32_t)(nint - take > 100000 ? 100000 : nint - take);
-    for (size_t k = take; k < nint && !trunc; k++) trunc = b[k] != '0';
+    while (end - s >= 8 && nd <= 11 && digits8(load8(s))) {
+      m = m * 100000000u + value8(load8(s));
+      nd += 8;
+      s += 8;
+    }
+    while (s < end && is_digit(*s)) {
+      if (nd < 19) {
+        m = m * 10 + (uint64_t)(*s - '0');
+        nd++;
+      } else {
+        trunc |= *s != '0';
+        if (adj < 100000) adj++;
+      }
+      s++;
+    }
+    size_t nint = (size_t)(s - b);
     if (nint < 20) {
       n->ival = m;
       n->ival_ok = true;
@@ -99,23 +127,34 @@ size_t serve_num_scan(const char *p, const char *end, struct serve_num *n) {
       }
     }
   } else {
-    n->ival = 0;
-    n->ival_ok = true;
+    return 0;
   }
   bool integer = true;
   if (s < end && *s == '.') {
     b = ++s;
-    while (s < end && is_digit(*s)) s++;
-    size_t nf = (size_t)(s - b), j = 0;
-    if (nf == 0) return 0;
-    integer = false;
     if (m == 0)
-      while (j < nf && b[j] == '0') j++; /* leading zeros of a fraction are not significant */
-    size_t take = nf - j < (size_t)(19 - nd) ? nf - j : (size_t)(19 - nd);
-    for (size_t k = 0; k < take; k++) m = m * 10 + (uint64_t)(b[j + k] - '0');
-    nd += (int)take;
-    adj -= (int32_t)((j + take) > 100000 ? 100000 : (j + take));
-    for (size_t k = j + take; k < nf && !trunc; k++) trunc = b[k] != '0';
+      while (s < end && *s == '0') { /* leading zeros of a fraction are not significant */
+        s++;
+        if (adj > -100000) adj--;
+      }
+    while (end - s >= 8 && nd <= 11 && digits8(load8(s))) {
+      m = m * 100000000u + value8(load8(s));
+      nd += 8;
+      adj -= 8;
+      s += 8;
+    }
+    while (s < end && is_digit(*s)) {
+      if (nd < 19) {
+        m = m * 10 + (uint64_t)(*s - '0');
+        nd++;
+        adj--;
+      } else {
+        trunc |= *s != '0';
+      }
+      s++;
+    }
+    if (s == b) return 0;
+    integer = false;
   }
   if (s < end && (*s == 'e' || *s == 'E')) {
     s++;
@@ -142,12 +181,17 @@ size_t serve_num_skip(const char *p, const char *end) {
   const char *s = p;
   if (s < end && *s == '-') s++;
   if (s >= end) return 0;
-  if (*s == '0') s++;
-  else if (*s >= '1' && *s <= '9')
+  if (*s == '0') {
+    s++;
+  } else if (*s >= '1' && *s <= '9') {
+    while (end - s >= 8 && digits8(load8(s))) s += 8;
     while (s < end && is_digit(*s)) s++;
-  else return 0;
+  } else {
+    return 0;
+  }
   if (s < end && *s == '.') {
     const char *b = ++s;
+    while (end - s >= 8 && digits8(load8(s))) s += 8;
     while (s < end && is_digit(*s)) s++;
     if (s == b) return 0;
   }
@@ -222,9 +266,12 @@ double serve_f16_to_f64(uint16_t h) {
   int e = (h >> 10) & 31;
   int f = h & 1023;
   double v;
-  if (e == 0) v = ldexp(f, -24);
-  else if (e == 31) v = f ? NAN : INFINITY;
-  else v = ldexp(1024 + f, e - 25);
+  if (e == 0)
+    v = ldexp(f, -24);
+  else if (e == 31)
+    v = f ? NAN : INFINITY;
+  else
+    v = ldexp(1024 + f, e - 25);
   return (h & 0x8000) ? -v : v;
 }
 
@@ -245,19 +292,17 @@ bool serve_dtype_is_float(enum serve_dtype t) {
 }
 bool serve_dtype_is_int(enum serve_dtype t) { return t >= SERVE_UINT8 && t <= SERVE_INT64; }
 
-#define PUT(type, v)                  \
-  do {                                \
-    type x_ = (type)(v);              \
-    memcpy(dst, &x_, sizeof x_);      \
+#define PUT(type, v)                                                                               \
+  do {                                                                                             \
+    type x_ = (type)(v);                                                                           \
+    memcpy(dst, &x_, sizeof x_);                                                                   \
   } while (0)
 
 /* Finite d into a float type; a finite value the type cannot hold is out
  * of range, while NaN and Inf pass (the NaN/Inf policy is validation's). */
 static enum serve_conv store_float(enum serve_dtype dt, double d, void *dst) {
   switch (dt) {
-  case SERVE_FP64:
-    PUT(double, d);
-    return SERVE_CONV_OK;
+  case SERVE_FP64: PUT(double, d); return SERVE_CONV_OK;
   case SERVE_FP32: {
     float f = (float)d;
     if (isinf(f) && isfinite(d)) return SERVE_CONV_RANGE;
@@ -276,8 +321,7 @@ static enum serve_conv store_float(enum serve_dtype dt, double d, void *dst) {
     PUT(uint16_t, h);
     return SERVE_CONV_OK;
   }
-  default:
-    return SERVE_CONV_RANGE;
+  default: return SERVE_CONV_RANGE;
   }
 }
 
@@ -285,15 +329,38 @@ enum serve_conv serve_store_i64(enum serve_dtype dt, int64_t v, void *dst) {
   switch (dt) {
   case SERVE_BOOL: return SERVE_CONV_NOT_BOOL;
   case SERVE_BYTES: return SERVE_CONV_NOT_BYTES;
-  case SERVE_UINT8: if (v < 0 || v > UINT8_MAX) return SERVE_CONV_RANGE; PUT(uint8_t, v); return SERVE_CONV_OK;
-  case SERVE_UINT16: if (v < 0 || v > UINT16_MAX) return SERVE_CONV_RANGE; PUT(uint16_t, v); return SERVE_CONV_OK;
-  case SERVE_UINT32: if (v < 0 || v > (int64_t)UINT32_MAX) return SERVE_CONV_RANGE; PUT(uint32_t, v); return SERVE_CONV_OK;
-  case SERVE_UINT64: if (v < 0) return SERVE_CONV_RANGE; PUT(uint64_t, v); return SERVE_CONV_OK;
-  case SERVE_INT8: if (v < INT8_MIN || v > INT8_MAX) return SERVE_CONV_RANGE; PUT(int8_t, v); return SERVE_CONV_OK;
-  case SERVE_INT16: if (v < INT16_MIN || v > INT16_MAX) return SERVE_CONV_RANGE; PUT(int16_t, v); return SERVE_CONV_OK;
-  case SERVE_INT32: if (v < INT32_MIN || v > INT32_MAX) return SERVE_CONV_RANGE; PUT(int32_t, v); return SERVE_CONV_OK;
+  case SERVE_UINT8:
+    if (v < 0 || v > UINT8_MAX) return SERVE_CONV_RANGE;
+    PUT(uint8_t, v);
+    return SERVE_CONV_OK;
+  case SERVE_UINT16:
+    if (v < 0 || v > UINT16_MAX) return SERVE_CONV_RANGE;
+    PUT(uint16_t, v);
+    return SERVE_CONV_OK;
+  case SERVE_UINT32:
+    if (v < 0 || v > (int64_t)UINT32_MAX) return SERVE_CONV_RANGE;
+    PUT(uint32_t, v);
+    return SERVE_CONV_OK;
+  case SERVE_UINT64:
+    if (v < 0) return SERVE_CONV_RANGE;
+    PUT(uint64_t, v);
+    return SERVE_CONV_OK;
+  case SERVE_INT8:
+    if (v < INT8_MIN || v > INT8_MAX) return SERVE_CONV_RANGE;
+    PUT(int8_t, v);
+    return SERVE_CONV_OK;
+  case SERVE_INT16:
+    if (v < INT16_MIN || v > INT16_MAX) return SERVE_CONV_RANGE;
+    PUT(int16_t, v);
+    return SERVE_CONV_OK;
+  case SERVE_INT32:
+    if (v < INT32_MIN || v > INT32_MAX) return SERVE_CONV_RANGE;
+    PUT(int32_t, v);
+    return SERVE_CONV_OK;
   case SERVE_INT64: PUT(int64_t, v); return SERVE_CONV_OK;
-  case SERVE_FP32: PUT(float, v); return SERVE_CONV_OK; /* one rounding, straight from the integer */
+  case SERVE_FP32:
+    PUT(float, v);
+    return SERVE_CONV_OK; /* one rounding, straight from the integer */
   case SERVE_FP64: PUT(double, v); return SERVE_CONV_OK;
   default: return store_float(dt, (double)v, dst);
   }
@@ -320,7 +387,8 @@ enum serve_conv serve_store_f64(enum serve_dtype dt, double d, void *dst) {
   if (!isfinite(d)) return SERVE_CONV_NONFINITE;
   if (d != trunc(d)) return SERVE_CONV_FRACTION;
   /* both bounds are powers of two, so the comparisons are exact */
-  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) return serve_store_i64(dt, (int64_t)d, dst);
+  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+    return serve_store_i64(dt, (int64_t)d, dst);
   if (d >= 0 && d < 18446744073709551616.0) return serve_store_u64(dt, (uint64_t)d, dst);
   return SERVE_CONV_RANGE;
 }
@@ -332,13 +400,14 @@ enum serve_conv serve_store_bool(enum serve_dtype dt, bool v, void *dst) {
   return SERVE_CONV_OK;
 }
 
-enum serve_conv serve_store_num(enum serve_dtype dt, const struct serve_num *n, const char *text, size_t len,
-                                void *dst) {
+enum serve_conv serve_store_num(enum serve_dtype dt, const struct serve_num *n, const char *text,
+                                size_t len, void *dst) {
   if (dt == SERVE_BOOL) return SERVE_CONV_NOT_BOOL;
   if (dt == SERVE_BYTES) return SERVE_CONV_NOT_BYTES;
   if (n->ival_ok) {
     if (!n->neg) return serve_store_u64(dt, n->ival, dst);
-    if (n->ival <= (1ull << 63)) return serve_store_i64(dt, n->ival == (1ull << 63) ? INT64_MIN : -(int64_t)n->ival, dst);
+    if (n->ival <= (1ull << 63))
+      return serve_store_i64(dt, n->ival == (1ull << 63) ? INT64_MIN : -(int64_t)n->ival, dst);
     if (!serve_dtype_is_float(dt)) return SERVE_CONV_RANGE;
   }
   double d;
@@ -348,15 +417,18 @@ enum serve_conv serve_store_num(enum serve_dtype dt, const struct serve_num *n, 
 
 void serve_val_load(enum serve_dtype dt, const void *data, size_t i, struct serve_val *v) {
   const unsigned char *p = (const unsigned char *)data + i * serve_dtype_size(dt);
-#define GET(type, field, kind_)     \
-  do {                              \
-    type x_;                        \
-    memcpy(&x_, p, sizeof x_);      \
-    v->kind = kind_;                \
-    v->field = x_;                  \
+#define GET(type, field, kind_)                                                                    \
+  do {                                                                                             \
+    type x_;                                                                                       \
+    memcpy(&x_, p, sizeof x_);                                                                     \
+    v->kind = kind_;                                                                               \
+    v->field = x_;                                                                                 \
   } while (0)
   switch (dt) {
-  case SERVE_BOOL: v->kind = SERVE_VAL_BOOL; v->b = *p != 0; break;
+  case SERVE_BOOL:
+    v->kind = SERVE_VAL_BOOL;
+    v->b = *p != 0;
+    break;
   case SERVE_UINT8: GET(uint8_t, i, SERVE_VAL_I64); break;
   case SERVE_UINT16: GET(uint16_t, i, SERVE_VAL_I64); break;
   case SERVE_UINT32: GET(uint32_t, i, SERVE_VAL_I64); break;
@@ -365,11 +437,26 @@ void serve_val_load(enum serve_dtype dt, const void *data, size_t i, struct serv
   case SERVE_INT16: GET(int16_t, i, SERVE_VAL_I64); break;
   case SERVE_INT32: GET(int32_t, i, SERVE_VAL_I64); break;
   case SERVE_INT64: GET(int64_t, i, SERVE_VAL_I64); break;
-  case SERVE_FP16: { uint16_t h; memcpy(&h, p, 2); v->kind = SERVE_VAL_F64; v->f = serve_f16_to_f64(h); break; }
-  case SERVE_BF16: { uint16_t h; memcpy(&h, p, 2); v->kind = SERVE_VAL_F64; v->f = serve_bf16_to_f64(h); break; }
+  case SERVE_FP16: {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    v->kind = SERVE_VAL_F64;
+    v->f = serve_f16_to_f64(h);
+    break;
+  }
+  case SERVE_BF16: {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    v->kind = SERVE_VAL_F64;
+    v->f = serve_bf16_to_f64(h);
+    break;
+  }
   case SERVE_FP32: GET(float, f, SERVE_VAL_F64); break;
   case SERVE_FP64: GET(double, f, SERVE_VAL_F64); break;
-  default: v->kind = SERVE_VAL_I64; v->i = 0; break;
+  default:
+    v->kind = SERVE_VAL_I64;
+    v->i = 0;
+    break;
   }
 #undef GET
 }
@@ -474,9 +561,45 @@ static double dec_to_double(uint64_t m, int k) {
   return strtod(t, NULL);
 }
 
+double serve_dec_to_f64(uint64_t m, int k) { return dec_to_double(m, k); }
+
+/* For FP32 a double that is off by a couple of ulps still rounds to the
+ * right float unless a float midpoint lies that close; float midpoints are
+ * doubles whose low 29 bits are exactly 1 << 28, so the bits say. Outside
+ * that window (and near float's subnormal and overflow edges) the exact
+ * double is computed first. */
+int serve_dec_to_f32(uint64_t m, int k, float *out) {
+  double d;
+  if (m == 0) {
+    *out = 0.0f;
+    return 0;
+  }
+  if (k >= -22 && k <= 22) {
+    d = k >= 0 ? (double)m * p10[k] : (double)m / p10[-k]; /* exact double when m <= 2^53 */
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    int64_t dist = (int64_t)(bits & 0x1fffffff) - 0x10000000;
+    if ((m <= (1ull << 53) || dist > 4 || dist < -4) && d > 2.4e-38 && d < 3.0e38) {
+      *out = (float)d;
+      return 0;
+    }
+  }
+  d = dec_to_double(m, k);
+  float f = (float)d;
+  if (isinf(f)) return -1;
+  *out = f;
+  return 0;
+}
+
 /* round(a * 10^k) for the digit search: the scale need not be exact (every
  * candidate is checked), only close enough to find the nearest digits. */
-static bool scale_digits(double a, int k, uint64_t *m) {
+static bool scale_digits(double a, int k, int p, uint64_t *m) {
+  if (p <= 15 && k >= -22 && k <= 22) { /* one double rounding is close enough below 2^53 */
+    double s = k >= 0 ? a * p10[k] : a / p10[-k];
+    if (!(s < 9007199254740992.0)) return false;
+    *m = (uint64_t)llround(s);
+    return true;
+  }
 #if HAVE_LD80
   long double s = a;
   for (; k > LD_MAX_POW; k -= LD_MAX_POW) s *= lp10[LD_MAX_POW];
@@ -511,10 +634,11 @@ static bool dec_is_double(uint64_t m, int k, double c) {
  * back as f, and no double rounding can read it otherwise (a decimal that
  * rounds to exactly a midpoint between two floats is refused unless the
  * decimal is that double itself). */
-static bool try_f32(double a, float fa, int e10, int p, uint64_t *m_out, int *k_out, double *c_out) {
+static bool try_f32(double a, float fa, int e10, int p, uint64_t *m_out, int *k_out,
+                    double *c_out) {
   int k = p - 1 - e10;
   uint64_t m;
-  if (!scale_digits(a, k, &m)) return false;
+  if (!scale_digits(a, k, p, &m)) return false;
   double c = dec_to_double(m, -k);
   float f2 = (float)c;
   if (f2 != fa) return false;
@@ -585,7 +709,7 @@ double serve_f32_pretty(float f) {
 static bool try_f64(double a, int e10, int p, uint64_t *m_out, int *k_out) {
   int k = p - 1 - e10;
   uint64_t m;
-  if (!scale_digits(a, k, &m) || dec_to_double(m, -k) != a) return false;
+  if (!scale_digits(a, k, p, &m) || dec_to_double(m, -k) != a) return false;
   *m_out = m;
   *k_out = k;
   return true;
@@ -647,35 +771,39 @@ const char *serve_index_str(char *buf, size_t cap, const int64_t *shape, int ndi
   return buf;
 }
 
-int serve_conv_err(struct err *e, enum serve_conv c, const char *input, const char *elem, enum serve_dtype dt,
-                   const char *value) {
+int serve_conv_err(struct err *e, enum serve_conv c, const char *input, const char *elem,
+                   enum serve_dtype dt, const char *value) {
   const char *t = serve_dtype_name(dt);
   switch (c) {
   case SERVE_CONV_RANGE:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s is out of range for %s", input, elem, value, t);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s is out of range for %s",
+                   input, elem, value, t);
   case SERVE_CONV_FRACTION:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s is not a whole number, which %s needs", input,
-                   elem, value, t);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s' %s: %s is not a whole number, which %s needs", input, elem, value,
+                   t);
   case SERVE_CONV_NONFINITE:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s cannot be stored in %s", input, elem, value, t);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s cannot be stored in %s",
+                   input, elem, value, t);
   case SERVE_CONV_NOT_BOOL:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: BOOL takes true or false, not %s", input, elem,
-                   value);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s' %s: BOOL takes true or false, not %s", input, elem, value);
   case SERVE_CONV_BOOL:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s is a bool; %s takes numbers", input, elem,
-                   value, t);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s is a bool; %s takes numbers",
+                   input, elem, value, t);
   case SERVE_CONV_NOT_BYTES:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: BYTES takes strings, not %s", input, elem, value);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: BYTES takes strings, not %s",
+                   input, elem, value);
   case SERVE_CONV_STRING:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: a string; %s takes %s", input, elem, t,
-                   dt == SERVE_BOOL ? "true or false" : "numbers");
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: a string; %s takes %s", input,
+                   elem, t, dt == SERVE_BOOL ? "true or false" : "numbers");
   case SERVE_CONV_NULL:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: null is not a value of %s", input, elem, t);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: null is not a value of %s",
+                   input, elem, t);
   case SERVE_CONV_NESTED:
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: %s where a single %s value belongs", input, elem,
-                   value, t);
-  default:
-    return err_set(e, ERR_INTERNAL, "input '%s' %s: conversion failed", input, elem);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s' %s: %s where a single %s value belongs", input, elem, value, t);
+  default: return err_set(e, ERR_INTERNAL, "input '%s' %s: conversion failed", input, elem);
   }
 }
 
@@ -691,7 +819,8 @@ static size_t utf8_len(const unsigned char *p, size_t n) {
   }
   if (c >= 0xf0 && c <= 0xf4) {
     unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    return n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+    return n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4
+                                                                                                : 0;
   }
   return 0;
 }

@@ -11,12 +11,12 @@
  * conversions below use them without a second look at the digits except in
  * the rare cases only strtod gets right. */
 struct serve_num {
-  uint64_t mant;   /* the first 19 significant digits */
-  int32_t exp10;   /* value = mant * 10^exp10 (exactly, unless truncated) */
+  uint64_t mant; /* the first 19 significant digits */
+  int32_t exp10; /* value = mant * 10^exp10 (exactly, unless truncated) */
   bool neg;
-  bool integer;    /* written without fraction or exponent */
-  bool truncated;  /* a nonzero digit after the 19th was dropped */
-  bool ival_ok;    /* integer and |value| fits in uint64: ival holds it */
+  bool integer;   /* written without fraction or exponent */
+  bool truncated; /* a nonzero digit after the 19th was dropped */
+  bool ival_ok;   /* integer and |value| fits in uint64: ival holds it */
   uint64_t ival;
 };
 /* Scans an RFC 8259 number starting at p; its length, or 0 when p does not
@@ -28,6 +28,12 @@ size_t serve_num_skip(const char *p, const char *end);
 /* The double nearest the number (ties to even), as strtod gives it; text is
  * the token serve_num_scan read. -1 when it overflows a double. */
 int serve_num_to_f64(const struct serve_num *n, const char *text, size_t len, double *out);
+/* m * 10^k as the nearest double (any k; inf past the range). */
+double serve_dec_to_f64(uint64_t m, int k);
+/* m * 10^k as the float nearest to the nearest double (what every JSON
+ * client computes), mostly without computing that double; -1 when it
+ * overflows a float. */
+int serve_dec_to_f32(uint64_t m, int k, float *out);
 
 /* ---- element conversion: the coercion rules in one place ----------------
  * Used by JSON parsing (V2 and MLflow) and by serve_validate's casts. */
@@ -49,8 +55,8 @@ enum serve_conv serve_store_f64(enum serve_dtype dt, double v, void *dst);
 enum serve_conv serve_store_bool(enum serve_dtype dt, bool v, void *dst);
 /* A scanned number into dt: integers exactly (up to uint64), the rest
  * through the nearest double. */
-enum serve_conv serve_store_num(enum serve_dtype dt, const struct serve_num *n, const char *text, size_t len,
-                                void *dst);
+enum serve_conv serve_store_num(enum serve_dtype dt, const struct serve_num *n, const char *text,
+                                size_t len, void *dst);
 
 /* One element of a fixed-size tensor read out for a cast. */
 enum serve_val_kind { SERVE_VAL_I64, SERVE_VAL_U64, SERVE_VAL_F64, SERVE_VAL_BOOL };
@@ -94,8 +100,8 @@ const char *serve_shape_str(char *buf, size_t cap, const int64_t *shape, int ndi
 /* "element 5" for 1-D, "element [1,2]" otherwise (0-based). */
 const char *serve_index_str(char *buf, size_t cap, const int64_t *shape, int ndim, int64_t flat);
 /* Fills e with "input 'NAME' ELEM: WHAT" for conversion failure c. */
-int serve_conv_err(struct err *e, enum serve_conv c, const char *input, const char *elem, enum serve_dtype dt,
-                   const char *value);
+int serve_conv_err(struct err *e, enum serve_conv c, const char *input, const char *elem,
+                   enum serve_dtype dt, const char *value);
 
 /* JSON string literal of n bytes (NUL and bytes that are not UTF-8 allowed:
  * the latter become U+FFFD, so the text is always valid JSON). */
@@ -111,15 +117,80 @@ int64_t serve_bytes_walk(const char *p, size_t n, int64_t count, int64_t *bad);
 /* Converts count jansson leaves (row-major) into t, whose name, dtype and
  * shape are set: data lands in arena memory. null is NaN for float types
  * when null_is_nan (MLflow); errors name the element. */
-int serve_leaves_to_tensor(struct serve_tensor *t, json_t *const *leaves, int64_t count, bool null_is_nan,
-                           const char *const *columns, struct arena *a, struct err *e);
+int serve_leaves_to_tensor(struct serve_tensor *t, json_t *const *leaves, int64_t count,
+                           bool null_is_nan, const char *const *columns, struct arena *a,
+                           struct err *e);
 /* Where element flat of t is, for messages: "row 3 column 'bmi'" when
  * columns name the second dimension of a table, else serve_index_str. */
-const char *serve_elem_where(char *buf, size_t cap, const struct serve_tensor *t, const char *const *columns,
-                             int64_t flat);
+const char *serve_elem_where(char *buf, size_t cap, const struct serve_tensor *t,
+                             const char *const *columns, int64_t flat);
 
-/* Test and fuzz hook: false sends every V2 data array through jansson
- * (the fast scanner is compared against it). */
+/* ---- the fast path for numeric arrays (scan.c) ---------------------------
+ * A pre-pass reads the number arrays at the places a protocol's matcher
+ * names into cells, one per number, and notes how each nest is shaped;
+ * jansson then reads a copy of the body with "[]" in their place. */
+enum { SERVE_CELL_INT, SERVE_CELL_DEC, SERVE_CELL_F64, SERVE_CELL_HUGE };
+struct serve_cell {
+  uint64_t m; /* INT: |value|; DEC: digits (value m * 10^e); F64: the double's bits */
+  int32_t e;
+  uint8_t kind; /* HUGE: past a double */
+  bool neg;
+};
+struct serve_span {
+  size_t start, end; /* [start, end) of the array in the body */
+  int64_t count;     /* numbers in it */
+  size_t first;      /* its first cell */
+  bool set, nested,
+      mixed;     /* nested: its first value is an array; mixed: numbers at several depths */
+  int num_depth; /* depth of its numbers (1: the top array), 0: none */
+  int max_depth; /* of its arrays */
+  int64_t dim[SERVE_MAX_DIMS + 1];     /* per depth: length of the first array closed there */
+  int64_t dim_bad[SERVE_MAX_DIMS + 1]; /* per depth: the first length that differed, or -1 */
+};
+#define SERVE_FAST_SLOTS 64
+#define SERVE_FAST_INLINE_CELLS 256
+struct serve_fast { /* lives on the stack; cells past the inline ones are malloc'd */
+  struct serve_span span[SERVE_FAST_SLOTS];
+  int nset;
+  struct serve_cell *cells;
+  size_t ncells, cap;
+  struct serve_cell inline_cells[SERVE_FAST_INLINE_CELLS];
+};
+/* What the pre-pass knows of each open container, for the matcher. */
+#define SERVE_LEX_KEY_DEPTH 3 /* keys are told apart in the first 3 levels */
+struct serve_lex_frame {
+  char kind; /* '{' or '[' */
+  int key;   /* objects: index in the protocol's keys of the key being read, or -1 */
+  bool expect_key;
+  unsigned seen; /* objects: the protocol's keys met so far */
+  int nelem;     /* arrays: values begun so far (the current one is nelem - 1) */
+};
+/* At an array value inside st[depth-1]: its slot, or -1 to leave it. */
+typedef int (*serve_fast_match)(const struct serve_lex_frame *st, int depth);
+void serve_fast_init(struct serve_fast *f);
+void serve_fast_clear(struct serve_fast *f);
+void serve_fast_fini(struct serve_fast *f);
+void serve_fast_prepass(const char *s, size_t n, const char *const *keys, int nkeys,
+                        serve_fast_match match, struct serve_fast *f);
+/* The pre-pass (when enabled), then json_parse of the rest; errors are
+ * positioned in the body. A new reference, or NULL with e. */
+json_t *serve_fast_parse(const char *body, size_t len, const char *const *keys, int nkeys,
+                         serve_fast_match match, struct serve_fast *f, bool enabled,
+                         struct arena *a, struct err *e);
+/* Span slot into t (name, dtype, shape set): checks the nest against the
+ * shape, converts each cell by the coercion rules into arena memory.
+ * colmap (for a 2-D t): column j of the text lands in column colmap[j]. */
+int serve_span_convert(struct serve_tensor *t, const struct serve_fast *f, int slot,
+                       const char *body, const int *colmap, struct arena *a, struct err *e);
+/* The shape a regular nest spells ([count] when flat); false when ragged
+ * or mixed. */
+bool serve_span_shape(const struct serve_span *sp, int64_t *shape, int *ndim);
+int serve_count_err(const struct serve_tensor *t, int64_t need, int64_t have, struct err *e);
+int serve_nest_err(const struct serve_tensor *t, struct err *e, int depth, size_t got);
+int serve_mix_err(const struct serve_tensor *t, struct err *e);
+
+/* Test and fuzz hook: false sends every numeric array through jansson (the
+ * fast path is compared against it), for V2 and MLflow bodies alike. */
 extern bool serve_v2_fast_numbers;
 
 #endif

@@ -214,6 +214,13 @@ int serve_v2_encode_response(struct buf *out, const char *model_name, const char
  * mapped onto sig by name (columns or input names). */
 int serve_mlflow_parse_request(const json_t *body, const struct serve_signature *sig, struct arena *a,
                                struct serve_request *out, struct err *e);
+/* Added by serve-proto: the same from the body's bytes (JSON errors are
+ * MALFORMED_JSON, as json_parse gives). Number matrices ({"inputs": [[...]]},
+ * "instances", dataframe_split's "data") are read without jansson, the rest
+ * as serve_mlflow_parse_request reads it, with the same messages. Tensors
+ * are arena memory; the body need not outlive the call. */
+int serve_mlflow_parse_body(const char *body, size_t len, const struct serve_signature *sig, struct arena *a,
+                            struct serve_request *out, struct err *e);
 /* {"predictions": ...}: one output → its rows; several → a list of
  * {name: value} objects per row. */
 json_t *serve_mlflow_encode_response(const struct serve_tensor *outputs, int noutputs);

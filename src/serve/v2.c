@@ -13,182 +13,13 @@ bool serve_v2_fast_numbers = true;
 
 #define V2_MAX_OUTPUTS 64
 
-/* ---- the fast path's pre-pass ----------------------------------------------
- * Finds inputs[i].data arrays that are nests of numbers, so the copy given to
- * jansson can hold "[]" and blanks in their place (same length: jansson's
- * error positions stay true). Only well-formed number arrays are taken, so
- * the copy is valid JSON exactly when the body is; anything unusual (escaped
- * keys at the levels that matter, depth) leaves the body to jansson alone. */
-struct v2_span {
-  size_t start, end; /* [start, end) of the array in the body */
-  int64_t count;     /* numbers in it */
-  bool set;
-};
-struct v2_fast {
-  struct v2_span in[SERVE_V2_MAX_INPUTS];
-  int nset;
-};
-
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-static bool is_delim(char c) {
-  return is_ws(c) || c == ',' || c == ':' || c == '[' || c == ']' || c == '{' || c == '}' || c == '"';
-}
-
-/* json_parse refuses deeper documents, so the pre-pass need not follow them */
-#define LEX_MAX_DEPTH 64
-
-/* p at '['. One past the closing ']' of a nest of numbers at most
- * SERVE_MAX_DIMS deep, or NULL. */
-static const char *scan_num_array(const char *p, const char *end, int64_t *count) {
-  int depth = 1;
-  int64_t n = 0;
-  bool want_sep = false, allow_close = true;
-  p++;
-  for (;;) {
-    while (p < end && is_ws(*p)) p++;
-    if (p >= end) return NULL;
-    char c = *p;
-    if (want_sep) {
-      if (c == ',') {
-        want_sep = false;
-        allow_close = false;
-        p++;
-        continue;
-      }
-      if (c != ']') return NULL;
-    }
-    if (c == ']') {
-      if (!allow_close && !want_sep) return NULL;
-      p++;
-      if (--depth == 0) break;
-      want_sep = true;
-      continue;
-    }
-    if (c == '[') {
-      if (depth >= SERVE_MAX_DIMS) return NULL;
-      depth++;
-      p++;
-      allow_close = true;
-      continue;
-    }
-    size_t l = serve_num_skip(p, end);
-    if (!l) return NULL;
-    p += l;
-    n++;
-    want_sep = true;
-  }
-  *count = n;
-  return p;
-}
-
-enum { CTX_OTHER, CTX_ROOT, CTX_INPUTS, CTX_INPUT };
-enum { KEY_OTHER, KEY_INPUTS, KEY_DATA };
-struct lex_frame {
-  char kind; /* '{' or '[' */
-  unsigned char ctx, key;
-  bool expect_key;
-  int idx;   /* CTX_INPUT: position in inputs */
-  int nelem; /* arrays: values seen */
-};
-
-static void fast_clear(struct v2_fast *f) {
-  for (int i = 0; i < SERVE_V2_MAX_INPUTS; i++) f->in[i].set = false;
-  f->nset = 0;
-}
-
-static void prepass(const char *s, size_t n, struct v2_fast *f) {
-  struct lex_frame st[LEX_MAX_DEPTH];
-  int d = 0;
-  const char *p = s, *end = s + n;
-  fast_clear(f);
-  while (p < end) {
-    char c = *p;
-    struct lex_frame *top = d ? &st[d - 1] : NULL;
-    if (is_ws(c) || c == ':') {
-      p++;
-      continue;
-    }
-    if (c == ',') {
-      if (top && top->kind == '{') top->expect_key = true;
-      p++;
-      continue;
-    }
-    if (c == '}' || c == ']') {
-      if (d) d--;
-      p++;
-      continue;
-    }
-    if (c == '"') {
-      const char *q = p + 1;
-      bool escaped = false;
-      while (q < end && *q != '"') {
-        if (*q == '\\') {
-          escaped = true;
-          q++;
-        }
-        q++;
-      }
-      if (q >= end) return; /* unterminated: jansson refuses it */
-      if (top && top->kind == '{' && top->expect_key) {
-        if (escaped && top->ctx != CTX_OTHER) { /* "\u0069nputs" is "inputs" to jansson */
-          fast_clear(f);
-          return;
-        }
-        size_t l = (size_t)(q - p - 1);
-        top->key = KEY_OTHER;
-        if (top->ctx == CTX_ROOT && l == 6 && memcmp(p + 1, "inputs", 6) == 0) {
-          top->key = KEY_INPUTS;
-          fast_clear(f); /* the last "inputs" is the one jansson keeps */
-        } else if (top->ctx == CTX_INPUT && l == 4 && memcmp(p + 1, "data", 4) == 0) {
-          top->key = KEY_DATA;
-          if (top->idx < SERVE_V2_MAX_INPUTS && f->in[top->idx].set) {
-            f->in[top->idx].set = false;
-            f->nset--;
-          }
-        }
-        top->expect_key = false;
-      } else if (top && top->kind == '[') {
-        top->nelem++;
-      }
-      p = q + 1;
-      continue;
-    }
-    if (c == '{' || c == '[') {
-      unsigned char ctx = CTX_OTHER;
-      int idx = -1;
-      if (!top) {
-        ctx = c == '{' ? CTX_ROOT : CTX_OTHER;
-      } else if (top->kind == '{' && top->ctx == CTX_ROOT && top->key == KEY_INPUTS && c == '[') {
-        ctx = CTX_INPUTS;
-      } else if (top->kind == '[' && top->ctx == CTX_INPUTS && c == '{') {
-        ctx = CTX_INPUT;
-        idx = top->nelem;
-      } else if (top->kind == '{' && top->ctx == CTX_INPUT && top->key == KEY_DATA && c == '[' &&
-                 top->idx < SERVE_V2_MAX_INPUTS) {
-        int64_t cnt;
-        const char *e = scan_num_array(p, end, &cnt);
-        if (e) {
-          struct v2_span *sp = &f->in[top->idx];
-          sp->start = (size_t)(p - s);
-          sp->end = (size_t)(e - s);
-          sp->count = cnt;
-          sp->set = true;
-          f->nset++;
-          p = e;
-          continue;
-        }
-      }
-      if (top && top->kind == '[') top->nelem++;
-      if (d == LEX_MAX_DEPTH) return; /* too deep: jansson refuses it */
-      st[d++] = (struct lex_frame){c, ctx, KEY_OTHER, c == '{', idx, 0};
-      p++;
-      continue;
-    }
-    /* a number or literal (or garbage jansson will refuse): at least one byte */
-    if (top && top->kind == '[') top->nelem++;
-    p++;
-    while (p < end && !is_delim(*p)) p++;
-  }
+/* The V2 places of numeric arrays: inputs[i].data, slot i. */
+static const char *const v2_keys[] = {"inputs", "data"};
+static int v2_match(const struct serve_lex_frame *st, int depth) {
+  if (depth != 3 || st[0].kind != '{' || st[0].key != 0 || st[1].kind != '[' || st[2].kind != '{' ||
+      st[2].key != 1)
+    return -1;
+  return st[1].nelem - 1 < SERVE_V2_MAX_INPUTS ? st[1].nelem - 1 : -1;
 }
 
 /* ---- element conversion ------------------------------------------------------ */
@@ -219,10 +50,11 @@ static enum serve_conv store_json(enum serve_dtype dt, const json_t *v, void *ds
   }
 }
 
-const char *serve_elem_where(char *buf, size_t cap, const struct serve_tensor *t, const char *const *columns,
-                             int64_t flat) {
+const char *serve_elem_where(char *buf, size_t cap, const struct serve_tensor *t,
+                             const char *const *columns, int64_t flat) {
   if (columns && t->ndim == 2 && t->shape[1] > 0) {
-    snprintf(buf, cap, "row %lld column '%s'", (long long)(flat / t->shape[1]), columns[flat % t->shape[1]]);
+    snprintf(buf, cap, "row %lld column '%s'", (long long)(flat / t->shape[1]),
+             columns[flat % t->shape[1]]);
     return buf;
   }
   return serve_index_str(buf, cap, t->shape, t->ndim, flat);
@@ -230,8 +62,9 @@ const char *serve_elem_where(char *buf, size_t cap, const struct serve_tensor *t
 
 /* Converts count leaves (row-major) into t's dtype; t's name, dtype, shape
  * are set. null is NaN for float types when null_is_nan (MLflow). */
-int serve_leaves_to_tensor(struct serve_tensor *t, json_t *const *leaves, int64_t count, bool null_is_nan,
-                           const char *const *columns, struct arena *a, struct err *e) {
+int serve_leaves_to_tensor(struct serve_tensor *t, json_t *const *leaves, int64_t count,
+                           bool null_is_nan, const char *const *columns, struct arena *a,
+                           struct err *e) {
   char ix[200], vt[SERVE_NUM_TEXT];
   if (t->dtype == SERVE_BYTES) {
     size_t total = 0;
@@ -239,21 +72,22 @@ int serve_leaves_to_tensor(struct serve_tensor *t, json_t *const *leaves, int64_
       const json_t *v = leaves[i];
       if (!json_is_string(v)) {
         serve_elem_where(ix, sizeof ix, t, columns, i);
-        enum serve_conv c = json_is_null(v)                            ? SERVE_CONV_NULL
+        enum serve_conv c = json_is_null(v)                         ? SERVE_CONV_NULL
                             : json_is_array(v) || json_is_object(v) ? SERVE_CONV_NESTED
-                                                                       : SERVE_CONV_NOT_BYTES;
+                                                                    : SERVE_CONV_NOT_BYTES;
         return serve_conv_err(e, c, t->name, ix, t->dtype, json_val_text(vt, sizeof vt, v));
       }
       size_t l = json_string_length(v);
       if (l > UINT32_MAX) {
         serve_elem_where(ix, sizeof ix, t, columns, i);
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: a BYTES element holds at most 4 GiB", t->name,
-                       ix);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "input '%s' %s: a BYTES element holds at most 4 GiB", t->name, ix);
       }
       total += 4 + l;
     }
     char *o = arena_alloc(a, total);
-    if (!o) return err_set(e, ERR_NO_MEMORY, "out of memory for input '%s' (%zu bytes)", t->name, total);
+    if (!o)
+      return err_set(e, ERR_NO_MEMORY, "out of memory for input '%s' (%zu bytes)", t->name, total);
     t->data = o;
     t->nbytes = total;
     for (int64_t i = 0; i < count; i++) {
@@ -306,57 +140,43 @@ struct leaf_walk {
   struct err *e;
 };
 
-static int nest_err(const struct serve_tensor *t, struct err *e, int depth, size_t got) {
-  char sh[SERVE_MAX_DIMS * 24];
-  serve_shape_str(sh, sizeof sh, t->shape, t->ndim);
-  if (depth >= t->ndim)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': data is nested deeper than shape %s", t->name, sh);
-  return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                 "input '%s': data nesting does not follow shape %s (an array at depth %d has %zu elements, "
-                 "dimension %d is %lld)",
-                 t->name, sh, depth + 1, got, depth, (long long)t->shape[depth]);
-}
-
 static int walk_nested(struct leaf_walk *w, json_t *v, int depth) {
   const struct serve_tensor *t = w->t;
-  if (depth >= t->ndim) return nest_err(t, w->e, depth, 0);
+  if (depth >= t->ndim) return serve_nest_err(t, w->e, depth, 0);
   size_t n = json_array_size(v);
-  if ((int64_t)n != t->shape[depth]) return nest_err(t, w->e, depth, n);
+  if ((int64_t)n != t->shape[depth]) return serve_nest_err(t, w->e, depth, n);
   for (size_t i = 0; i < n; i++) {
     json_t *x = json_array_get(v, i);
     if (depth + 1 < t->ndim) {
       if (!json_is_array(x)) {
         char sh[SERVE_MAX_DIMS * 24];
-        return err_set(w->e, ERR_INVALID_PARAMETER_VALUE,
-                       "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
-                       t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
+        return err_set(
+            w->e, ERR_INVALID_PARAMETER_VALUE,
+            "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
+            t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
       }
       int rc = walk_nested(w, x, depth + 1);
       if (rc) return rc;
     } else {
-      if (json_is_array(x)) return nest_err(t, w->e, depth + 1, json_array_size(x));
+      if (json_is_array(x)) return serve_nest_err(t, w->e, depth + 1, json_array_size(x));
       w->leaves[w->n++] = x;
     }
   }
   return 0;
 }
 
-static int count_err(const struct serve_tensor *t, int64_t need, int64_t have, struct err *e) {
-  char sh[SERVE_MAX_DIMS * 24];
-  return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': shape %s needs %lld elements, data has %lld", t->name,
-                 serve_shape_str(sh, sizeof sh, t->shape, t->ndim), (long long)need, (long long)have);
-}
-
-static int data_from_json(struct serve_tensor *t, int64_t count, json_t *data, struct arena *a, struct err *e) {
+static int data_from_json(struct serve_tensor *t, int64_t count, json_t *data, struct arena *a,
+                          struct err *e) {
   if (!json_is_array(data)) {
-    if (t->ndim == 0 && !json_is_object(data)) return serve_leaves_to_tensor(t, &data, 1, false, NULL, a, e);
+    if (t->ndim == 0 && !json_is_object(data))
+      return serve_leaves_to_tensor(t, &data, 1, false, NULL, a, e);
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': data must be an array", t->name);
   }
   int64_t have = count_leaves(data, 1);
   if (have < 0)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': data is nested deeper than %d levels", t->name,
-                   SERVE_MAX_DIMS);
-  if (have != count) return count_err(t, count, have, e);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': data is nested deeper than %d levels", t->name, SERVE_MAX_DIMS);
+  if (have != count) return serve_count_err(t, count, have, e);
   json_t **leaves = arena_alloc(a, (size_t)(count ? count : 1) * sizeof *leaves);
   if (!leaves) return err_set(e, ERR_NO_MEMORY, "out of memory for input '%s'", t->name);
   size_t n = json_array_size(data);
@@ -369,92 +189,15 @@ static int data_from_json(struct serve_tensor *t, int64_t count, json_t *data, s
       json_t *x = json_array_get(data, i);
       if (json_is_array(x)) {
         char sh[SERVE_MAX_DIMS * 24];
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                       "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
-                       t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
+        return err_set(
+            e, ERR_INVALID_PARAMETER_VALUE,
+            "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
+            t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
       }
       leaves[i] = x;
     }
   }
   return serve_leaves_to_tensor(t, leaves, count, false, NULL, a, e);
-}
-
-/* ---- data from the text (fast path) ------------------------------------------- */
-
-static int data_from_span(struct serve_tensor *t, int64_t count, const char *body, const struct v2_span *sp,
-                          struct arena *a, struct err *e) {
-  if (sp->count != count) return count_err(t, count, sp->count, e);
-  if (t->dtype == SERVE_BYTES || t->dtype == SERVE_BOOL) {
-    /* numbers cannot be either; say which element */
-    char ix[96];
-    serve_index_str(ix, sizeof ix, t->shape, t->ndim, 0);
-    return serve_conv_err(e, t->dtype == SERVE_BOOL ? SERVE_CONV_NOT_BOOL : SERVE_CONV_NOT_BYTES, t->name, ix,
-                          t->dtype, "a number");
-  }
-  size_t es = serve_dtype_size(t->dtype), nb = (size_t)count * es;
-  unsigned char *o = arena_alloc(a, nb ? nb : 1), *o0 = o;
-  if (!o) return err_set(e, ERR_NO_MEMORY, "out of memory for input '%s' (%zu bytes)", t->name, nb);
-  const char *p = body + sp->start + 1, *end = body + sp->end;
-  /* nested when the first value is an array; then every level must hold
-   * exactly its dimension and numbers sit only at the last */
-  const char *q = p;
-  while (is_ws(*q)) q++;
-  bool nested = *q == '[';
-  int depth = 1;
-  int64_t cnt[SERVE_MAX_DIMS + 1] = {0};
-  int64_t i = 0;
-  enum serve_dtype dt = t->dtype;
-  while (p < end) {
-    char c = *p;
-    if (is_ws(c) || c == ',') {
-      p++;
-      continue;
-    }
-    if (c == '[') {
-      if (!nested || depth >= t->ndim) {
-        if (!nested) {
-          char sh[SERVE_MAX_DIMS * 24];
-          return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                         "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat",
-                         t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
-        }
-        return nest_err(t, e, depth, 0);
-      }
-      cnt[depth]++;
-      depth++;
-      cnt[depth] = 0;
-      p++;
-      continue;
-    }
-    if (c == ']') {
-      if (nested && cnt[depth] != t->shape[depth - 1]) return nest_err(t, e, depth - 1, (size_t)cnt[depth]);
-      depth--;
-      p++;
-      continue;
-    }
-    if (nested && depth != t->ndim) {
-      char sh[SERVE_MAX_DIMS * 24];
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "input '%s': data mixes nested arrays and values; nest it as shape %s or send it flat", t->name,
-                     serve_shape_str(sh, sizeof sh, t->shape, t->ndim));
-    }
-    struct serve_num num;
-    size_t l = serve_num_scan(p, end, &num);
-    enum serve_conv cv = serve_store_num(dt, &num, p, l, o);
-    if (cv != SERVE_CONV_OK) {
-      char ix[96], vt[48];
-      snprintf(vt, sizeof vt, "%.*s%s", (int)(l > 40 ? 40 : l), p, l > 40 ? "..." : "");
-      serve_index_str(ix, sizeof ix, t->shape, t->ndim, i);
-      return serve_conv_err(e, cv, t->name, ix, dt, vt);
-    }
-    o += es;
-    i++;
-    cnt[depth]++;
-    p += l;
-  }
-  t->data = o0;
-  t->nbytes = nb;
-  return 0;
 }
 
 /* ---- the request ---------------------------------------------------------------- */
@@ -472,32 +215,41 @@ static int get_nonneg_param(const json_t *params, const char *key, int64_t *out,
   json_t *v = json_object_get(params, key);
   if (!v) return 0;
   if (!json_is_integer(v) || json_integer_value(v) < 0)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "parameters.%s must be a non-negative integer", key);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "parameters.%s must be a non-negative integer",
+                   key);
   *out = json_integer_value(v);
   return 0;
 }
 
-static int parse_input(json_t *in, int i, struct serve_tensor *t, int64_t *bin_size, struct err *e) {
-  if (!json_is_object(in)) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs[%d] must be an object", i);
+static int parse_input(json_t *in, int i, struct serve_tensor *t, int64_t *bin_size,
+                       struct err *e) {
+  if (!json_is_object(in))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs[%d] must be an object", i);
   json_t *name = json_object_get(in, "name");
   if (!json_is_string(name) || json_string_length(name) == 0)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs[%d] needs a non-empty string \"name\"", i);
-  if (json_string_length(name) >= SERVE_NAME_MAX || strlen(json_string_value(name)) != json_string_length(name))
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs[%d]: a name is at most %d bytes and holds no NUL", i,
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs[%d] needs a non-empty string \"name\"",
+                   i);
+  if (json_string_length(name) >= SERVE_NAME_MAX ||
+      strlen(json_string_value(name)) != json_string_length(name))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "inputs[%d]: a name is at most %d bytes and holds no NUL", i,
                    SERVE_NAME_MAX - 1);
   str_copy(t->name, sizeof t->name, json_string_value(name));
   json_t *dt = json_object_get(in, "datatype");
   if (!json_is_string(dt) || serve_dtype_parse(json_string_value(dt), &t->dtype))
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "input '%s': datatype must be one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, "
+                   "input '%s': datatype must be one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, "
+                   "INT16, INT32, "
                    "INT64, FP16, BF16, FP32, FP64, BYTES",
                    t->name);
   json_t *shape = json_object_get(in, "shape");
   if (!json_is_array(shape))
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': shape must be an array of dimensions", t->name);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': shape must be an array of dimensions", t->name);
   if (json_array_size(shape) > SERVE_MAX_DIMS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': shape has %zu dimensions; at most %d are allowed",
-                   t->name, json_array_size(shape), SERVE_MAX_DIMS);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "input '%s': shape has %zu dimensions; at most %d are allowed", t->name,
+                   json_array_size(shape), SERVE_MAX_DIMS);
   t->ndim = (int)json_array_size(shape);
   for (int d = 0; d < t->ndim; d++) {
     json_t *x = json_array_get(shape, (size_t)d);
@@ -509,30 +261,35 @@ static int parse_input(json_t *in, int i, struct serve_tensor *t, int64_t *bin_s
   *bin_size = -1;
   json_t *params = json_object_get(in, "parameters");
   if (params && !json_is_object(params))
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': parameters must be an object", t->name);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': parameters must be an object",
+                   t->name);
   json_t *bs = params ? json_object_get(params, "binary_data_size") : NULL;
   if (bs) {
     if (!json_is_integer(bs) || json_integer_value(bs) < 0)
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "input '%s': parameters.binary_data_size must be a non-negative integer", t->name);
+                     "input '%s': parameters.binary_data_size must be a non-negative integer",
+                     t->name);
     *bin_size = json_integer_value(bs);
   }
   return 0;
 }
 
-static int parse_outputs(json_t *outs, bool binary_all, struct arena *a, struct serve_request *rq, struct err *e) {
-  if (!json_is_array(outs)) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "outputs must be an array");
+static int parse_outputs(json_t *outs, bool binary_all, struct arena *a, struct serve_request *rq,
+                         struct err *e) {
+  if (!json_is_array(outs))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "outputs must be an array");
   size_t n = json_array_size(outs);
   if (n == 0) return 0; /* like leaving it out: every output */
   if (n > V2_MAX_OUTPUTS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "outputs lists %zu outputs; at most %d are allowed", n,
-                   V2_MAX_OUTPUTS);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "outputs lists %zu outputs; at most %d are allowed", n, V2_MAX_OUTPUTS);
   rq->outputs = arena_zalloc(a, n * sizeof *rq->outputs);
   if (!rq->outputs) return err_set(e, ERR_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < n; i++) {
     json_t *o = json_array_get(outs, i), *name = json_object_get(o, "name");
     if (!json_is_object(o) || !json_is_string(name))
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "outputs[%zu] must be an object with a string \"name\"", i);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "outputs[%zu] must be an object with a string \"name\"", i);
     const char *nm = json_string_value(name);
     for (size_t j = 0; j < i; j++)
       if (strcmp(rq->outputs[j].name, nm) == 0)
@@ -540,12 +297,13 @@ static int parse_outputs(json_t *outs, bool binary_all, struct arena *a, struct 
     bool bin = binary_all;
     json_t *params = json_object_get(o, "parameters");
     if (params && !json_is_object(params))
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s': parameters must be an object", nm);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s': parameters must be an object",
+                     nm);
     json_t *bd = params ? json_object_get(params, "binary_data") : NULL;
     if (bd) {
       if (!json_is_boolean(bd))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "output '%s': parameters.binary_data must be true or false",
-                       nm);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "output '%s': parameters.binary_data must be true or false", nm);
       bin = json_is_true(bd); /* a per-output choice beats binary_data_output */
     }
     rq->outputs[i].name = arena_strdup(a, nm);
@@ -558,39 +316,42 @@ static int parse_outputs(json_t *outs, bool binary_all, struct arena *a, struct 
 
 /* One binary input: its bytes are the next binary_data_size bytes after the
  * header; they stay in the body when aligned for the type, else are copied. */
-static int binary_input(struct serve_tensor *t, int64_t count, int64_t size, const char *body, size_t len,
-                        size_t *cur, struct arena *a, struct err *e) {
+static int binary_input(struct serve_tensor *t, int64_t count, int64_t size, const char *body,
+                        size_t len, size_t *cur, struct arena *a, struct err *e) {
   char sh[SERVE_MAX_DIMS * 24];
   size_t left = len - *cur;
   if ((uint64_t)size > left)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "input '%s': binary_data_size %lld runs past the end of the body (%zu bytes of binary data left)",
+                   "input '%s': binary_data_size %lld runs past the end of the body (%zu bytes of "
+                   "binary data left)",
                    t->name, (long long)size, left);
   const char *p = body + *cur;
   if (t->dtype == SERVE_BYTES) {
     int64_t bad = 0, used = serve_bytes_walk(p, (size_t)size, count, &bad);
     if (used < 0)
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "input '%s': BYTES element %lld runs past its binary_data_size of %lld", t->name,
-                     (long long)bad, (long long)size);
+                     "input '%s': BYTES element %lld runs past its binary_data_size of %lld",
+                     t->name, (long long)bad, (long long)size);
     if (used != size)
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "input '%s': binary_data_size is %lld but the %lld BYTES elements of shape %s take %lld bytes",
-                     t->name, (long long)size, (long long)count, serve_shape_str(sh, sizeof sh, t->shape, t->ndim),
-                     (long long)used);
+                     "input '%s': binary_data_size is %lld but the %lld BYTES elements of shape %s "
+                     "take %lld bytes",
+                     t->name, (long long)size, (long long)count,
+                     serve_shape_str(sh, sizeof sh, t->shape, t->ndim), (long long)used);
     t->data = (void *)p;
   } else {
     size_t es = serve_dtype_size(t->dtype);
     if ((uint64_t)count > SIZE_MAX / es || (uint64_t)count * es != (uint64_t)size)
       return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "input '%s': binary_data_size is %lld but shape %s of %s takes %llu bytes", t->name,
-                     (long long)size, serve_shape_str(sh, sizeof sh, t->shape, t->ndim), serve_dtype_name(t->dtype),
-                     (unsigned long long)((uint64_t)count * es));
+                     "input '%s': binary_data_size is %lld but shape %s of %s takes %llu bytes",
+                     t->name, (long long)size, serve_shape_str(sh, sizeof sh, t->shape, t->ndim),
+                     serve_dtype_name(t->dtype), (unsigned long long)((uint64_t)count * es));
     if (t->dtype == SERVE_BOOL)
       for (int64_t i = 0; i < size; i++)
         if ((unsigned char)p[i] > 1) {
           char ix[96];
-          return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s: a BOOL byte is 0 or 1, not %u", t->name,
+          return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                         "input '%s' %s: a BOOL byte is 0 or 1, not %u", t->name,
                          serve_index_str(ix, sizeof ix, t->shape, t->ndim, i), (unsigned char)p[i]);
         }
     if (((uintptr_t)p & (es - 1)) == 0) {
@@ -607,9 +368,11 @@ static int binary_input(struct serve_tensor *t, int64_t count, int64_t size, con
   return 0;
 }
 
-static int parse_root(json_t *root, const char *body, size_t len, size_t header_len, const struct v2_fast *fast,
-                      struct arena *a, struct serve_request *rq, struct err *e) {
-  if (!json_is_object(root)) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the inference request must be a JSON object");
+static int parse_root(json_t *root, const char *body, size_t len, size_t header_len,
+                      const struct serve_fast *fast, struct arena *a, struct serve_request *rq,
+                      struct err *e) {
+  if (!json_is_object(root))
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the inference request must be a JSON object");
   json_t *id = json_object_get(root, "id");
   if (id) {
     if (!json_is_string(id)) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "id must be a string");
@@ -618,7 +381,8 @@ static int parse_root(json_t *root, const char *body, size_t len, size_t header_
   }
   json_t *params = json_object_get(root, "parameters");
   if (params) {
-    if (!json_is_object(params)) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "parameters must be an object");
+    if (!json_is_object(params))
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "parameters must be an object");
     int rc;
     if ((rc = get_bool_param(params, "binary_data_output", &rq->binary_all, e)) ||
         (rc = get_nonneg_param(params, "priority", &rq->priority, e)) ||
@@ -637,8 +401,8 @@ static int parse_root(json_t *root, const char *body, size_t len, size_t header_
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs must be a non-empty array");
   size_t n = json_array_size(inputs);
   if (n > SERVE_V2_MAX_INPUTS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the request has %zu inputs; at most %d are allowed", n,
-                   SERVE_V2_MAX_INPUTS);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "the request has %zu inputs; at most %d are allowed", n, SERVE_V2_MAX_INPUTS);
   rq->inputs = arena_zalloc(a, n * sizeof *rq->inputs);
   if (!rq->inputs) return err_set(e, ERR_NO_MEMORY, "out of memory");
   rq->ninputs = (int)n;
@@ -663,19 +427,21 @@ static int parse_root(json_t *root, const char *body, size_t len, size_t header_
     if (bin_size >= 0) {
       if (data)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                       "input '%s' has both data and parameters.binary_data_size; send one", t->name);
+                       "input '%s' has both data and parameters.binary_data_size; send one",
+                       t->name);
       if (!header_len)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                       "input '%s' has binary_data_size but the request has no Inference-Header-Content-Length",
+                       "input '%s' has binary_data_size but the request has no "
+                       "Inference-Header-Content-Length",
                        t->name);
       rc = binary_input(t, count, bin_size, body, len, &cur, a, e);
     } else if (!data) {
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has no data (nor parameters.binary_data_size)",
-                     t->name);
-    } else if (fast->in[i].set) {
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "input '%s' has no data (nor parameters.binary_data_size)", t->name);
+    } else if (fast->span[i].set) {
       if (!json_is_array(data) || json_array_size(data) != 0)
         return err_set(e, ERR_INTERNAL, "input '%s': the number scanner lost its place", t->name);
-      rc = data_from_span(t, count, body, &fast->in[i], a, e);
+      rc = serve_span_convert(t, fast, (int)i, body, NULL, a, e);
     } else {
       rc = data_from_json(t, count, data, a, e);
     }
@@ -683,81 +449,40 @@ static int parse_root(json_t *root, const char *body, size_t len, size_t header_
   }
   if (cur != len)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "the body holds %zu bytes after the %zu-byte JSON header but the inputs' binary_data_size add up "
+                   "the body holds %zu bytes after the %zu-byte JSON header but the inputs' "
+                   "binary_data_size add up "
                    "to %zu",
                    len - header_len, header_len, cur - header_len);
   return 0;
 }
 
-/* set spans first, then by position in the text */
-static bool span_before(const struct v2_fast *f, int a, int b) {
-  if (f->in[a].set != f->in[b].set) return f->in[a].set;
-  return f->in[a].set && f->in[a].start < f->in[b].start;
-}
-
 int serve_v2_parse_request(const char *body, size_t len, size_t header_len, struct arena *a,
                            struct serve_request *out, struct err *e) {
-  int order[SERVE_V2_MAX_INPUTS];
+  struct err spare;
+  if (!e) e = &spare;
   memset(out, 0, sizeof *out);
   if (!body) len = 0;
   if (header_len > len)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "Inference-Header-Content-Length is %zu but the body has only %zu bytes", header_len, len);
+                   "Inference-Header-Content-Length is %zu but the body has only %zu bytes",
+                   header_len, len);
   size_t jlen = header_len ? header_len : len;
-  if (jlen == 0) return err_set(e, ERR_MALFORMED_JSON, "request body is empty; expected a JSON object");
-  struct v2_fast fast;
-  const char *text = body;
-  size_t tlen = jlen;
-  if (serve_v2_fast_numbers) {
-    prepass(body, jlen, &fast);
-    if (fast.nset) {
-      /* the copy jansson sees holds "[]" for each span: jansson walks text
-       * a byte at a time through its stream layer, blanks included */
-      char *copy = arena_alloc(a, jlen);
-      if (!copy) return err_set(e, ERR_NO_MEMORY, "out of memory for a %zu-byte request", jlen);
-      size_t from = 0, n = 0;
-      for (int i = 0; i < SERVE_V2_MAX_INPUTS; i++) order[i] = i;
-      /* spans are recorded per input, not in text order */
-      for (int i = 1; i < SERVE_V2_MAX_INPUTS; i++)
-        for (int j = i; j > 0 && span_before(&fast, order[j], order[j - 1]); j--) {
-          int t = order[j];
-          order[j] = order[j - 1];
-          order[j - 1] = t;
-        }
-      for (int k = 0; k < SERVE_V2_MAX_INPUTS; k++) {
-        const struct v2_span *sp = &fast.in[order[k]];
-        if (!sp->set) continue;
-        memcpy(copy + n, body + from, sp->start - from);
-        n += sp->start - from;
-        copy[n++] = '[';
-        copy[n++] = ']';
-        from = sp->end;
-      }
-      memcpy(copy + n, body + from, jlen - from);
-      n += jlen - from;
-      text = copy;
-      tlen = n;
-    }
+  if (jlen == 0)
+    return err_set(e, ERR_MALFORMED_JSON, "request body is empty; expected a JSON object");
+  struct serve_fast fast;
+  serve_fast_init(&fast);
+  int rc;
+  json_t *root =
+      serve_fast_parse(body, jlen, v2_keys, 2, v2_match, &fast, serve_v2_fast_numbers, a, e);
+  if (!root) {
+    rc = -(int)e->code;
   } else {
-    fast_clear(&fast);
+    rc = parse_root(root, body, len, header_len, &fast, a, out, e);
+    json_decref(root);
   }
-  json_t *root = json_parse(text, tlen, e);
-  if (!root && text != body) {
-    /* positions in the message must be the body's: ask again on it */
-    root = json_parse(body, jlen, e);
-    if (root) { /* cannot happen: the spans are valid JSON values */
-      json_decref(root);
-      return err_set(e, ERR_INTERNAL, "the number scanner and jansson disagree on this request");
-    }
-  }
-  if (!root) return -ERR_MALFORMED_JSON;
-  int rc = parse_root(root, body, len, header_len, &fast, a, out, e);
-  json_decref(root);
-  if (rc) {
-    memset(out, 0, sizeof *out);
-    return rc;
-  }
-  return 0;
+  serve_fast_fini(&fast);
+  if (rc) memset(out, 0, sizeof *out);
+  return rc;
 }
 
 /* ---- the response ---------------------------------------------------------------- */
@@ -772,36 +497,57 @@ static int write_values(struct buf *b, const struct serve_tensor *t, int64_t cou
   enum serve_dtype dt = t->dtype;
   for (int64_t i0 = 0; i0 < count; i0 += 4096) {
     int64_t n = count - i0 < 4096 ? count - i0 : 4096;
-    if (buf_reserve(b, (size_t)n * ELEM_MAX)) return err_set(e, ERR_NO_MEMORY, "out of memory for the response");
+    if (buf_reserve(b, (size_t)n * ELEM_MAX))
+      return err_set(e, ERR_NO_MEMORY, "out of memory for the response");
     char *o = b->data + b->len;
     for (int64_t i = i0; i < i0 + n; i++) {
       if (i) *o++ = ',';
       const unsigned char *x = p + (size_t)i * es;
       switch (dt) {
       case SERVE_BOOL:
-        if (*x) { memcpy(o, "true", 4); o += 4; } else { memcpy(o, "false", 5); o += 5; }
+        if (*x) {
+          memcpy(o, "true", 4);
+          o += 4;
+        } else {
+          memcpy(o, "false", 5);
+          o += 5;
+        }
         break;
       case SERVE_FP32: {
         float f;
         memcpy(&f, x, 4);
-        if (isfinite(f)) o += serve_fmt_f32(o, f);
-        else { memcpy(o, "null", 4); o += 4; }
+        if (isfinite(f))
+          o += serve_fmt_f32(o, f);
+        else {
+          memcpy(o, "null", 4);
+          o += 4;
+        }
         break;
       }
       case SERVE_FP64: {
         double d;
         memcpy(&d, x, 8);
-        if (isfinite(d)) o += serve_fmt_f64(o, d);
-        else { memcpy(o, "null", 4); o += 4; }
+        if (isfinite(d))
+          o += serve_fmt_f64(o, d);
+        else {
+          memcpy(o, "null", 4);
+          o += 4;
+        }
         break;
       }
       default: {
         struct serve_val v;
         serve_val_load(dt, p, (size_t)i, &v);
-        if (v.kind == SERVE_VAL_I64) o += serve_fmt_i64(o, v.i);
-        else if (v.kind == SERVE_VAL_U64) o += serve_fmt_u64(o, v.u);
-        else if (isfinite(v.f)) o += serve_fmt_f32(o, (float)v.f); /* FP16/BF16 values are exact floats */
-        else { memcpy(o, "null", 4); o += 4; }
+        if (v.kind == SERVE_VAL_I64)
+          o += serve_fmt_i64(o, v.i);
+        else if (v.kind == SERVE_VAL_U64)
+          o += serve_fmt_u64(o, v.u);
+        else if (isfinite(v.f))
+          o += serve_fmt_f32(o, (float)v.f); /* FP16/BF16 values are exact floats */
+        else {
+          memcpy(o, "null", 4);
+          o += 4;
+        }
       }
       }
     }
@@ -814,9 +560,11 @@ static int write_values(struct buf *b, const struct serve_tensor *t, int64_t cou
 /* Elements of an output: the count the protocol will report, checked
  * against what the tensor holds (a backend bug must not read past data). */
 static int out_check(const struct serve_tensor *t, int64_t *count, struct err *e) {
-  if (t->ndim < 0 || t->ndim > SERVE_MAX_DIMS) return err_set(e, ERR_INTERNAL, "output '%s' has a bad rank", t->name);
+  if (t->ndim < 0 || t->ndim > SERVE_MAX_DIMS)
+    return err_set(e, ERR_INTERNAL, "output '%s' has a bad rank", t->name);
   if (!t->data && t->json) {
-    if (!json_is_array(t->json)) return err_set(e, ERR_INTERNAL, "output '%s': per-row values are not a list", t->name);
+    if (!json_is_array(t->json))
+      return err_set(e, ERR_INTERNAL, "output '%s': per-row values are not a list", t->name);
     *count = (int64_t)json_array_size(t->json);
     return 0;
   }
@@ -829,7 +577,8 @@ static int out_check(const struct serve_tensor *t, int64_t *count, struct err *e
   } else {
     size_t es = serve_dtype_size(t->dtype);
     if (!es || (uint64_t)n > t->nbytes / es)
-      return err_set(e, ERR_INTERNAL, "output '%s' holds %zu bytes, its shape needs more", t->name, t->nbytes);
+      return err_set(e, ERR_INTERNAL, "output '%s' holds %zu bytes, its shape needs more", t->name,
+                     t->nbytes);
   }
   *count = n;
   return 0;
@@ -887,7 +636,8 @@ static size_t binary_size(const struct serve_tensor *t, int64_t count) {
   if (!t->data && t->json) {
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(t->json); i++) {
-      char *s = json_dumps(json_array_get(t->json, i), JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+      char *s = json_dumps(json_array_get(t->json, i),
+                           JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
       n += 4 + (s ? strlen(s) : 0);
       free(s);
     }
@@ -898,10 +648,11 @@ static size_t binary_size(const struct serve_tensor *t, int64_t count) {
 }
 
 int serve_v2_encode_response(struct buf *out, const char *model_name, const char *model_version,
-                             const struct serve_request *rq, const struct serve_tensor *outputs, int noutputs,
-                             size_t *header_len, struct err *e) {
+                             const struct serve_request *rq, const struct serve_tensor *outputs,
+                             int noutputs, size_t *header_len, struct err *e) {
   if (header_len) *header_len = 0;
-  if (noutputs < 0 || (noutputs && !outputs)) return err_set(e, ERR_INTERNAL, "no outputs to encode");
+  if (noutputs < 0 || (noutputs && !outputs))
+    return err_set(e, ERR_INTERNAL, "no outputs to encode");
   int nsel = rq && rq->outputs ? rq->noutputs : noutputs;
   struct out_sel *sel = calloc((size_t)(nsel ? nsel : 1), sizeof *sel);
   if (!sel) return err_set(e, ERR_NO_MEMORY, "out of memory for the response");
@@ -915,9 +666,10 @@ int serve_v2_encode_response(struct buf *out, const char *model_name, const char
       if (!sel[i].t) {
         struct buf names;
         buf_init(&names);
-        for (int j = 0; j < noutputs; j++) buf_printf(&names, "%s%s", j ? ", " : "", outputs[j].name);
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown output '%s'; the model gives: %s", want,
-                     names.data ? names.data : "(nothing)");
+        for (int j = 0; j < noutputs; j++)
+          buf_printf(&names, "%s%s", j ? ", " : "", outputs[j].name);
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown output '%s'; the model gives: %s",
+                     want, names.data ? names.data : "(nothing)");
         buf_fini(&names);
         goto done;
       }
@@ -931,7 +683,9 @@ int serve_v2_encode_response(struct buf *out, const char *model_name, const char
   }
   size_t start = out->len;
   rc = buf_puts(out, "{\"model_name\":");
-  rc = rc ? rc : serve_json_escape_n(out, model_name ? model_name : "", model_name ? strlen(model_name) : 0);
+  rc = rc ? rc
+          : serve_json_escape_n(out, model_name ? model_name : "",
+                                model_name ? strlen(model_name) : 0);
   if (!rc && model_version) {
     rc = buf_puts(out, ",\"model_version\":");
     rc = rc ? rc : serve_json_escape_n(out, model_version, strlen(model_version));
@@ -951,7 +705,8 @@ int serve_v2_encode_response(struct buf *out, const char *model_name, const char
     rc = rc ? rc : write_shape(out, t, sel[i].count);
     if (rc) break;
     if (sel[i].binary) {
-      rc = buf_printf(out, ",\"parameters\":{\"binary_data_size\":%zu}}", binary_size(t, sel[i].count));
+      rc = buf_printf(out, ",\"parameters\":{\"binary_data_size\":%zu}}",
+                      binary_size(t, sel[i].count));
       continue;
     }
     rc = buf_puts(out, ",\"data\":[");
@@ -984,7 +739,8 @@ int serve_v2_encode_response(struct buf *out, const char *model_name, const char
     for (int i = 0; i < nsel && !rc; i++) {
       if (!sel[i].binary) continue;
       const struct serve_tensor *t = sel[i].t;
-      if (!t->data && t->json) rc = write_json_rows_binary(out, t, e);
+      if (!t->data && t->json)
+        rc = write_json_rows_binary(out, t, e);
       else if (buf_append(out, t->data, binary_size(t, sel[i].count)))
         rc = err_set(e, ERR_NO_MEMORY, "out of memory for the response");
     }

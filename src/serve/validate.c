@@ -26,7 +26,8 @@ static const char *spec_list(char *buf, size_t cap, const struct serve_signature
         dn += serve_fmt_i64(dims + dn, sp->shape[d]);
       }
     }
-    int w = snprintf(buf + n, cap - n, "%s%s [%s %s]", i ? ", " : "", sp->name, serve_dtype_name(sp->dtype), dims);
+    int w = snprintf(buf + n, cap - n, "%s%s [%s %s]", i ? ", " : "", sp->name,
+                     serve_dtype_name(sp->dtype), dims);
     if (w < 0 || (size_t)w >= cap - n) {
       if (cap > 4) memcpy(buf + cap - 4, "...", 4);
       break;
@@ -58,7 +59,8 @@ static const char *where(char *buf, size_t cap, const struct serve_signature *si
     snprintf(buf, cap, "row %lld", (long long)i);
   } else if (sig && sig->batched && t->ndim == 2 && t->shape[1] > 0) {
     int64_t col = i % t->shape[1];
-    int n = snprintf(buf, cap, "row %lld column %lld", (long long)(i / t->shape[1]), (long long)col);
+    int n =
+        snprintf(buf, cap, "row %lld column %lld", (long long)(i / t->shape[1]), (long long)col);
     if (input == 0 && sig->columns && sig->ncolumns == t->shape[1] && n > 0 && (size_t)n < cap)
       snprintf(buf + n, cap - (size_t)n, " ('%s')", sig->columns[col]);
   } else {
@@ -82,18 +84,21 @@ static const char *val_text(char *buf, const struct serve_val *v) {
 
 /* Casts t (count elements) to dt in arena memory, element by element
  * through the same rules the JSON parsers use. */
-static int cast(const struct serve_signature *sig, int input, struct serve_tensor *t, enum serve_dtype dt,
-                int64_t count, struct arena *a, struct err *e) {
+static int cast(const struct serve_signature *sig, int input, struct serve_tensor *t,
+                enum serve_dtype dt, int64_t count, struct arena *a, struct err *e) {
   size_t es = serve_dtype_size(dt), nb = (size_t)count * es;
   unsigned char *o = arena_alloc(a, nb ? nb : 1);
-  if (!o) return err_set(e, ERR_NO_MEMORY, "out of memory casting input '%s' to %s", t->name, serve_dtype_name(dt));
+  if (!o)
+    return err_set(e, ERR_NO_MEMORY, "out of memory casting input '%s' to %s", t->name,
+                   serve_dtype_name(dt));
   for (int64_t i = 0; i < count; i++) {
     struct serve_val v;
     serve_val_load(t->dtype, t->data, (size_t)i, &v);
     enum serve_conv c = serve_val_store(dt, &v, o + (size_t)i * es);
     if (c != SERVE_CONV_OK) {
       char w[200], vt[SERVE_NUM_TEXT];
-      return serve_conv_err(e, c, t->name, where(w, sizeof w, sig, input, t, i), dt, val_text(vt, &v));
+      return serve_conv_err(e, c, t->name, where(w, sizeof w, sig, input, t, i), dt,
+                            val_text(vt, &v));
     }
   }
   t->data = o;
@@ -103,7 +108,8 @@ static int cast(const struct serve_signature *sig, int input, struct serve_tenso
 }
 
 /* First NaN or Inf in a float tensor, or -1. */
-static int64_t first_nonfinite(const struct serve_tensor *t, int64_t count, bool nan_ok, bool *is_nan, int *sign) {
+static int64_t first_nonfinite(const struct serve_tensor *t, int64_t count, bool nan_ok,
+                               bool *is_nan, int *sign) {
   const unsigned char *p = t->data;
   for (int64_t i = 0; i < count; i++) {
     double v;
@@ -138,8 +144,7 @@ static int64_t first_nonfinite(const struct serve_tensor *t, int64_t count, bool
       v = serve_bf16_to_f64(h);
       break;
     }
-    default:
-      return -1;
+    default: return -1;
     }
     if (isnan(v) && nan_ok) continue;
     *is_nan = isnan(v);
@@ -150,43 +155,50 @@ static int64_t first_nonfinite(const struct serve_tensor *t, int64_t count, bool
 }
 
 /* Checks one input against its spec (NULL: no signature) and casts it. */
-static int check_input(const struct serve_signature *sig, int j, struct serve_tensor *t, struct arena *a,
-                       struct err *e) {
+static int check_input(const struct serve_signature *sig, int j, struct serve_tensor *t,
+                       struct arena *a, struct err *e) {
   const struct serve_tensor_spec *sp = sig && j < sig->ninputs ? &sig->inputs[j] : NULL;
   char sh[SERVE_MAX_DIMS * 24], want[SERVE_MAX_DIMS * 24];
   if (t->ndim < 0 || t->ndim > SERVE_MAX_DIMS)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has a bad rank", t->name);
   int64_t count = serve_shape_count(t->shape, t->ndim);
-  if (count < 0) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has a bad shape", t->name);
+  if (count < 0)
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has a bad shape", t->name);
   /* never trust a tensor's bytes to match its shape */
   if (t->dtype == SERVE_BYTES) {
     if (count && (!t->data || serve_bytes_walk(t->data, t->nbytes, count, NULL) < 0))
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': its BYTES data is shorter than its shape", t->name);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "input '%s': its BYTES data is shorter than its shape", t->name);
   } else {
     size_t es = serve_dtype_size(t->dtype);
     if (!es || (count && !t->data) || (uint64_t)count > t->nbytes / es)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s': its data is shorter than its shape", t->name);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "input '%s': its data is shorter than its shape", t->name);
   }
   if (sp) {
     if (!class_ok(t->dtype, sp->dtype))
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' is %s; the model takes %s%s", t->name,
-                     serve_dtype_name(t->dtype), serve_dtype_name(sp->dtype),
-                     sp->dtype == SERVE_BYTES || t->dtype == SERVE_BYTES ? " (BYTES only from BYTES)"
-                                                                          : " (BOOL only from BOOL)");
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' is %s; the model takes %s%s",
+                     t->name, serve_dtype_name(t->dtype), serve_dtype_name(sp->dtype),
+                     sp->dtype == SERVE_BYTES || t->dtype == SERVE_BYTES
+                         ? " (BYTES only from BYTES)"
+                         : " (BOOL only from BOOL)");
     bool ok = sp->ndim < 0 || sp->ndim == t->ndim;
-    for (int d = 0; ok && sp->ndim > 0 && d < sp->ndim; d++) ok = sp->shape[d] < 0 || sp->shape[d] == t->shape[d];
+    for (int d = 0; ok && sp->ndim > 0 && d < sp->ndim; d++)
+      ok = sp->shape[d] < 0 || sp->shape[d] == t->shape[d];
     if (!ok)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has shape %s; the model takes %s", t->name,
-                     serve_shape_str(sh, sizeof sh, t->shape, t->ndim), spec_shape(want, sizeof want, sp));
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has shape %s; the model takes %s",
+                     t->name, serve_shape_str(sh, sizeof sh, t->shape, t->ndim),
+                     spec_shape(want, sizeof want, sp));
     if (sig->batched && t->ndim == 0)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' has no batch dimension; the model takes %s", t->name,
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "input '%s' has no batch dimension; the model takes %s", t->name,
                      spec_shape(want, sizeof want, sp));
   }
   return 0;
 }
 
-static int finish_input(const struct serve_signature *sig, int j, struct serve_tensor *t, bool nan_ok,
-                        struct arena *a, struct err *e) {
+static int finish_input(const struct serve_signature *sig, int j, struct serve_tensor *t,
+                        bool nan_ok, struct arena *a, struct err *e) {
   const struct serve_tensor_spec *sp = sig && j < sig->ninputs ? &sig->inputs[j] : NULL;
   int64_t count = serve_shape_count(t->shape, t->ndim);
   if (sp && t->dtype != sp->dtype) {
@@ -202,48 +214,55 @@ static int finish_input(const struct serve_signature *sig, int j, struct serve_t
   where(w, sizeof w, sig, j, t, bad);
   if (is_nan)
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "input '%s' %s is NaN; the model does not take missing values (NaN)", t->name, w);
-  return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' %s is %s; non-finite values are refused", t->name, w,
+                   "input '%s' %s is NaN; the model does not take missing values (NaN)", t->name,
+                   w);
+  return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                 "input '%s' %s is %s; non-finite values are refused", t->name, w,
                  sign < 0 ? "-Inf" : "Inf");
 }
 
-int serve_validate(const struct serve_signature *sig, struct serve_request *rq, struct arena *a, int64_t max_rows,
-                   int64_t *rows, struct err *e) {
+int serve_validate(const struct serve_signature *sig, struct serve_request *rq, struct arena *a,
+                   int64_t max_rows, int64_t *rows, struct err *e) {
   char list[200];
   if (rows) *rows = 0;
   bool have_sig = sig && sig->ninputs > 0 && sig->inputs;
   if (!rq->inputs || rq->ninputs <= 0) {
     if (have_sig)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the request has no inputs; the model takes: %s",
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "the request has no inputs; the model takes: %s",
                      spec_list(list, sizeof list, sig));
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the request has no inputs");
   }
   for (int i = 0; i < rq->ninputs; i++)
     for (int k = 0; k < i; k++)
       if (strcmp(rq->inputs[i].name, rq->inputs[k].name) == 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' appears twice", rq->inputs[i].name);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "input '%s' appears twice",
+                       rq->inputs[i].name);
 
   int n = have_sig ? sig->ninputs : rq->ninputs;
   int map[SERVE_V2_MAX_INPUTS];
   if (n > SERVE_V2_MAX_INPUTS || rq->ninputs > SERVE_V2_MAX_INPUTS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d inputs are allowed", SERVE_V2_MAX_INPUTS);
-  if (!have_sig || (sig->ninputs == 1 && rq->ninputs == 1)) {
-    for (int i = 0; i < n; i++) map[i] = i; /* one input to a one-input model: any name will do */
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d inputs are allowed",
+                   SERVE_V2_MAX_INPUTS);
+  /* names must match, as V2 servers require (the MLflow payload parser
+   * names what it builds after the signature) */
+  if (!have_sig) {
+    for (int i = 0; i < n; i++) map[i] = i;
   } else {
     for (int i = 0; i < rq->ninputs; i++) {
       int j = 0;
       while (j < sig->ninputs && strcmp(sig->inputs[j].name, rq->inputs[i].name) != 0) j++;
       if (j == sig->ninputs)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown input '%s'; the model takes: %s", rq->inputs[i].name,
-                       spec_list(list, sizeof list, sig));
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown input '%s'; the model takes: %s",
+                       rq->inputs[i].name, spec_list(list, sizeof list, sig));
     }
     for (int j = 0; j < sig->ninputs; j++) {
       map[j] = -1;
       for (int i = 0; i < rq->ninputs && map[j] < 0; i++)
         if (strcmp(sig->inputs[j].name, rq->inputs[i].name) == 0) map[j] = i;
       if (map[j] < 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "missing input '%s'; the model takes: %s", sig->inputs[j].name,
-                       spec_list(list, sizeof list, sig));
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "missing input '%s'; the model takes: %s",
+                       sig->inputs[j].name, spec_list(list, sizeof list, sig));
     }
   }
 
@@ -266,12 +285,13 @@ int serve_validate(const struct serve_signature *sig, struct serve_request *rq, 
     for (int j = 1; j < n; j++) {
       int64_t rj = out[j].ndim > 0 ? out[j].shape[0] : 1;
       if (rj != r)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "inputs disagree on rows: '%s' has %lld, '%s' has %lld",
-                       out[0].name, (long long)r, out[j].name, (long long)rj);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "inputs disagree on rows: '%s' has %lld, '%s' has %lld", out[0].name,
+                       (long long)r, out[j].name, (long long)rj);
     }
     if (max_rows > 0 && r > max_rows)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "batch of %lld rows exceeds the limit of %lld", (long long)r,
-                     (long long)max_rows);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "batch of %lld rows exceeds the limit of %lld",
+                     (long long)r, (long long)max_rows);
   }
   for (int j = 0; j < n; j++) {
     int rc = finish_input(s, j, &out[j], sig && sig->allow_nan, a, e);

@@ -37,11 +37,16 @@ def test_unknown_api_path_is_404_json(client, method, path):
 def test_unknown_v2_path_carries_the_protocol_error_key(client):
     """KServe V2 clients read `error`; DESIGN §5 says /v2 errors carry it too
     (the checking client enforces it for every /v2 error)."""
-    r = client.post("/v2/models/no-such-model/infer", json={"inputs": []})
+    r = client.post("/v2/no-such-endpoint", json={"inputs": []})
     assert r.status_code == 404
     body = r.json()
     assert body["error_code"] == "ENDPOINT_NOT_FOUND"
     assert body["error"] == body["message"]
+    # a real V2 route refusing an anonymous caller answers in the same shape
+    r = client.post("/v2/models/no-such-model/infer", json={"inputs": []})
+    assert r.status_code == 401
+    body = r.json()
+    assert body["error_code"] == "UNAUTHENTICATED" and body["error"] == body["message"]
 
 
 @pytest.mark.parametrize("method, path, allowed", [

@@ -38,23 +38,26 @@ static bool bytes_ok(const unsigned char *p, size_t n, int64_t count) {
   return off == n;
 }
 
-static void check_tensor(const struct serve_tensor *t, const char *body, size_t n, size_t *expect_off) {
+static void check_tensor(const struct serve_tensor *t, const char *body, size_t n,
+                         size_t *expect_off) {
   CHECK(memchr(t->name, 0, sizeof t->name) != NULL, "name not terminated");
   CHECK((unsigned)t->dtype < SERVE_DTYPE__COUNT, "dtype %d", (int)t->dtype);
   CHECK(t->ndim >= 0 && t->ndim <= SERVE_MAX_DIMS, "ndim %d", t->ndim);
-  for (int d = 0; d < t->ndim; d++) CHECK(t->shape[d] >= 0, "dim %d is %lld", d, (long long)t->shape[d]);
+  for (int d = 0; d < t->ndim; d++)
+    CHECK(t->shape[d] >= 0, "dim %d is %lld", d, (long long)t->shape[d]);
   CHECK(!t->owned && !t->json, "tensor '%s' owns memory", esc(t->name));
   int64_t count = serve_shape_count(t->shape, t->ndim);
   CHECK(count >= 0, "count overflows for '%s'", esc(t->name));
   if (t->nbytes) {
-    CHECK((const char *)t->data == body + *expect_off, "tensor '%s' is not where the last one ended", esc(t->name));
+    CHECK((const char *)t->data == body + *expect_off,
+          "tensor '%s' is not where the last one ended", esc(t->name));
     CHECK(t->nbytes <= n - *expect_off, "tensor '%s' runs past the body", esc(t->name));
   }
   if (t->dtype == SERVE_BYTES) {
     CHECK(bytes_ok(t->data, t->nbytes, count), "BYTES tensor '%s' malformed", esc(t->name));
   } else {
-    CHECK((uint64_t)count * serve_dtype_size(t->dtype) == t->nbytes, "tensor '%s': %zu bytes for %lld elements",
-          esc(t->name), t->nbytes, (long long)count);
+    CHECK((uint64_t)count * serve_dtype_size(t->dtype) == t->nbytes,
+          "tensor '%s': %zu bytes for %lld elements", esc(t->name), t->nbytes, (long long)count);
   }
   *expect_off += t->nbytes;
 }
@@ -78,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(hl <= size - 4, "header length %zu past %zu bytes", hl, size);
   CHECK(json_is_object(h), "header is not an object");
   CHECK(nt >= 0 && (nt == 0 || t != NULL), "nt %d", nt);
-  CHECK((size_t)nt == json_array_size(json_object_get(h, "tensors")), "%d tensors, header lists %zu", nt,
-        json_array_size(json_object_get(h, "tensors")));
+  CHECK((size_t)nt == json_array_size(json_object_get(h, "tensors")),
+        "%d tensors, header lists %zu", nt, json_array_size(json_object_get(h, "tensors")));
   size_t off = 4 + hl;
   for (int i = 0; i < nt; i++) check_tensor(&t[i], body, size, &off);
   CHECK(off == size, "tensors end at %zu of %zu", off, size);
@@ -99,11 +102,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(rc2 == 0, "re-encoded frame refused: %s", e2.msg);
     CHECK(nt2 == nt, "%d tensors after the round trip, %d before", nt2, nt);
     for (int i = 0; i < nt; i++) {
-      CHECK(strcmp(t[i].name, t2[i].name) == 0 && t[i].dtype == t2[i].dtype && t[i].ndim == t2[i].ndim &&
-                t[i].nbytes == t2[i].nbytes,
+      CHECK(strcmp(t[i].name, t2[i].name) == 0 && t[i].dtype == t2[i].dtype &&
+                t[i].ndim == t2[i].ndim && t[i].nbytes == t2[i].nbytes,
             "tensor %d changed", i);
-      CHECK(memcmp(t[i].shape, t2[i].shape, sizeof(int64_t) * (size_t)t[i].ndim) == 0, "tensor %d shape changed", i);
-      CHECK(t[i].nbytes == 0 || memcmp(t[i].data, t2[i].data, t[i].nbytes) == 0, "tensor %d bytes changed", i);
+      CHECK(memcmp(t[i].shape, t2[i].shape, sizeof(int64_t) * (size_t)t[i].ndim) == 0,
+            "tensor %d shape changed", i);
+      CHECK(t[i].nbytes == 0 || memcmp(t[i].data, t2[i].data, t[i].nbytes) == 0,
+            "tensor %d bytes changed", i);
     }
     json_t *a = json_deep_copy(h), *c = json_deep_copy(h2);
     json_object_del(a, "tensors");

@@ -55,7 +55,7 @@ def test_upload_and_download(client: kiln.Client, models: Path, tmp_path: Path) 
     mv = client.upload_model(f, name, description="card", tags={"team": "ml"}, chunk_size=40,
                              progress=lambda done, total: seen.append((done, total)))
     assert mv["status"] == "READY" and mv["format"] == "onnx" and mv["sha256"] == hashlib.sha256(data).hexdigest()
-    assert mv["prediction_url"] is None
+    assert mv["prediction_url"] == f"/api/v1/models/{name}/versions/1/predict"  # served at once
     assert seen[0] == (0, len(data)) and seen[-1] == (len(data), len(data))
     assert len(seen) == 1 + -(-len(data) // 40)  # one call per chunk
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -244,6 +244,14 @@ class TorchScript:
             torch.set_num_interop_threads(1)
         except RuntimeError:
             pass
+        # The profiling executor runs a model's first calls instrumented (ten
+        # times slower with loops) and specializes on the shapes it saw, so
+        # a dynamic batcher's varying batch sizes bring more slow calls;
+        # the legacy executor optimizes once, for any shape.
+        try:
+            torch._C._jit_set_profiling_executor(False)
+        except (AttributeError, RuntimeError):
+            pass
         self.device = "cuda" if want_device == "cuda" and torch.cuda.is_available() else "cpu"
         self.m = torch.jit.load(path, map_location=self.device)
         self.m.eval()

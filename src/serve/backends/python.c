@@ -35,15 +35,16 @@ extern const char serve_worker_py[]; /* build/gen/worker_py.c, from kiln_worker.
 /* Only these reach a worker: the server's environment may hold secrets
  * (KILN_MASTER_KEY, cloud credentials), and one thread each keeps a pool
  * of workers from oversubscribing the cores. */
-static const char *const worker_env[] = {"PATH=/usr/bin:/bin",   "LANG=C.UTF-8",           "HOME=/nonexistent",
-                                         "OMP_NUM_THREADS=1",    "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1",
-                                         "PYTHONDONTWRITEBYTECODE=1", NULL};
+static const char *const worker_env[] = {
+    "PATH=/usr/bin:/bin",     "LANG=C.UTF-8",      "HOME=/nonexistent",         "OMP_NUM_THREADS=1",
+    "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1", "PYTHONDONTWRITEBYTECODE=1", NULL};
 
 struct pyworker {
   pid_t pid; /* 0: not running (guarded by model mu: describe reads it) */
   int fd;    /* the server's end; only the predict thread of this instance uses it */
   int restarts;
-  bool started; /* ran once: the next start is a restart */
+  bool started;     /* ran once: the next start is a restart */
+  bool starting;    /* forked, its hello not read yet (it is loading the model) */
   int net_isolated; /* 1, 0, or -1 before the first start */
 };
 
@@ -61,7 +62,7 @@ struct pymodel {
   char why[200];
   bool torch, proba, margin;
   char device[16], model_type[64], pyver[32];
-  int nout;                     /* signature outputs, for naming what workers answer */
+  int nout; /* signature outputs, for naming what workers answer */
   char (*out_names)[SERVE_NAME_MAX];
   struct metric_series *restart_metric;
 };
@@ -102,7 +103,8 @@ static void close_from(int lo) {
   if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0) return;
 #endif
   struct rlimit rl;
-  long hi = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 65536;
+  long hi = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur
+                                                                               : 65536;
   for (long fd = lo; fd < hi; fd++) close((int)fd);
 }
 
@@ -184,7 +186,8 @@ static int spawn(struct spawn_req *r, struct err *e) {
     pthread_attr_destroy(&at);
     if (rc != 0) {
       pthread_mutex_unlock(&spawn_mu);
-      return err_set(e, ERR_UNAVAILABLE, "cannot start the worker spawner thread: %s", strerror(rc));
+      return err_set(e, ERR_UNAVAILABLE, "cannot start the worker spawner thread: %s",
+                     strerror(rc));
     }
     spawner_up = true;
   }
@@ -195,7 +198,8 @@ static int spawn(struct spawn_req *r, struct err *e) {
   spawn_slot = NULL;
   pthread_cond_broadcast(&spawn_cv);
   pthread_mutex_unlock(&spawn_mu);
-  if (!r->pid) return err_set(e, ERR_UNAVAILABLE, "cannot start a worker process: %s", strerror(r->err));
+  if (!r->pid)
+    return err_set(e, ERR_UNAVAILABLE, "cannot start a worker process: %s", strerror(r->err));
   return 0;
 }
 
@@ -291,8 +295,10 @@ static void status_text(struct ended en, int64_t cpu_limit, char *out, size_t ca
     snprintf(out, cap, "was killed by signal %d (SIG%s)", WTERMSIG(st), abbr ? abbr : "?");
     /* the kernel kills at the hard limit (soft + 5 s); rusage reads a
      * little under the kernel's own count, hence the margin */
-    if (WTERMSIG(st) == SIGXCPU || (cpu_limit > 0 && WTERMSIG(st) == SIGKILL && en.cpu_s >= (double)cpu_limit + 3))
-      snprintf(out + strlen(out), cap - strlen(out), " at its CPU-time limit (%lld s)", (long long)cpu_limit);
+    if (WTERMSIG(st) == SIGXCPU ||
+        (cpu_limit > 0 && WTERMSIG(st) == SIGKILL && en.cpu_s >= (double)cpu_limit + 3))
+      snprintf(out + strlen(out), cap - strlen(out), " at its CPU-time limit (%lld s)",
+               (long long)cpu_limit);
   } else if (WIFEXITED(st)) {
     snprintf(out, cap, "exited with status %d", WEXITSTATUS(st));
   } else {
@@ -310,10 +316,14 @@ static struct ended reap(pid_t pid, int grace_ms) {
   bool done = false;
   while (grace_ms > 0 && !done) {
     pid_t r = wait4(pid, &en.st, WNOHANG, &ru);
-    if (r == pid) done = true;
-    else if (r < 0 && errno != EINTR) return en; /* not ours any more: nothing to wait for */
-    else if (time_mono_us() >= until) break;
-    else usleep(5000);
+    if (r == pid)
+      done = true;
+    else if (r < 0 && errno != EINTR)
+      return en; /* not ours any more: nothing to wait for */
+    else if (time_mono_us() >= until)
+      break;
+    else
+      usleep(5000);
   }
   if (!done) {
     killpg(pid, SIGKILL);
@@ -327,7 +337,8 @@ static struct ended reap(pid_t pid, int grace_ms) {
 }
 
 /* Closes the socket and reaps w's process; how gets the way it ended. */
-static struct ended worker_stop(struct pymodel *m, struct pyworker *w, int grace_ms, char *how, size_t cap) {
+static struct ended worker_stop(struct pymodel *m, struct pyworker *w, int grace_ms, char *how,
+                                size_t cap) {
   pthread_mutex_lock(&m->mu);
   pid_t pid = w->pid;
   w->pid = 0;
@@ -348,9 +359,11 @@ static void crash_note(struct pymodel *m, const char *how) {
   int64_t now = time_mono_us();
   m->crash_at[m->ncrash % PY_CRASH_LIMIT] = now;
   m->ncrash++;
-  if (!m->degraded && m->ncrash >= PY_CRASH_LIMIT && now - m->crash_at[m->ncrash % PY_CRASH_LIMIT] <= PY_CRASH_WINDOW_US) {
+  if (!m->degraded && m->ncrash >= PY_CRASH_LIMIT &&
+      now - m->crash_at[m->ncrash % PY_CRASH_LIMIT] <= PY_CRASH_WINDOW_US) {
     m->degraded = true;
-    snprintf(m->why, sizeof m->why, "its worker processes failed %d times within %lld s (last: the worker %s)",
+    snprintf(m->why, sizeof m->why,
+             "its worker processes failed %d times within %lld s (last: the worker %s)",
              PY_CRASH_LIMIT, PY_CRASH_WINDOW_US / 1000000, how);
   }
   pthread_mutex_unlock(&m->mu);
@@ -374,7 +387,10 @@ static int worker_spawn(struct pymodel *m, int i, pid_t *pid, int *fd, struct er
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return err_set(e, errno == EMFILE || errno == ENFILE ? ERR_UNAVAILABLE : ERR_INTERNAL,
                    "cannot make a worker socket: %s", strerror(errno));
-  struct spawn_req r = {.exe = m->python, .argv = m->argv, .child_fd = sv[1], .mem_limit = m->mem_limit,
+  struct spawn_req r = {.exe = m->python,
+                        .argv = m->argv,
+                        .child_fd = sv[1],
+                        .mem_limit = m->mem_limit,
                         .cpu_s = m->cpu_s};
   int rc = spawn(&r, e);
   close(sv[1]);
@@ -399,20 +415,24 @@ static int worker_spawn(struct pymodel *m, int i, pid_t *pid, int *fd, struct er
 static int worker_hello(struct pymodel *m, pid_t pid, int fd, json_t **hello, struct err *e) {
   char *body = NULL;
   size_t n = 0;
-  enum io_res r = read_frame(fd, PY_HELLO_MAX, &body, &n, time_mono_us() + m->load_timeout_ms * 1000);
+  enum io_res r =
+      read_frame(fd, PY_HELLO_MAX, &body, &n, time_mono_us() + m->load_timeout_ms * 1000);
   char how[128];
   if (r != IO_OK) {
     struct ended en = reap(pid, r == IO_EOF ? PY_EXIT_GRACE_MS : 0);
     int st = en.st;
     status_text(en, m->cpu_s, how, sizeof how);
     if (r == IO_TIMEOUT)
-      return err_set(e, ERR_UNAVAILABLE, "the model could not be loaded: its worker did not answer within %lld s",
+      return err_set(e, ERR_UNAVAILABLE,
+                     "the model could not be loaded: its worker did not answer within %lld s",
                      (long long)(m->load_timeout_ms / 1000));
     if (r == IO_NOMEM) return err_set(e, ERR_NO_MEMORY, "out of memory for a worker's hello");
     if (r == IO_EOF && WIFEXITED(st) && WEXITSTATUS(st) == 127)
-      return err_set(e, ERR_INTERNAL, "cannot start the Python interpreter %s for the model's worker", m->python);
+      return err_set(e, ERR_INTERNAL,
+                     "cannot start the Python interpreter %s for the model's worker", m->python);
     if (r == IO_EOF)
-      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model could not be loaded: its worker process %s", how);
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "the model could not be loaded: its worker process %s", how);
     return err_set(e, ERR_INTERNAL, "the model's worker answered a malformed hello");
   }
   json_t *h = NULL;
@@ -428,7 +448,8 @@ static int worker_hello(struct pymodel *m, pid_t pid, int fd, json_t **hello, st
   }
   if (!json_is_true(json_object_get(h, "ok"))) {
     const char *msg = json_string_value(json_object_get(h, "error"));
-    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model could not be loaded: %s", msg ? msg : "no reason given");
+    rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model could not be loaded: %s",
+                 msg ? msg : "no reason given");
     json_decref(h);
     reap(pid, PY_TERM_GRACE_MS);
     return rc;
@@ -437,18 +458,14 @@ static int worker_hello(struct pymodel *m, pid_t pid, int fd, json_t **hello, st
   return 0;
 }
 
-/* Starts worker i and waits for its hello (a restart, or load's own). */
-static int worker_start(struct pymodel *m, int i, json_t **hello, struct err *e) {
+/* Forks worker i; worker_ready reads its hello later, so load starts all
+ * its workers' imports at once and a retired worker's successor loads
+ * while the next request is on its way. */
+static int worker_launch(struct pymodel *m, int i, struct err *e) {
   pid_t pid = 0;
   int fd = -1;
   int rc = worker_spawn(m, i, &pid, &fd, e);
   if (rc) return rc;
-  json_t *h = NULL;
-  rc = worker_hello(m, pid, fd, &h, e);
-  if (rc) {
-    close(fd);
-    return rc;
-  }
   struct pyworker *w = &m->w[i];
   pthread_mutex_lock(&m->mu);
   if (w->started) {
@@ -456,10 +473,32 @@ static int worker_start(struct pymodel *m, int i, json_t **hello, struct err *e)
     if (m->restart_metric) metrics_add(m->restart_metric, 1);
   }
   w->started = true;
+  w->starting = true;
   w->pid = pid;
   w->fd = fd;
-  w->net_isolated = net_isolated(pid);
   pthread_mutex_unlock(&m->mu);
+  return 0;
+}
+
+/* Waits for a launched worker's hello (*hello gets it when asked). On
+ * failure the worker is gone (reaped) and e says why. */
+static int worker_ready(struct pymodel *m, int i, json_t **hello, struct err *e) {
+  struct pyworker *w = &m->w[i];
+  json_t *h = NULL;
+  int rc = worker_hello(m, w->pid, w->fd, &h, e);
+  pthread_mutex_lock(&m->mu);
+  w->starting = false;
+  if (rc) {
+    w->pid = 0; /* reaped by worker_hello */
+  } else {
+    w->net_isolated = net_isolated(w->pid);
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (rc) {
+    close(w->fd);
+    w->fd = -1;
+    return rc;
+  }
   if (hello)
     *hello = h;
   else
@@ -488,12 +527,14 @@ static int numpy_dtype(const char *s, enum serve_dtype *out) {
   static const struct {
     const char *name;
     enum serve_dtype dt;
-  } map[] = {{"float64", SERVE_FP64}, {"double", SERVE_FP64}, {"float32", SERVE_FP32}, {"float", SERVE_FP32},
-             {"float16", SERVE_FP16}, {"int64", SERVE_INT64}, {"long", SERVE_INT64},  {"int32", SERVE_INT32},
-             {"integer", SERVE_INT32}, {"int16", SERVE_INT16}, {"int8", SERVE_INT8},  {"uint8", SERVE_UINT8},
-             {"uint16", SERVE_UINT16}, {"uint32", SERVE_UINT32}, {"uint64", SERVE_UINT64}, {"bool", SERVE_BOOL},
-             {"boolean", SERVE_BOOL}, {"str", SERVE_BYTES},   {"string", SERVE_BYTES}, {"object", SERVE_BYTES},
-             {"binary", SERVE_BYTES}, {"bytes", SERVE_BYTES}};
+  } map[] = {{"float64", SERVE_FP64},  {"double", SERVE_FP64},   {"float32", SERVE_FP32},
+             {"float", SERVE_FP32},    {"float16", SERVE_FP16},  {"int64", SERVE_INT64},
+             {"long", SERVE_INT64},    {"int32", SERVE_INT32},   {"integer", SERVE_INT32},
+             {"int16", SERVE_INT16},   {"int8", SERVE_INT8},     {"uint8", SERVE_UINT8},
+             {"uint16", SERVE_UINT16}, {"uint32", SERVE_UINT32}, {"uint64", SERVE_UINT64},
+             {"bool", SERVE_BOOL},     {"boolean", SERVE_BOOL},  {"str", SERVE_BYTES},
+             {"string", SERVE_BYTES},  {"object", SERVE_BYTES},  {"binary", SERVE_BYTES},
+             {"bytes", SERVE_BYTES}};
   if (!s) return -1;
   for (size_t i = 0; i < sizeof map / sizeof *map; i++)
     if (strcmp(s, map[i].name) == 0) {
@@ -514,7 +555,8 @@ static int reg_spec(const json_t *v, struct serve_tensor_spec *sp, bool *column)
   const json_t *ts = json_object_get(v, "tensor-spec");
   const json_t *src = json_is_object(ts) ? ts : v;
   const char *dt = json_string_value(json_object_get(src, "dtype"));
-  if (type && strcmp(type, "tensor") != 0) { /* an MLflow column spec: {"type": "double", "name": ...} */
+  if (type &&
+      strcmp(type, "tensor") != 0) { /* an MLflow column spec: {"type": "double", "name": ...} */
     if (!name || numpy_dtype(type, &sp->dtype) != 0) return -1;
     *column = true;
   } else if (numpy_dtype(dt, &sp->dtype) != 0) {
@@ -575,23 +617,26 @@ static void reg_read(const json_t *reg, struct reg_view *rv) {
 static int sig_alloc(struct serve_signature *sig, int nin, int nout, struct err *e) {
   sig->inputs = calloc((size_t)nin, sizeof *sig->inputs);
   sig->outputs = calloc((size_t)nout, sizeof *sig->outputs);
-  if (!sig->inputs || !sig->outputs) return err_set(e, ERR_NO_MEMORY, "out of memory for a signature");
+  if (!sig->inputs || !sig->outputs)
+    return err_set(e, ERR_NO_MEMORY, "out of memory for a signature");
   sig->ninputs = nin;
   sig->noutputs = nout;
   return 0;
 }
 
-static int sig_columns(struct serve_signature *sig, const char *const *names, int n, struct err *e) {
+static int sig_columns(struct serve_signature *sig, const char *const *names, int n,
+                       struct err *e) {
   sig->columns = calloc((size_t)n, sizeof *sig->columns);
   if (!sig->columns) return err_set(e, ERR_NO_MEMORY, "out of memory for column names");
   sig->ncolumns = n;
   for (int i = 0; i < n; i++)
-    if (!(sig->columns[i] = strdup(names[i]))) return err_set(e, ERR_NO_MEMORY, "out of memory for column names");
+    if (!(sig->columns[i] = strdup(names[i])))
+      return err_set(e, ERR_NO_MEMORY, "out of memory for column names");
   return 0;
 }
 
-static void spec_set(struct serve_tensor_spec *sp, const char *name, enum serve_dtype dt, int ndim, int64_t d0,
-                     int64_t d1) {
+static void spec_set(struct serve_tensor_spec *sp, const char *name, enum serve_dtype dt, int ndim,
+                     int64_t d0, int64_t d1) {
   memset(sp, 0, sizeof *sp);
   str_copy(sp->name, sizeof sp->name, name);
   sp->dtype = dt;
@@ -618,8 +663,10 @@ static enum serve_dtype classes_dtype(const json_t *classes) {
 static void probe_spec(const json_t *probe, struct serve_tensor_spec *sp) {
   enum serve_dtype dt;
   const json_t *shape = json_object_get(probe, "shape");
-  if (!json_is_object(probe) || serve_dtype_parse(json_string_value(json_object_get(probe, "datatype")), &dt) != 0 ||
-      !json_is_array(shape) || json_array_size(shape) < 1 || json_array_size(shape) > SERVE_MAX_DIMS)
+  if (!json_is_object(probe) ||
+      serve_dtype_parse(json_string_value(json_object_get(probe, "datatype")), &dt) != 0 ||
+      !json_is_array(shape) || json_array_size(shape) < 1 ||
+      json_array_size(shape) > SERVE_MAX_DIMS)
     return;
   sp->dtype = dt;
   sp->ndim = (int)json_array_size(shape);
@@ -629,8 +676,11 @@ static void probe_spec(const json_t *probe, struct serve_tensor_spec *sp) {
   }
 }
 
-static int sig_sklearn(const json_t *h, const struct reg_view *rv, struct serve_signature *sig, struct err *e) {
-  int64_t nf = json_is_integer(json_object_get(h, "n_features_in")) ? json_integer_value(json_object_get(h, "n_features_in")) : -1;
+static int sig_sklearn(const json_t *h, const struct reg_view *rv, struct serve_signature *sig,
+                       struct err *e) {
+  int64_t nf = json_is_integer(json_object_get(h, "n_features_in"))
+                   ? json_integer_value(json_object_get(h, "n_features_in"))
+                   : -1;
   if (nf <= 0 || nf > INT32_MAX) nf = -1;
   const json_t *fn = json_object_get(h, "feature_names");
   int rc = sig_alloc(sig, 1, 1, e);
@@ -639,7 +689,8 @@ static int sig_sklearn(const json_t *h, const struct reg_view *rv, struct serve_
     const char **names = calloc((size_t)nf, sizeof *names);
     if (!names) return err_set(e, ERR_NO_MEMORY, "out of memory for column names");
     bool ok = true;
-    for (int64_t i = 0; i < nf; i++) ok = ok && (names[i] = json_string_value(json_array_get(fn, (size_t)i)));
+    for (int64_t i = 0; i < nf; i++)
+      ok = ok && (names[i] = json_string_value(json_array_get(fn, (size_t)i)));
     rc = ok ? sig_columns(sig, names, (int)nf, e) : 0;
     free(names);
     if (rc) return rc;
@@ -660,7 +711,8 @@ static int sig_sklearn(const json_t *h, const struct reg_view *rv, struct serve_
   return 0;
 }
 
-static int sig_torch(const json_t *h, const struct reg_view *rv, struct serve_signature *sig, struct err *e) {
+static int sig_torch(const json_t *h, const struct reg_view *rv, struct serve_signature *sig,
+                     struct err *e) {
   int rc;
   if (rv->nin > 0 && rv->in_columns) {
     if ((rc = sig_alloc(sig, 1, 1, e))) return rc;
@@ -673,15 +725,18 @@ static int sig_torch(const json_t *h, const struct reg_view *rv, struct serve_si
     for (int i = 0; i < rv->nin; i++) {
       sig->inputs[i] = rv->in[i];
       if (!sig->inputs[i].name[0]) {
-        if (rv->nin == 1) str_copy(sig->inputs[i].name, SERVE_NAME_MAX, "input");
-        else snprintf(sig->inputs[i].name, SERVE_NAME_MAX, "input_%d", i);
+        if (rv->nin == 1)
+          str_copy(sig->inputs[i].name, SERVE_NAME_MAX, "input");
+        else
+          snprintf(sig->inputs[i].name, SERVE_NAME_MAX, "input_%d", i);
       }
     }
   } else {
     /* TorchScript keeps its argument names but not their types or shapes */
     const json_t *names = json_object_get(h, "input_names");
     size_t k = json_is_array(names) ? json_array_size(names) : 0;
-    if (k > SERVE_V2_MAX_INPUTS) return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model takes %zu inputs", k);
+    if (k > SERVE_V2_MAX_INPUTS)
+      return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the model takes %zu inputs", k);
     if (k <= 1) {
       if ((rc = sig_alloc(sig, 1, 1, e))) return rc;
       spec_set(&sig->inputs[0], "input", SERVE_FP32, 2, -1, -1);
@@ -691,7 +746,8 @@ static int sig_torch(const json_t *h, const struct reg_view *rv, struct serve_si
         const char *nm = json_string_value(json_array_get(names, i));
         char def[32];
         snprintf(def, sizeof def, "input_%zu", i);
-        spec_set(&sig->inputs[i], nm && strlen(nm) < SERVE_NAME_MAX ? nm : def, SERVE_FP32, -1, 0, 0);
+        spec_set(&sig->inputs[i], nm && strlen(nm) < SERVE_NAME_MAX ? nm : def, SERVE_FP32, -1, 0,
+                 0);
       }
     }
   }
@@ -703,8 +759,10 @@ static int sig_torch(const json_t *h, const struct reg_view *rv, struct serve_si
     for (int i = 0; i < rv->nout; i++) {
       sig->outputs[i] = rv->out[i];
       if (!sig->outputs[i].name[0]) {
-        if (rv->nout == 1) str_copy(sig->outputs[i].name, SERVE_NAME_MAX, "predictions");
-        else snprintf(sig->outputs[i].name, SERVE_NAME_MAX, "output_%d", i);
+        if (rv->nout == 1)
+          str_copy(sig->outputs[i].name, SERVE_NAME_MAX, "predictions");
+        else
+          snprintf(sig->outputs[i].name, SERVE_NAME_MAX, "output_%d", i);
       }
     }
   } else {
@@ -748,31 +806,41 @@ static void py_unload(void *model) {
 static struct metric_series *restart_series(const struct serve_load_opts *o) {
   static const char *const labels[] = {"model", "version"};
   struct metric_family *f =
-      metrics_family("kiln_serve_worker_restarts_total", "Python worker processes restarted after a crash, a timeout "
-                     "or their CPU-time limit", METRIC_COUNTER, 2, labels, NULL, 0);
-  const char *values[] = {o->model_name ? o->model_name : "", o->model_version ? o->model_version : ""};
+      metrics_family("kiln_serve_worker_restarts_total",
+                     "Python worker processes restarted after a crash, a timeout "
+                     "or their CPU-time limit",
+                     METRIC_COUNTER, 2, labels, NULL, 0);
+  const char *values[] = {o->model_name ? o->model_name : "",
+                          o->model_version ? o->model_version : ""};
   return metrics_series(f, values);
 }
 
 static char *dup_or(const char *s, const char *dflt) { return strdup(s ? s : dflt); }
 
-static int py_load(const struct serve_load_opts *o, void **model, struct serve_signature *sig, struct err *e) {
+static int py_load(const struct serve_load_opts *o, void **model, struct serve_signature *sig,
+                   struct err *e) {
   *model = NULL;
   if (!o || !o->path || !o->format || !o->cfg)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the python backend needs a model file, a format and settings");
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "the python backend needs a model file, a format and settings");
   const struct serve_config *cfg = o->cfg;
   bool torch = strcmp(o->format, "torchscript") == 0;
   if (!torch && strcmp(o->format, "pickle") != 0 && strcmp(o->format, "joblib") != 0)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "the python backend does not serve '%.64s' models", o->format);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "the python backend does not serve '%.64s' models", o->format);
   const char *python = cfg->python && cfg->python[0] ? cfg->python : "/usr/bin/python3";
   if (python[0] != '/' || access(python, X_OK) != 0)
-    return err_set(e, ERR_INVALID_STATE, "the Python interpreter for model workers (%.200s) is not an executable "
-                   "absolute path (--python)", python);
+    return err_set(e, ERR_INVALID_STATE,
+                   "the Python interpreter for model workers (%.200s) is not an executable "
+                   "absolute path (--python)",
+                   python);
   if (cfg->worker_script && access(cfg->worker_script, R_OK) != 0)
-    return err_set(e, ERR_INVALID_STATE, "the worker script %.200s cannot be read", cfg->worker_script);
+    return err_set(e, ERR_INVALID_STATE, "the worker script %.200s cannot be read",
+                   cfg->worker_script);
   int n = o->instances > 0 ? o->instances : cfg->python_workers > 0 ? cfg->python_workers : 1;
   if (n > PY_MAX_WORKERS)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d worker processes per model, not %d", PY_MAX_WORKERS, n);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "at most %d worker processes per model, not %d",
+                   PY_MAX_WORKERS, n);
 
   struct pymodel *m = calloc(1, sizeof *m);
   if (!m) return err_set(e, ERR_NO_MEMORY, "out of memory");
@@ -784,7 +852,8 @@ static int py_load(const struct serve_load_opts *o, void **model, struct serve_s
   m->script = cfg->worker_script ? strdup(cfg->worker_script) : NULL;
   m->name = dup_or(o->model_name, "");
   m->version = dup_or(o->model_version, "");
-  if (!m->w || !m->path || !m->format || !m->python || (cfg->worker_script && !m->script) || !m->name || !m->version) {
+  if (!m->w || !m->path || !m->format || !m->python || (cfg->worker_script && !m->script) ||
+      !m->name || !m->version) {
     model_free(m);
     return err_set(e, ERR_NO_MEMORY, "out of memory");
   }
@@ -816,21 +885,12 @@ static int py_load(const struct serve_load_opts *o, void **model, struct serve_s
 
   /* every worker starts (imports, unpickles) at once, then all are awaited */
   int rc = 0;
-  for (int i = 0; i < n && rc == 0; i++) rc = worker_spawn(m, i, &m->w[i].pid, &m->w[i].fd, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = worker_launch(m, i, e);
   json_t *hello = NULL;
   for (int i = 0; i < n && rc == 0; i++) {
     json_t *h = NULL;
-    struct pyworker *w = &m->w[i];
-    rc = worker_hello(m, w->pid, w->fd, &h, e);
-    if (rc) {
-      close(w->fd);
-      w->fd = -1;
-      w->pid = 0; /* reaped by worker_hello */
-      break;
-    }
-    w->started = true;
-    w->net_isolated = net_isolated(w->pid);
-    if (!hello)
+    rc = worker_ready(m, i, &h, e);
+    if (rc == 0 && !hello)
       hello = h;
     else
       json_decref(h);
@@ -844,13 +904,16 @@ static int py_load(const struct serve_load_opts *o, void **model, struct serve_s
   if (rc == 0) {
     m->proba = json_is_true(json_object_get(hello, "proba"));
     m->margin = json_is_true(json_object_get(hello, "margin"));
-    str_copy(m->device, sizeof m->device, json_string_value(json_object_get(hello, "device")) ?: "cpu");
-    str_copy(m->model_type, sizeof m->model_type, json_string_value(json_object_get(hello, "model_type")) ?: "");
+    str_copy(m->device, sizeof m->device,
+             json_string_value(json_object_get(hello, "device")) ?: "cpu");
+    str_copy(m->model_type, sizeof m->model_type,
+             json_string_value(json_object_get(hello, "model_type")) ?: "");
     str_copy(m->pyver, sizeof m->pyver, json_string_value(json_object_get(hello, "python")) ?: "");
     m->nout = sig->noutputs;
     m->out_names = calloc((size_t)sig->noutputs, sizeof *m->out_names);
     if (!m->out_names) rc = err_set(e, ERR_NO_MEMORY, "out of memory");
-    for (int i = 0; rc == 0 && i < sig->noutputs; i++) str_copy(m->out_names[i], SERVE_NAME_MAX, sig->outputs[i].name);
+    for (int i = 0; rc == 0 && i < sig->noutputs; i++)
+      str_copy(m->out_names[i], SERVE_NAME_MAX, sig->outputs[i].name);
   }
   json_decref(hello);
   if (rc) {
@@ -858,17 +921,27 @@ static int py_load(const struct serve_load_opts *o, void **model, struct serve_s
     py_unload(m);
     return rc;
   }
-  log_info("serve.python_loaded", "model %s version %s: %d %s worker(s) for a %s on %s", m->name, m->version, n,
-           m->format, m->model_type, m->device);
+  log_info("serve.python_loaded", "model %s version %s: %d %s worker(s) for a %s on %s", m->name,
+           m->version, n, m->format, m->model_type, m->device);
   *model = m;
   return 0;
 }
 
-/* Makes sure worker i runs: restarts one that ended while idle (a crash,
- * or a retirement at its CPU-time limit, which is no crash). */
+static bool is_degraded(struct pymodel *m, char *why, size_t cap) {
+  pthread_mutex_lock(&m->mu);
+  bool deg = m->degraded;
+  str_copy(why, cap, m->why);
+  pthread_mutex_unlock(&m->mu);
+  return deg;
+}
+
+/* Makes sure worker i is up before a request: waits for one still
+ * loading, replaces one that ended while idle (a crash, or a retirement at
+ * its CPU-time limit, which is no crash). */
 static int worker_ensure(struct pymodel *m, int i, struct err *e) {
   struct pyworker *w = &m->w[i];
-  if (w->pid > 0) {
+  char why[sizeof m->why];
+  if (w->pid > 0 && !w->starting) {
     struct pollfd p = {w->fd, POLLIN, 0};
     if (poll(&p, 1, 0) == 0) return 0;
     /* an idle worker says nothing: readable means gone (or confused) */
@@ -876,35 +949,52 @@ static int worker_ensure(struct pymodel *m, int i, struct err *e) {
     struct ended en = worker_stop(m, w, PY_EXIT_GRACE_MS, how, sizeof how);
     if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0)) crash_note(m, how);
   }
-  pthread_mutex_lock(&m->mu);
-  bool deg = m->degraded;
-  char why[sizeof m->why];
-  str_copy(why, sizeof why, m->why);
-  pthread_mutex_unlock(&m->mu);
-  if (deg) return err_set(e, ERR_UNAVAILABLE, "the model is degraded: %s", why);
+  if (is_degraded(m, why, sizeof why))
+    return err_set(e, ERR_UNAVAILABLE, "the model is degraded: %s", why);
   struct err se = {0};
-  int rc = worker_start(m, i, NULL, &se);
+  int rc = w->pid > 0 ? 0 : worker_launch(m, i, &se);
+  if (rc == 0) rc = worker_ready(m, i, NULL, &se);
   if (rc) {
-    crash_note(m, "could not be restarted");
+    char how[sizeof se.msg + 32];
+    snprintf(how, sizeof how, "could not be restarted: %s", se.msg);
+    crash_note(m, how);
     return err_set(e, rc == -ERR_NO_MEMORY ? ERR_NO_MEMORY : ERR_UNAVAILABLE,
                    "the model's worker process could not be restarted: %s", se.msg);
   }
   return 0;
 }
 
-/* The worker failed mid-request: kill, reap, count; the request gets why. */
+/* The worker failed mid-request: kill, reap, count, and replace it before
+ * the request gets why. The replacement is awaited here, on the thread
+ * that owns this instance (its next request would wait for it anyway), so
+ * when the error goes back the instance is ready again. */
 static int worker_failed(struct pymodel *m, int i, enum io_res r, struct err *e) {
   char how[128];
   if (r == IO_TIMEOUT) {
     worker_stop(m, &m->w[i], 0, NULL, 0);
-    snprintf(how, sizeof how, "did not answer within %lld ms and was killed", (long long)m->timeout_ms);
+    snprintf(how, sizeof how, "did not answer within %lld ms and was killed",
+             (long long)m->timeout_ms);
   } else {
     worker_stop(m, &m->w[i], r == IO_EOF ? PY_EXIT_GRACE_MS : 0, how, sizeof how);
   }
   crash_note(m, how);
-  if (r == IO_NOMEM) return err_set(e, ERR_NO_MEMORY, "out of memory for the model's answer; its worker is restarted");
+  char why[sizeof m->why];
+  if (!is_degraded(m, why, sizeof why)) {
+    struct err le = {0};
+    int rc = worker_launch(m, i, &le);
+    if (rc == 0) rc = worker_ready(m, i, NULL, &le);
+    if (rc) {
+      char again[sizeof le.msg + 32];
+      snprintf(again, sizeof again, "could not be restarted: %s", le.msg);
+      crash_note(m, again);
+    }
+  }
+  if (r == IO_NOMEM)
+    return err_set(e, ERR_NO_MEMORY,
+                   "out of memory for the model's answer; its worker is restarted");
   if (r == IO_BIG || r == IO_ERR || r == IO_BAD)
-    return err_set(e, ERR_INTERNAL, "the model's worker process broke the frame protocol and is being restarted");
+    return err_set(e, ERR_INTERNAL,
+                   "the model's worker process broke the frame protocol and is being restarted");
   return err_set(e, ERR_UNAVAILABLE, "the model's worker process %s; it is being restarted", how);
 }
 
@@ -920,7 +1010,8 @@ static void outputs_free(struct serve_tensor *t, int n) {
 }
 
 static int py_predict(void *model, int instance, const struct serve_tensor *in, int nin,
-                      const struct serve_predict_opts *po, struct serve_tensor **out, int *nout, struct err *e) {
+                      const struct serve_predict_opts *po, struct serve_tensor **out, int *nout,
+                      struct err *e) {
   struct pymodel *m = model;
   *out = NULL;
   *nout = 0;
@@ -928,9 +1019,11 @@ static int py_predict(void *model, int instance, const struct serve_tensor *in, 
     return err_set(e, ERR_INTERNAL, "no worker %d for this model", instance);
   bool proba = po && po->proba, margin = po && po->margin;
   if (proba && !m->proba)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this model (%s) gives no class probabilities", m->model_type);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this model (%s) gives no class probabilities",
+                   m->model_type);
   if (margin && !m->margin)
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this model (%s) gives no raw margins", m->model_type);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "this model (%s) gives no raw margins",
+                   m->model_type);
   int rc = worker_ensure(m, instance, e);
   if (rc) return rc;
 
@@ -959,7 +1052,8 @@ static int py_predict(void *model, int instance, const struct serve_tensor *in, 
   if (serve_frame_decode(body, n, &ah, &t, &nt, &fe) != 0) {
     free(body);
     worker_failed(m, instance, IO_BAD, e);
-    return err_set(e, ERR_INTERNAL, "the model's worker answered a malformed frame (%s); it is being restarted",
+    return err_set(e, ERR_INTERNAL,
+                   "the model's worker answered a malformed frame (%s); it is being restarted",
                    fe.msg);
   }
   if (json_is_true(json_object_get(ah, "retiring"))) {
@@ -967,14 +1061,24 @@ static int py_predict(void *model, int instance, const struct serve_tensor *in, 
      * starts a fresh one (a restart, not a crash) */
     char how[128];
     struct ended en = worker_stop(m, w, PY_TERM_GRACE_MS, how, sizeof how);
-    if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0)) crash_note(m, how);
-    else log_info("serve.worker_retired", "model %s version %s: a worker reached its CPU-time limit (%lld s) and "
-                  "is replaced", m->name, m->version, (long long)m->cpu_s);
+    if (!(WIFEXITED(en.st) && WEXITSTATUS(en.st) == 0))
+      crash_note(m, how);
+    else
+      log_info("serve.worker_retired",
+               "model %s version %s: a worker reached its CPU-time limit (%lld s) and "
+               "is replaced",
+               m->name, m->version, (long long)m->cpu_s);
+    char why[sizeof m->why];
+    struct err le = {0};
+    if (!is_degraded(m, why, sizeof why) && worker_launch(m, instance, &le) != 0)
+      log_warn("serve.worker_restart_failed",
+               "model %s version %s: %s (retried on the next request)", m->name, m->version,
+               le.msg);
   }
   if (!json_is_true(json_object_get(ah, "ok"))) {
     const char *msg = json_string_value(json_object_get(ah, "error"));
-    rc = err_set(e, kind_code(json_string_value(json_object_get(ah, "kind"))), "the model raised %s",
-                 msg ? msg : "an error it did not describe");
+    rc = err_set(e, kind_code(json_string_value(json_object_get(ah, "kind"))),
+                 "the model raised %s", msg ? msg : "an error it did not describe");
     goto done;
   }
   int64_t rows = nin > 0 && in[0].ndim > 0 ? in[0].shape[0] : -1;
@@ -985,7 +1089,8 @@ static int py_predict(void *model, int instance, const struct serve_tensor *in, 
   }
   for (int i = 0; i < nt && rc == 0; i++) {
     if (rows >= 0 && (t[i].ndim < 1 || t[i].shape[0] != rows)) {
-      rc = err_set(e, ERR_INTERNAL, "the model answered output '%s' with %lld row(s) for a %lld-row batch",
+      rc = err_set(e, ERR_INTERNAL,
+                   "the model answered output '%s' with %lld row(s) for a %lld-row batch",
                    t[i].name, t[i].ndim < 1 ? 0ll : (long long)t[i].shape[0], (long long)rows);
       break;
     }
@@ -1052,20 +1157,33 @@ static json_t *py_describe(void *model) {
   pthread_mutex_lock(&m->mu);
   for (int i = 0; i < m->n; i++) {
     const struct pyworker *w = &m->w[i];
-    json_array_append_new(ws, json_pack("{s:i, s:i, s:I, s:b}", "pid", (int)w->pid, "restarts", w->restarts,
-                                        "rss_bytes", (json_int_t)(w->pid > 0 ? rss_of(w->pid) : 0), "running",
-                                        w->pid > 0));
+    /* no process: pid null (never 0, which kill(2) reads as "my group") */
+    json_array_append_new(ws, json_pack("{s:o, s:i, s:I, s:s}", "pid",
+                                        w->pid > 0 ? json_integer(w->pid) : json_null(), "restarts",
+                                        w->restarts, "rss_bytes",
+                                        (json_int_t)(w->pid > 0 ? rss_of(w->pid) : 0), "state",
+                                        w->pid <= 0   ? "stopped"
+                                        : w->starting ? "starting"
+                                                      : "ready"));
     if (w->net_isolated == 0) isolated = false;
   }
-  json_t *o = json_pack("{s:o, s:b, s:s, s:s, s:s, s:s, s:b, s:I, s:I}", "workers", ws, "network_isolated", isolated,
-                        "device", m->device, "format", m->format, "model_type", m->model_type, "python", m->pyver,
-                        "degraded", m->degraded, "timeout_ms", (json_int_t)m->timeout_ms, "memory_limit",
-                        (json_int_t)m->mem_limit);
+  json_t *o =
+      json_pack("{s:o, s:b, s:s, s:s, s:s, s:s, s:b, s:I, s:I}", "workers", ws, "network_isolated",
+                isolated, "device", m->device, "format", m->format, "model_type", m->model_type,
+                "python", m->pyver, "degraded", m->degraded, "timeout_ms",
+                (json_int_t)m->timeout_ms, "memory_limit", (json_int_t)m->mem_limit);
   if (o && m->degraded) json_object_set_new(o, "reason", json_string(m->why));
   pthread_mutex_unlock(&m->mu);
   return o;
 }
 
-const struct serve_backend serve_backend_python = {
-    SERVE_BACKEND_VERSION, "python", SERVE_CAP_PROBA | SERVE_CAP_MARGIN | SERVE_CAP_GPU,
-    py_load, py_predict, py_memory, py_unload, py_degraded, py_describe};
+const struct serve_backend serve_backend_python = {SERVE_BACKEND_VERSION,
+                                                   "python",
+                                                   SERVE_CAP_PROBA | SERVE_CAP_MARGIN |
+                                                       SERVE_CAP_GPU,
+                                                   py_load,
+                                                   py_predict,
+                                                   py_memory,
+                                                   py_unload,
+                                                   py_degraded,
+                                                   py_describe};

@@ -25,7 +25,8 @@ static size_t body_of(char *out, size_t cap, const char *header, const void *dat
   return 4 + hl + n;
 }
 
-static int decode(const char *body, size_t n, json_t **h, struct serve_tensor **t, int *nt, struct err *e) {
+static int decode(const char *body, size_t n, json_t **h, struct serve_tensor **t, int *nt,
+                  struct err *e) {
   memset(e, 0, sizeof *e);
   return serve_frame_decode(body, n, h, t, nt, e);
 }
@@ -39,7 +40,11 @@ Test(serve_frame, round_trip_of_every_kind) {
   cr_assert_eq(serve_tensor_alloc(&in[1], "flags", SERVE_BOOL, s1, 1, &e), 0);
   ((uint8_t *)in[1].data)[1] = 1;
   /* BYTES: "ab", "", "héllo" in V2's binary form */
-  static const char bytes[] = "\x02\x00\x00\x00" "ab" "\x00\x00\x00\x00" "\x06\x00\x00\x00" "h\xc3\xa9llo";
+  static const char bytes[] = "\x02\x00\x00\x00"
+                              "ab"
+                              "\x00\x00\x00\x00"
+                              "\x06\x00\x00\x00"
+                              "h\xc3\xa9llo";
   memset(&in[2], 0, sizeof in[2]);
   str_copy(in[2].name, sizeof in[2].name, "labels");
   in[2].dtype = SERVE_BYTES;
@@ -76,7 +81,8 @@ Test(serve_frame, round_trip_of_every_kind) {
     if (in[i].nbytes) cr_assert_eq(memcmp(t[i].data, in[i].data, in[i].nbytes), 0);
     /* pointing into the body, not copied */
     if (in[i].nbytes)
-      cr_assert((char *)t[i].data >= b.data + 8 && (char *)t[i].data + t[i].nbytes <= b.data + b.len);
+      cr_assert((char *)t[i].data >= b.data + 8 &&
+                (char *)t[i].data + t[i].nbytes <= b.data + b.len);
   }
   free(t);
   json_decref(hd);
@@ -153,49 +159,71 @@ static void expect_refused(const char *header, const void *data, size_t n, const
 Test(serve_frame, inconsistent_lengths_are_refused) {
   static const char eight[8] = {0};
   /* nbytes larger than what follows, and smaller than the shape needs */
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[2],\"nbytes\":16}]}", eight, 8,
-                 "runs past the frame");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[2],\"nbytes\":8}]}", eight, 8,
-                 "does not hold");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[2],\"nbytes\":16}]}", eight,
+      8, "runs past the frame");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[2],\"nbytes\":8}]}", eight, 8,
+      "does not hold");
   /* a shape whose element count overflows */
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[4294967296,4294967296,4294967296],"
+  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[4294967296,"
+                 "4294967296,4294967296],"
                  "\"nbytes\":0}]}",
                  NULL, 0, "overflows");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[2305843009213693952],\"nbytes\":0}]}",
+  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":["
+                 "2305843009213693952],\"nbytes\":0}]}",
                  NULL, 0, "does not hold");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[-1],\"nbytes\":8}]}", eight, 8,
-                 "bad dimension");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":-8}]}", eight, 8,
-                 "bad nbytes");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":18446744073709551615}]}",
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[-1],\"nbytes\":8}]}", eight,
+      8, "bad dimension");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":-8}]}", eight,
+      8, "bad nbytes");
+  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":"
+                 "18446744073709551615}]}",
                  eight, 8, "malformed worker frame");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":8.0}]}", eight, 8,
-                 "bad nbytes");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1,1,1,1,1,1,1,1,1],\"nbytes\":8}]}",
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":8.0}]}", eight,
+      8, "bad nbytes");
+  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1,1,1,1,1,1,1,1,1]"
+                 ",\"nbytes\":8}]}",
                  eight, 8, "dims");
-  expect_refused("{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP128\",\"shape\":[1],\"nbytes\":8}]}", eight, 8,
-                 "unknown datatype");
-  expect_refused("{\"tensors\":[{\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":8}]}", eight, 8, "no usable name");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"x\",\"datatype\":\"FP128\",\"shape\":[1],\"nbytes\":8}]}", eight,
+      8, "unknown datatype");
+  expect_refused("{\"tensors\":[{\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":8}]}", eight, 8,
+                 "no usable name");
   expect_refused("{\"tensors\":{}}", NULL, 0, "not a list");
   expect_refused("{\"tensors\":[7]}", NULL, 0, "not an object");
   expect_refused("[1,2]", NULL, 0, "not a JSON object");
   expect_refused("{\"ok\":tru", NULL, 0, "header");
   expect_refused("{\"ok\":true}", eight, 8, "left over");
   /* BYTES: an element length past the data, a count the shape does not say */
-  expect_refused("{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[1],\"nbytes\":8}]}",
-                 "\x05\x00\x00\x00" "abcd", 8, "does not hold");
-  expect_refused("{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[2],\"nbytes\":8}]}",
-                 "\x04\x00\x00\x00" "abcd", 8, "does not hold");
-  expect_refused("{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[1],\"nbytes\":8}]}",
-                 "\x02\x00\x00\x00" "abcd", 8, "does not hold");
-  expect_refused("{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[1],\"nbytes\":4}]}",
-                 "\xff\xff\xff\xff", 4, "does not hold");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[1],\"nbytes\":8}]}",
+      "\x05\x00\x00\x00"
+      "abcd",
+      8, "does not hold");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[2],\"nbytes\":8}]}",
+      "\x04\x00\x00\x00"
+      "abcd",
+      8, "does not hold");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[1],\"nbytes\":8}]}",
+      "\x02\x00\x00\x00"
+      "abcd",
+      8, "does not hold");
+  expect_refused(
+      "{\"tensors\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[1],\"nbytes\":4}]}",
+      "\xff\xff\xff\xff", 4, "does not hold");
   /* a name longer than SERVE_NAME_MAX allows */
   char hdr[1024];
   char longname[SERVE_NAME_MAX + 8];
   memset(longname, 'n', sizeof longname - 1);
   longname[sizeof longname - 1] = 0;
-  snprintf(hdr, sizeof hdr, "{\"tensors\":[{\"name\":\"%s\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":8}]}",
+  snprintf(hdr, sizeof hdr,
+           "{\"tensors\":[{\"name\":\"%s\",\"datatype\":\"FP64\",\"shape\":[1],\"nbytes\":8}]}",
            longname);
   expect_refused(hdr, eight, 8, "no usable name");
 }
@@ -215,7 +243,8 @@ Test(serve_frame, header_length_past_the_body_and_oversized_frames) {
   put_u32(body, 0);
   cr_assert_eq(decode(body, n, &h, &t, &nt, &e), -ERR_INVALID_PARAMETER_VALUE);
   /* a length over SERVE_FRAME_MAX is refused before anything is read */
-  cr_assert_eq(decode(body, (size_t)SERVE_FRAME_MAX + 1, &h, &t, &nt, &e), -ERR_INVALID_PARAMETER_VALUE);
+  cr_assert_eq(decode(body, (size_t)SERVE_FRAME_MAX + 1, &h, &t, &nt, &e),
+               -ERR_INVALID_PARAMETER_VALUE);
   cr_assert(strstr(e.msg, "longer than a frame"), "%s", e.msg);
   cr_assert_eq(decode(NULL, 0, &h, &t, &nt, &e), -ERR_INVALID_PARAMETER_VALUE);
 }

@@ -38,10 +38,10 @@ Test(serve_number, scan_follows_the_json_grammar) {
   static const struct {
     const char *s;
     size_t len; /* 0: not a number */
-  } cases[] = {{"0", 1},     {"-0", 2},   {"01", 1},    {"1.5", 3},  {"1.", 0},      {".5", 0},
-               {"-", 0},     {"+1", 0},   {"1e5", 3},   {"1E+5", 4}, {"1e-05", 5},   {"1e", 0},
-               {"1e+", 0},   {"-1.25e-3,", 8}, {"12]", 2}, {"1.2.3", 3}, {"Infinity", 0}, {"NaN", 0},
-               {"0x10", 1},  {"- 1", 0}};
+  } cases[] = {{"0", 1},     {"-0", 2},       {"01", 1},  {"1.5", 3},       {"1.", 0},
+               {".5", 0},    {"-", 0},        {"+1", 0},  {"1e5", 3},       {"1E+5", 4},
+               {"1e-05", 5}, {"1e", 0},       {"1e+", 0}, {"-1.25e-3,", 8}, {"12]", 2},
+               {"1.2.3", 3}, {"Infinity", 0}, {"NaN", 0}, {"0x10", 1},      {"- 1", 0}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     struct serve_num n;
     const char *s = cases[i].s;
@@ -67,14 +67,33 @@ Test(serve_number, integers_are_exact_up_to_uint64) {
 }
 
 Test(serve_number, decimal_to_double_matches_strtod) {
-  static const char *edge[] = {"0", "-0", "0.0", "1", "0.1", "0.3", "2.2250738585072014e-308", "5e-324",
-                               "1.7976931348623157e308", "9007199254740993", "9007199254740992.5",
-                               "123456789012345678901234567890", "0.000000000000000000000000000001234",
-                               "1e-400", "4.9406564584124654e-324", "1.00000000000000011102230246251565404236316680908203125",
+  static const char *edge[] = {"0",
+                               "-0",
+                               "0.0",
+                               "1",
+                               "0.1",
+                               "0.3",
+                               "2.2250738585072014e-308",
+                               "5e-324",
+                               "1.7976931348623157e308",
+                               "9007199254740993",
+                               "9007199254740992.5",
+                               "123456789012345678901234567890",
+                               "0.000000000000000000000000000001234",
+                               "1e-400",
+                               "4.9406564584124654e-324",
+                               "1.00000000000000011102230246251565404236316680908203125",
                                "1.00000000000000011102230246251565404236316680908203124",
-                               "0.038075906433423026", "-0.044641636506989144", "152.13348416289594",
-                               "3.4028234663852886e38", "1e22", "1e23", "8.98846567431158e307",
-                               "0.1000000000000000055511151231257827021181583404541015625", "7e-10", "2e-308"};
+                               "0.038075906433423026",
+                               "-0.044641636506989144",
+                               "152.13348416289594",
+                               "3.4028234663852886e38",
+                               "1e22",
+                               "1e23",
+                               "8.98846567431158e307",
+                               "0.1000000000000000055511151231257827021181583404541015625",
+                               "7e-10",
+                               "2e-308"};
   for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) agree_with_strtod(edge[i]);
   /* 100,000 random decimals: random digit strings and printed doubles */
   char s[64];
@@ -91,7 +110,8 @@ Test(serve_number, decimal_to_double_matches_strtod) {
       break;
     }
     case 1: /* the values clients send: 15-17 digits near 1 */
-      snprintf(s, sizeof s, "%.*g", 15 + (int)(r % 3), ((double)(r >> 11) / 9007199254740992.0 - 0.5) * 400);
+      snprintf(s, sizeof s, "%.*g", 15 + (int)(r % 3),
+               ((double)(r >> 11) / 9007199254740992.0 - 0.5) * 400);
       break;
     case 2: { /* 1-25 random digits with a random exponent */
       int nd = 1 + (int)(r % 25), n = 0;
@@ -111,6 +131,45 @@ Test(serve_number, decimal_to_double_matches_strtod) {
 }
 
 /* significant digits of a printed number: "100.0" has 1, "0.0250" 2 */
+Test(serve_number, decimal_to_float_matches_strtod_then_float) {
+  /* decimals right at and around float midpoints (where a double that is
+   * a few ulps off would round the wrong way), and ordinary ones */
+  char s[64];
+  int checked = 0;
+  for (int i = 0; i < 300000; i++) {
+    float f;
+    uint32_t b = (uint32_t)rnd() & 0x7fffffffu;
+    memcpy(&f, &b, 4);
+    if (!isfinite(f) || f > 3e38f) continue;
+    double mid = ((double)f + (double)nextafterf(f, INFINITY)) / 2;
+    double pick[3] = {mid, nextafter(mid, 0), nextafter(mid, INFINITY)};
+    snprintf(s, sizeof s, "%.*g", 16 + (int)(rnd() % 4), pick[i % 3]);
+    if (i % 5 == 0) snprintf(s, sizeof s, "%.*g", 1 + (int)(rnd() % 19), (double)f);
+    struct serve_num n;
+    size_t l = serve_num_scan(s, s + strlen(s), &n);
+    cr_assert_eq(l, strlen(s));
+    if (n.truncated) continue;
+    float got, want = (float)strtod(s, NULL);
+    if (isinf(want)) {
+      cr_assert_eq(serve_dec_to_f32(n.mant, n.exp10, &got), -1, "%s overflows", s);
+      continue;
+    }
+    cr_assert_eq(serve_dec_to_f32(n.mant, n.exp10, &got), 0, "%s", s);
+    uint32_t gb, wb;
+    memcpy(&gb, &got, 4);
+    memcpy(&wb, &want, 4);
+    cr_assert_eq(gb, wb, "%s: %.9g, want %.9g", s, (double)got, (double)want);
+    checked++;
+  }
+  cr_assert_gt(checked, 200000);
+  float f;
+  cr_assert_eq(serve_dec_to_f32(34028236, 31, &f), -1, "3.4028236e38 is past FLT_MAX");
+  cr_assert_eq(serve_dec_to_f32(1, -46, &f), 0);
+  cr_assert_eq(f, 0.0f, "1e-46 is under half the smallest subnormal");
+  cr_assert_eq(serve_dec_to_f32(14, -46, &f), 0);
+  cr_assert_eq(f, 1.4e-45f);
+}
+
 static int digits_of(const char *s) {
   char d[64];
   int n = 0;
@@ -140,7 +199,8 @@ Test(serve_number, f64_text_is_shortest_and_round_trips) {
     int p = digits_of(buf);
     if (p > 1) {
       snprintf(shorter, sizeof shorter, "%.*g", p - 1, d);
-      cr_assert(strtod(shorter, NULL) != d, "%.17g: %s has %d digits but %s also reads back", d, buf, p, shorter);
+      cr_assert(strtod(shorter, NULL) != d, "%.17g: %s has %d digits but %s also reads back", d,
+                buf, p, shorter);
     }
   }
 }
@@ -155,11 +215,13 @@ Test(serve_number, f32_text_is_shortest_and_round_trips) {
     serve_fmt_f32(buf, f);
     float back = (float)strtod(buf, NULL), back2 = strtof(buf, NULL);
     cr_assert(back == f && signbit(back) == signbit(f), "%.9g printed as %s", (double)f, buf);
-    cr_assert(back2 == f, "%.9g printed as %s, which strtof reads as %.9g", (double)f, buf, (double)back2);
+    cr_assert(back2 == f, "%.9g printed as %s, which strtof reads as %.9g", (double)f, buf,
+              (double)back2);
     int p = digits_of(buf);
     if (p > 1) {
       snprintf(shorter, sizeof shorter, "%.*g", p - 1, (double)f);
-      cr_assert((float)strtod(shorter, NULL) != f, "%.9g: %s but %s also reads back", (double)f, buf, shorter);
+      cr_assert((float)strtod(shorter, NULL) != f, "%.9g: %s but %s also reads back", (double)f,
+                buf, shorter);
     }
     cr_assert_eq((float)serve_f32_pretty(f), f);
   }
@@ -170,18 +232,33 @@ Test(serve_number, formats_like_python_repr) {
     double d;
     bool f32;
     const char *want;
-  } cases[] = {{0.1, true, "0.1"},        {1.0, true, "1.0"},        {-2.5, true, "-2.5"},
-               {100.0, false, "100.0"},   {1e16, false, "1e+16"},    {1e15, false, "1000000000000000.0"},
-               {0.0001, false, "0.0001"}, {0.00001, false, "1e-05"}, {123456789.0, false, "123456789.0"},
-               {0.1, false, "0.1"},       {1.0 / 3, false, "0.3333333333333333"},
-               {3.4028234663852886e18, true, "3.4028236e+18"}, {36176152.0, true, "36176150.0"},    {-0.0, false, "-0.0"},
-               {3.4028234663852886e38, true, "3.4028235e+38"}, {1e-45, true, "1e-45"}, {1e-20, true, "1e-20"},
-               {0.0, true, "0.0"},        {5e-324, false, "5e-324"}, {152.13348416289594, false, "152.13348416289594"},
+  } cases[] = {{0.1, true, "0.1"},
+               {1.0, true, "1.0"},
+               {-2.5, true, "-2.5"},
+               {100.0, false, "100.0"},
+               {1e16, false, "1e+16"},
+               {1e15, false, "1000000000000000.0"},
+               {0.0001, false, "0.0001"},
+               {0.00001, false, "1e-05"},
+               {123456789.0, false, "123456789.0"},
+               {0.1, false, "0.1"},
+               {1.0 / 3, false, "0.3333333333333333"},
+               {3.4028234663852886e18, true, "3.4028236e+18"},
+               {36176152.0, true, "36176150.0"},
+               {-0.0, false, "-0.0"},
+               {3.4028234663852886e38, true, "3.4028235e+38"},
+               {1e-45, true, "1e-45"},
+               {1e-20, true, "1e-20"},
+               {0.0, true, "0.0"},
+               {5e-324, false, "5e-324"},
+               {152.13348416289594, false, "152.13348416289594"},
                {1.7976931348623157e308, false, "1.7976931348623157e+308"}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char buf[SERVE_NUM_TEXT];
-    if (cases[i].f32) serve_fmt_f32(buf, (float)cases[i].d);
-    else serve_fmt_f64(buf, cases[i].d);
+    if (cases[i].f32)
+      serve_fmt_f32(buf, (float)cases[i].d);
+    else
+      serve_fmt_f64(buf, cases[i].d);
     cr_assert_str_eq(buf, cases[i].want, "%.17g as %s", cases[i].d, cases[i].f32 ? "f32" : "f64");
   }
   char buf[SERVE_NUM_TEXT];
@@ -205,8 +282,10 @@ static uint16_t oracle(double d, double (*dec)(uint16_t), uint16_t maxfinite, ui
   }
   while (hi - lo > 1) { /* dec(lo) <= a < dec(hi) */
     int m = (lo + hi) / 2;
-    if (dec((uint16_t)m) <= a) lo = m;
-    else hi = m;
+    if (dec((uint16_t)m) <= a)
+      lo = m;
+    else
+      hi = m;
   }
   double mid = (dec((uint16_t)lo) + dec((uint16_t)hi)) / 2;
   int pick = a < mid ? lo : a > mid ? hi : (lo % 2 == 0 ? lo : hi);
@@ -218,9 +297,19 @@ Test(serve_number, fp16_rounds_once_to_nearest_even) {
   static const struct {
     double d;
     uint16_t h;
-  } np[] = {{1.0 / 3, 0x3555}, {65504.0, 0x7bff}, {65519.99, 0x7bff}, {65520.0, 0x7c00},   {1e-7, 0x0002},
-            {5.960464477539063e-08, 0x0001}, {2.9802322387695312e-08, 0x0000}, {2.980232536792755e-08, 0x0001},
-            {0.1, 0x2e66},   {1.0004882812509095, 0x3c01}, {-2.5, 0xc100}, {1e5, 0x7c00}, {-0.0, 0x8000}};
+  } np[] = {{1.0 / 3, 0x3555},
+            {65504.0, 0x7bff},
+            {65519.99, 0x7bff},
+            {65520.0, 0x7c00},
+            {1e-7, 0x0002},
+            {5.960464477539063e-08, 0x0001},
+            {2.9802322387695312e-08, 0x0000},
+            {2.980232536792755e-08, 0x0001},
+            {0.1, 0x2e66},
+            {1.0004882812509095, 0x3c01},
+            {-2.5, 0xc100},
+            {1e5, 0x7c00},
+            {-0.0, 0x8000}};
   for (size_t i = 0; i < sizeof np / sizeof *np; i++)
     cr_assert_eq(serve_f64_to_f16(np[i].d), np[i].h, "%.17g -> %04x, numpy says %04x", np[i].d,
                  serve_f64_to_f16(np[i].d), np[i].h);
@@ -241,7 +330,8 @@ Test(serve_number, fp16_rounds_once_to_nearest_even) {
 Test(serve_number, bf16_rounds_once_to_nearest_even) {
   cr_assert_eq(serve_f64_to_bf16(1.0), 0x3f80);
   cr_assert_eq(serve_f64_to_bf16(1 + ldexp(1, -8)), 0x3f80, "a tie goes to the even pattern");
-  cr_assert_eq(serve_f64_to_bf16(1 + ldexp(1, -8) + ldexp(1, -30)), 0x3f81, "above the tie, even below float's bits");
+  cr_assert_eq(serve_f64_to_bf16(1 + ldexp(1, -8) + ldexp(1, -30)), 0x3f81,
+               "above the tie, even below float's bits");
   cr_assert_eq(serve_f64_to_bf16(3.0e38), 0x7f62);
   cr_assert_eq(serve_f64_to_bf16(3.4e38), 0x7f80, "past the largest finite: Inf");
   cr_assert_eq(serve_f64_to_bf16(-1.5), 0xbfc0);
@@ -271,7 +361,8 @@ Test(serve_number, coercion_rules) {
   cr_assert_eq(serve_store_f64(SERVE_INT64, 9223372036854775808.0, b), SERVE_CONV_RANGE);
   cr_assert_eq(serve_store_f64(SERVE_UINT64, 9223372036854775808.0, b), SERVE_CONV_OK);
   cr_assert_eq(serve_store_f64(SERVE_FP32, 1e39, b), SERVE_CONV_RANGE, "finite but past FLT_MAX");
-  cr_assert_eq(serve_store_f64(SERVE_FP32, INFINITY, b), SERVE_CONV_OK, "Inf is validation's to refuse");
+  cr_assert_eq(serve_store_f64(SERVE_FP32, INFINITY, b), SERVE_CONV_OK,
+               "Inf is validation's to refuse");
   cr_assert_eq(serve_store_f64(SERVE_FP16, 70000, b), SERVE_CONV_RANGE);
   cr_assert_eq(serve_store_i64(SERVE_FP16, 65504, b), SERVE_CONV_OK);
   cr_assert_eq(serve_store_i64(SERVE_BOOL, 1, b), SERVE_CONV_NOT_BOOL);

@@ -56,8 +56,9 @@ static void models_ready(void) {
   char *have = slurp(MODELS "/stamp", NULL);
   if (!have || strcmp(have, want) != 0) {
     cr_assert_eq(system("rm -rf " MODELS " " MODELS ".tmp"), 0);
-    cr_assert_eq(system("/usr/bin/python3 tests/unit/serve/make_py_models.py " MODELS ".tmp >/dev/null 2>&1"), 0,
-                 "make_py_models.py failed");
+    cr_assert_eq(system("/usr/bin/python3 tests/unit/serve/make_py_models.py " MODELS
+                        ".tmp >/dev/null 2>&1"),
+                 0, "make_py_models.py failed");
     FILE *f = fopen(MODELS ".tmp/stamp", "w");
     cr_assert_not_null(f);
     fputs(want, f);
@@ -90,12 +91,18 @@ static void cfg_init(struct serve_config *c) {
   c->python = "/usr/bin/python3";
 }
 
-static int load_with(struct loaded *L, const char *file, const char *fmt, int instances, const json_t *regsig) {
+static int load_with(struct loaded *L, const char *file, const char *fmt, int instances,
+                     const json_t *regsig) {
   models_ready();
   char path[256];
   snprintf(path, sizeof path, MODELS "/%s", file);
-  struct serve_load_opts o = {.path = path, .format = fmt, .registry_signature = regsig, .instances = instances,
-                              .cfg = &L->cfg, .model_name = "m", .model_version = file};
+  struct serve_load_opts o = {.path = path,
+                              .format = fmt,
+                              .registry_signature = regsig,
+                              .instances = instances,
+                              .cfg = &L->cfg,
+                              .model_name = "m",
+                              .model_version = file};
   memset(&L->sig, 0, sizeof L->sig);
   memset(&L->e, 0, sizeof L->e);
   L->m = NULL;
@@ -137,8 +144,8 @@ struct pred {
   int nout;
 };
 
-static void predict(struct loaded *L, int inst, const struct serve_tensor *in, int nin, bool proba, bool margin,
-                    struct pred *p) {
+static void predict(struct loaded *L, int inst, const struct serve_tensor *in, int nin, bool proba,
+                    bool margin, struct pred *p) {
   struct serve_predict_opts po = {.proba = proba, .margin = margin};
   memset(p, 0, sizeof *p);
   p->rc = serve_backend_python.predict(L->m, inst, in, nin, &po, &p->out, &p->nout, &p->e);
@@ -150,7 +157,9 @@ static void pred_fini(struct pred *p) {
   memset(p, 0, sizeof *p);
 }
 
-static bool close_rel(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b)) + 1e-12; }
+static bool close_rel(double a, double b) {
+  return fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b)) + 1e-12;
+}
 
 static double elem(const struct serve_tensor *t, size_t i) {
   switch (t->dtype) {
@@ -163,16 +172,19 @@ static double elem(const struct serve_tensor *t, size_t i) {
 }
 
 /* out (rows x width) equals the reference list (1-D when width is 0) */
-static void expect_values(const struct serve_tensor *t, const json_t *ref, int rows, int width, const char *what) {
+static void expect_values(const struct serve_tensor *t, const json_t *ref, int rows, int width,
+                          const char *what) {
   cr_assert_eq(t->shape[0], rows, "%s: %lld rows", what, (long long)t->shape[0]);
   cr_assert_eq(t->ndim, width ? 2 : 1, "%s: ndim %d", what, t->ndim);
   if (width) cr_assert_eq(t->shape[1], width, "%s: width %lld", what, (long long)t->shape[1]);
   for (int r = 0; r < rows; r++)
     for (int c = 0; c < (width ? width : 1); c++) {
-      const json_t *v = width ? json_array_get(json_array_get(ref, (size_t)r), (size_t)c) : json_array_get(ref, (size_t)r);
+      const json_t *v = width ? json_array_get(json_array_get(ref, (size_t)r), (size_t)c)
+                              : json_array_get(ref, (size_t)r);
       double want = json_number_value(v), got = elem(t, (size_t)(r * (width ? width : 1) + c));
       if (t->dtype == SERVE_INT64)
-        cr_assert_eq((int64_t)got, json_integer_value(v), "%s[%d]: %g, want %g", what, r, got, want);
+        cr_assert_eq((int64_t)got, json_integer_value(v), "%s[%d]: %g, want %g", what, r, got,
+                     want);
       else
         cr_assert(close_rel(got, want), "%s[%d][%d]: %.17g, want %.17g", what, r, c, got, want);
     }
@@ -182,14 +194,16 @@ static json_t *describe(struct loaded *L) { return serve_backend_python.describe
 
 static pid_t worker_pid(struct loaded *L, int i) {
   json_t *d = describe(L);
-  pid_t pid = (pid_t)json_integer_value(json_object_get(json_array_get(json_object_get(d, "workers"), (size_t)i), "pid"));
+  pid_t pid = (pid_t)json_integer_value(
+      json_object_get(json_array_get(json_object_get(d, "workers"), (size_t)i), "pid"));
   json_decref(d);
   return pid;
 }
 
 static int worker_restarts(struct loaded *L, int i) {
   json_t *d = describe(L);
-  int n = (int)json_integer_value(json_object_get(json_array_get(json_object_get(d, "workers"), (size_t)i), "restarts"));
+  int n = (int)json_integer_value(
+      json_object_get(json_array_get(json_object_get(d, "workers"), (size_t)i), "restarts"));
   json_decref(d);
   return n;
 }
@@ -269,14 +283,19 @@ static void check_regression(const char *file, const char *fmt) {
   json_decref(R);
 }
 
-Test(serve_python, linear_regression_pickle, .timeout = 120) { check_regression("lin.pkl", "pickle"); }
-Test(serve_python, linear_regression_joblib, .timeout = 120) { check_regression("lin.joblib", "joblib"); }
+Test(serve_python, linear_regression_pickle, .timeout = 120) {
+  check_regression("lin.pkl", "pickle");
+}
+Test(serve_python, linear_regression_joblib, .timeout = 120) {
+  check_regression("lin.joblib", "joblib");
+}
 
 static void check_binary(const char *file, const char *fmt) {
   json_t *R = refs(), *X = json_object_get(R, "X"), *ref = json_object_get(R, "bin");
   struct loaded L;
   load_ok(&L, file, fmt);
-  cr_assert_eq(L.sig.outputs[0].dtype, SERVE_INT64, "labels are %s", serve_dtype_name(L.sig.outputs[0].dtype));
+  cr_assert_eq(L.sig.outputs[0].dtype, SERVE_INT64, "labels are %s",
+               serve_dtype_name(L.sig.outputs[0].dtype));
   cr_assert(json_equal(L.sig.classes, json_object_get(ref, "classes")));
   struct serve_tensor in;
   x_tensor(&in, X, 9, 4, false);
@@ -325,9 +344,11 @@ static void check_multi(const char *file, const char *fmt) {
   size_t off = 0;
   for (int r = 0; r < 9; r++) {
     cr_assert(off + 4 <= p.out[0].nbytes);
-    uint32_t l = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 | (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
+    uint32_t l = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 | (uint32_t)b[off + 2] << 16 |
+                 (uint32_t)b[off + 3] << 24;
     off += 4;
-    const char *want = json_string_value(json_array_get(json_object_get(ref, "predict"), (size_t)r));
+    const char *want =
+        json_string_value(json_array_get(json_object_get(ref, "predict"), (size_t)r));
     cr_assert_eq(l, strlen(want), "row %d", r);
     cr_assert_eq(memcmp(b + off, want, l), 0, "row %d: %.*s, want %s", r, (int)l, b + off, want);
     off += l;
@@ -343,8 +364,12 @@ static void check_multi(const char *file, const char *fmt) {
   json_decref(R);
 }
 
-Test(serve_python, logistic_three_string_classes_pickle, .timeout = 120) { check_multi("multi.pkl", "pickle"); }
-Test(serve_python, logistic_three_string_classes_joblib, .timeout = 120) { check_multi("multi.joblib", "joblib"); }
+Test(serve_python, logistic_three_string_classes_pickle, .timeout = 120) {
+  check_multi("multi.pkl", "pickle");
+}
+Test(serve_python, logistic_three_string_classes_joblib, .timeout = 120) {
+  check_multi("multi.joblib", "joblib");
+}
 
 static void check_pipe(const char *name, const char *file, const char *fmt) {
   json_t *R = refs(), *X = json_object_get(R, "X"), *ref = json_object_get(R, name);
@@ -378,10 +403,18 @@ static void check_pipe(const char *name, const char *file, const char *fmt) {
   json_decref(R);
 }
 
-Test(serve_python, pipeline_scaler_pickle, .timeout = 120) { check_pipe("pipe", "pipe.pkl", "pickle"); }
-Test(serve_python, pipeline_scaler_joblib, .timeout = 120) { check_pipe("pipe", "pipe.joblib", "joblib"); }
-Test(serve_python, named_features_pickle, .timeout = 120) { check_pipe("named", "named.pkl", "pickle"); }
-Test(serve_python, named_features_joblib, .timeout = 120) { check_pipe("named", "named.joblib", "joblib"); }
+Test(serve_python, pipeline_scaler_pickle, .timeout = 120) {
+  check_pipe("pipe", "pipe.pkl", "pickle");
+}
+Test(serve_python, pipeline_scaler_joblib, .timeout = 120) {
+  check_pipe("pipe", "pipe.joblib", "joblib");
+}
+Test(serve_python, named_features_pickle, .timeout = 120) {
+  check_pipe("named", "named.pkl", "pickle");
+}
+Test(serve_python, named_features_joblib, .timeout = 120) {
+  check_pipe("named", "named.joblib", "joblib");
+}
 
 Test(serve_python, one_row_and_a_user_error, .timeout = 120) {
   json_t *R = refs(), *X = json_object_get(R, "X");
@@ -402,8 +435,9 @@ Test(serve_python, one_row_and_a_user_error, .timeout = 120) {
   predict(&L, 0, &in, 1, false, false, &p);
   cr_assert_eq(p.rc, 0, "%s", p.e.msg);
   cr_assert_eq(p.out[0].shape[0], 1);
-  cr_assert(close_rel(((double *)p.out[0].data)[0],
-                      json_real_value(json_array_get(json_object_get(json_object_get(R, "lin"), "predict"), 0))));
+  cr_assert(close_rel(
+      ((double *)p.out[0].data)[0],
+      json_real_value(json_array_get(json_object_get(json_object_get(R, "lin"), "predict"), 0))));
   pred_fini(&p);
   serve_tensor_fini(&in);
   cr_assert_eq(worker_restarts(&L, 0), 0);
@@ -414,7 +448,8 @@ Test(serve_python, one_row_and_a_user_error, .timeout = 120) {
 /* ---- TorchScript ----------------------------------------------------------- */
 
 static bool torch_has_cuda(void) {
-  return system("/usr/bin/python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'") == 0;
+  return system("/usr/bin/python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() "
+                "else 1)'") == 0;
 }
 
 static void check_mlp(const char *device) {
@@ -422,6 +457,7 @@ static void check_mlp(const char *device) {
   struct loaded L;
   cfg_init(&L.cfg);
   L.cfg.device = device;
+  L.cfg.worker_memory = 8ull << 30; /* the server's default --worker-memory holds torch */
   load_with(&L, "mlp.pt", "torchscript", 1, NULL);
   cr_assert_eq(L.rc, 0, "%s", L.e.msg);
   cr_assert_str_eq(L.sig.inputs[0].name, "input");
@@ -497,9 +533,12 @@ Test(serve_python, torchscript_tuple_outputs, .timeout = 180) {
 Test(serve_python, torchscript_signature_from_the_registry, .timeout = 180) {
   json_t *R = refs(), *X = json_object_get(R, "X");
   /* MLflow's form, lists as JSON strings the way MLmodel writes them */
-  json_t *reg = json_pack(
-      "{s:s, s:s}", "inputs", "[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 4]}, \"name\": \"x\"}]",
-      "outputs", "[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 3]}, \"name\": \"scores\"}]");
+  json_t *reg = json_pack("{s:s, s:s}", "inputs",
+                          "[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", "
+                          "\"shape\": [-1, 4]}, \"name\": \"x\"}]",
+                          "outputs",
+                          "[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", "
+                          "\"shape\": [-1, 3]}, \"name\": \"scores\"}]");
   struct loaded L;
   cfg_init(&L.cfg);
   load_with(&L, "mlp.pt", "torchscript", 1, reg);
@@ -524,8 +563,9 @@ Test(serve_python, torchscript_signature_from_the_registry, .timeout = 180) {
 }
 
 Test(serve_python, columns_from_the_registry, .timeout = 120) {
-  json_t *reg = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "inputs", "type", "double", "name", "a",
-                          "type", "double", "name", "b", "type", "double", "name", "c", "type", "double", "name", "d");
+  json_t *reg = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "inputs", "type",
+                          "double", "name", "a", "type", "double", "name", "b", "type", "double",
+                          "name", "c", "type", "double", "name", "d");
   struct loaded L;
   cfg_init(&L.cfg);
   load_with(&L, "lin.pkl", "pickle", 1, reg);
@@ -548,14 +588,19 @@ static void no_children_left(void) {
 Test(serve_python, load_failures_are_clear, .timeout = 120) {
   struct loaded L;
   cfg_init(&L.cfg);
-  cr_assert_eq(load_with(&L, "nopredict.pkl", "pickle", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s", L.e.msg);
-  cr_assert(strstr(L.e.msg, "the model could not be loaded: TypeError: the object (dict) has no predict method"),
-            "%s", L.e.msg);
+  cr_assert_eq(load_with(&L, "nopredict.pkl", "pickle", 1, NULL), -ERR_INVALID_PARAMETER_VALUE,
+               "%s", L.e.msg);
+  cr_assert(
+      strstr(L.e.msg,
+             "the model could not be loaded: TypeError: the object (dict) has no predict method"),
+      "%s", L.e.msg);
   cr_assert_null(L.m);
-  cr_assert_eq(load_with(&L, "truncated.pkl", "pickle", 2, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s", L.e.msg);
+  cr_assert_eq(load_with(&L, "truncated.pkl", "pickle", 2, NULL), -ERR_INVALID_PARAMETER_VALUE,
+               "%s", L.e.msg);
   cr_assert(strstr(L.e.msg, "the model could not be loaded: "), "%s", L.e.msg);
   cr_assert(strstr(L.e.msg, "Error"), "%s", L.e.msg);
-  cr_assert_eq(load_with(&L, "missing.pkl", "joblib", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s", L.e.msg);
+  cr_assert_eq(load_with(&L, "missing.pkl", "joblib", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s",
+               L.e.msg);
   cr_assert(strstr(L.e.msg, "FileNotFoundError"), "%s", L.e.msg);
   cr_assert_eq(load_with(&L, "lin.pkl", "onnx", 1, NULL), -ERR_INVALID_PARAMETER_VALUE);
   L.cfg.python = "/nonexistent/python3";
@@ -563,12 +608,14 @@ Test(serve_python, load_failures_are_clear, .timeout = 120) {
   cr_assert(strstr(L.e.msg, "/nonexistent/python3"), "%s", L.e.msg);
   /* an executable that is no Python interpreter */
   L.cfg.python = "/bin/false";
-  cr_assert_eq(load_with(&L, "lin.pkl", "pickle", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s", L.e.msg);
+  cr_assert_eq(load_with(&L, "lin.pkl", "pickle", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s",
+               L.e.msg);
   cr_assert(strstr(L.e.msg, "exited with status 1"), "%s", L.e.msg);
   /* the address-space limit holds: 64 MiB is too little to import numpy */
   cfg_init(&L.cfg);
   L.cfg.worker_memory = 64ull << 20;
-  cr_assert_eq(load_with(&L, "lin.pkl", "pickle", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s", L.e.msg);
+  cr_assert_eq(load_with(&L, "lin.pkl", "pickle", 1, NULL), -ERR_INVALID_PARAMETER_VALUE, "%s",
+               L.e.msg);
   cr_assert(strstr(L.e.msg, "the model could not be loaded"), "%s", L.e.msg);
   no_children_left();
 }
@@ -593,13 +640,15 @@ Test(serve_python, worker_is_isolated, .timeout = 120) {
   size_t n = 0;
   char *env = slurp(p, &n);
   cr_assert_not_null(env);
-  static const char *const allowed[] = {"PATH=/usr/bin:/bin",   "LANG=C.UTF-8",           "HOME=/nonexistent",
-                                        "OMP_NUM_THREADS=1",    "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1",
+  static const char *const allowed[] = {"PATH=/usr/bin:/bin",       "LANG=C.UTF-8",
+                                        "HOME=/nonexistent",        "OMP_NUM_THREADS=1",
+                                        "OPENBLAS_NUM_THREADS=1",   "MKL_NUM_THREADS=1",
                                         "PYTHONDONTWRITEBYTECODE=1"};
   int seen = 0;
   for (size_t off = 0; off < n; off += strlen(env + off) + 1) {
     bool ok = false;
-    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) ok = ok || strcmp(env + off, allowed[i]) == 0;
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+      ok = ok || strcmp(env + off, allowed[i]) == 0;
     cr_assert(ok, "unexpected variable in the worker's environment: %s", env + off);
     seen++;
   }
@@ -645,9 +694,12 @@ Test(serve_python, worker_is_isolated, .timeout = 120) {
     ssize_t k = readlink(link, target, sizeof target - 1);
     cr_assert_gt(k, 0);
     int fd = (int)strtol(de->d_name, NULL, 10);
-    if (fd < 3) cr_assert_str_eq(target, "/dev/null", "fd %d is %s", fd, target);
-    else if (fd == 3) cr_assert(strncmp(target, "socket:", 7) == 0, "fd 3 is %s", target);
-    else cr_assert_fail("the worker holds fd %d (%s)", fd, target);
+    if (fd < 3)
+      cr_assert_str_eq(target, "/dev/null", "fd %d is %s", fd, target);
+    else if (fd == 3)
+      cr_assert(strncmp(target, "socket:", 7) == 0, "fd 3 is %s", target);
+    else
+      cr_assert_fail("the worker holds fd %d (%s)", fd, target);
     fds++;
   }
   closedir(dir);
@@ -703,7 +755,8 @@ static void expect_doubled(struct loaded *L) {
 
 static double restarts_metric(const char *version) {
   static const char *const labels[] = {"model", "version"};
-  struct metric_family *f = metrics_family("kiln_serve_worker_restarts_total", "x", METRIC_COUNTER, 2, labels, NULL, 0);
+  struct metric_family *f =
+      metrics_family("kiln_serve_worker_restarts_total", "x", METRIC_COUNTER, 2, labels, NULL, 0);
   const char *values[] = {"m", version};
   return metrics_value(metrics_series(f, values));
 }
@@ -725,11 +778,20 @@ Test(serve_python, worker_killed_mid_request_is_restarted, .timeout = 180) {
   cr_assert_eq(kill(pid, SIGKILL), 0);
   pthread_join(th, NULL);
   cr_assert_eq(b.p.rc, -ERR_UNAVAILABLE, "rc %d: %s", b.p.rc, b.p.e.msg);
-  cr_assert_str_eq(b.p.e.msg,
-                   "the model's worker process was killed by signal 9 (SIGKILL); it is being restarted");
+  cr_assert_str_eq(
+      b.p.e.msg,
+      "the model's worker process was killed by signal 9 (SIGKILL); it is being restarted");
   serve_tensor_fini(&in);
   expect_reaped(pid);
-  /* the next request runs on a new worker */
+  /* its successor was ready before the error came back */
+  json_t *d = describe(&L);
+  json_t *w0 = json_array_get(json_object_get(d, "workers"), 0);
+  cr_assert(json_integer_value(json_object_get(w0, "pid")) > 0 &&
+            json_integer_value(json_object_get(w0, "pid")) != pid);
+  cr_assert_str_eq(json_string_value(json_object_get(w0, "state")), "ready");
+  cr_assert_eq(json_integer_value(json_object_get(w0, "restarts")), 1);
+  json_decref(d);
+  /* and the next request runs on it */
   expect_doubled(&L);
   pid_t pid2 = worker_pid(&L, 0);
   cr_assert_gt(pid2, 0);
@@ -754,8 +816,10 @@ Test(serve_python, hung_worker_times_out, .timeout = 180) {
   struct pred p;
   predict(&L, 0, &in, 1, false, false, &p);
   cr_assert_eq(p.rc, -ERR_UNAVAILABLE, "rc %d: %s", p.rc, p.e.msg);
-  cr_assert_str_eq(p.e.msg, "the model's worker process did not answer within 1500 ms and was killed; it is being "
-                            "restarted");
+  cr_assert_str_eq(
+      p.e.msg,
+      "the model's worker process did not answer within 1500 ms and was killed; it is being "
+      "restarted");
   serve_tensor_fini(&in);
   expect_reaped(pid);
   expect_doubled(&L);
@@ -784,23 +848,28 @@ Test(serve_python, three_crashes_make_it_degraded, .timeout = 180) {
       cr_assert_eq(worker_restarts(&L, 0), k);
     } else {
       cr_assert_eq(p.rc, -ERR_UNAVAILABLE, "rc %d: %s", p.rc, p.e.msg);
-      cr_assert(strstr(p.e.msg, "the model is degraded: its worker processes failed 3 times within 60 s"), "%s",
-                p.e.msg);
+      cr_assert(
+          strstr(p.e.msg, "the model is degraded: its worker processes failed 3 times within 60 s"),
+          "%s", p.e.msg);
     }
     expect_reaped(pid);
     pred_fini(&p);
   }
   char why[256] = "";
   cr_assert(serve_backend_python.degraded(L.m, why, sizeof why));
-  cr_assert_str_eq(why, "its worker processes failed 3 times within 60 s (last: the worker was killed by signal 9 "
-                        "(SIGKILL))");
+  cr_assert_str_eq(
+      why,
+      "its worker processes failed 3 times within 60 s (last: the worker was killed by signal 9 "
+      "(SIGKILL))");
   /* and it stays so: requests fail fast, no worker is started */
   predict(&L, 0, &in, 1, false, false, &p);
   cr_assert_eq(p.rc, -ERR_UNAVAILABLE);
   pred_fini(&p);
   json_t *d = describe(&L);
   cr_assert(json_is_true(json_object_get(d, "degraded")));
-  cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(d, "workers"), 0), "pid")), 0);
+  json_t *w0 = json_array_get(json_object_get(d, "workers"), 0);
+  cr_assert(json_is_null(json_object_get(w0, "pid")));
+  cr_assert_str_eq(json_string_value(json_object_get(w0, "state")), "stopped");
   json_decref(d);
   cr_assert_eq(serve_backend_python.memory(L.m), 0);
   serve_tensor_fini(&in);
@@ -828,8 +897,9 @@ static void *par_run(void *arg) {
     if (p.rc != 0 || p.nout != 1 || p.out[0].shape[0] != 9 || p.out[0].shape[1] != 3) a->fails++;
     for (int r = 0; p.rc == 0 && r < 9; r++)
       for (int c = 0; c < 3; c++)
-        if (!close_rel(((double *)p.out[0].data)[r * 3 + c],
-                       json_real_value(json_array_get(json_array_get(a->ref, (size_t)r), (size_t)c))))
+        if (!close_rel(
+                ((double *)p.out[0].data)[r * 3 + c],
+                json_real_value(json_array_get(json_array_get(a->ref, (size_t)r), (size_t)c))))
           a->fails++;
     pred_fini(&p);
   }
@@ -851,7 +921,8 @@ Test(serve_python, instances_are_separate_workers, .timeout = 180) {
   struct par pa[2];
   pthread_t th[2];
   for (int i = 0; i < 2; i++) {
-    pa[i] = (struct par){&L, i, json_object_get(R, "X"), json_object_get(json_object_get(R, "multi"), "proba"), 0};
+    pa[i] = (struct par){&L, i, json_object_get(R, "X"),
+                         json_object_get(json_object_get(R, "multi"), "proba"), 0};
     cr_assert_eq(pthread_create(&th[i], NULL, par_run, &pa[i]), 0);
   }
   for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
@@ -882,8 +953,10 @@ Test(serve_python, cpu_limit_kills_a_spinning_worker, .timeout = 180) {
   struct pred p;
   predict(&L, 0, &in, 1, false, false, &p);
   cr_assert_eq(p.rc, -ERR_UNAVAILABLE, "rc %d: %s", p.rc, p.e.msg);
-  cr_assert_str_eq(p.e.msg, "the model's worker process was killed by signal 9 (SIGKILL) at its CPU-time limit (1 s); "
-                            "it is being restarted");
+  cr_assert_str_eq(
+      p.e.msg,
+      "the model's worker process was killed by signal 9 (SIGKILL) at its CPU-time limit (1 s); "
+      "it is being restarted");
   serve_tensor_fini(&in);
   expect_reaped(pid);
   unload(&L);
@@ -906,7 +979,8 @@ Test(serve_python, cpu_limit_retires_an_idle_worker_between_requests, .timeout =
   cr_assert_eq(serve_tensor_alloc(&in, "input", SERVE_FP64, shape, 2, &e), 0);
   for (int r = 0; r < rows; r++)
     for (int c = 0; c < 4; c++)
-      ((double *)in.data)[r * 4 + c] = json_real_value(json_array_get(json_array_get(X, (size_t)(r % 9)), (size_t)c));
+      ((double *)in.data)[r * 4 + c] =
+          json_real_value(json_array_get(json_array_get(X, (size_t)(r % 9)), (size_t)c));
   const json_t *ref = json_object_get(json_object_get(R, "lin"), "predict");
   pid_t first = worker_pid(&L, 0);
   int k = 0;
@@ -916,7 +990,8 @@ Test(serve_python, cpu_limit_retires_an_idle_worker_between_requests, .timeout =
     cr_assert_eq(p.rc, 0, "request %d: %s", k, p.e.msg);
     cr_assert_eq(p.out[0].shape[0], rows);
     for (int r = 0; r < rows; r += 9973)
-      cr_assert(close_rel(((double *)p.out[0].data)[r], json_real_value(json_array_get(ref, (size_t)(r % 9)))));
+      cr_assert(close_rel(((double *)p.out[0].data)[r],
+                          json_real_value(json_array_get(ref, (size_t)(r % 9)))));
     pred_fini(&p);
   }
   cr_assert_eq(worker_restarts(&L, 0), 1, "no retirement after %d requests", k);
@@ -927,4 +1002,26 @@ Test(serve_python, cpu_limit_retires_an_idle_worker_between_requests, .timeout =
   expect_reaped(first);
   no_children_left();
   json_decref(R);
+}
+
+/* ---- the worker script ------------------------------------------------------------ */
+
+extern const char serve_worker_py[];
+
+Test(serve_python, embedded_script_is_the_source_and_a_file_works_too, .timeout = 120) {
+  size_t n = 0;
+  char *src = slurp("src/serve/backends/kiln_worker.py", &n);
+  cr_assert_not_null(src);
+  cr_assert_eq(strlen(serve_worker_py), n, "build/gen/worker_py.c is stale");
+  cr_assert_eq(memcmp(serve_worker_py, src, n), 0, "build/gen/worker_py.c is stale");
+  free(src);
+  struct loaded L;
+  cfg_init(&L.cfg);
+  L.cfg.worker_script = "src/serve/backends/kiln_worker.py";
+  cr_assert_eq(load_with(&L, "bin.pkl", "pickle", 1, NULL), 0, "%s", L.e.msg);
+  cr_assert_eq(L.sig.outputs[0].dtype, SERVE_INT64);
+  unload(&L);
+  L.cfg.worker_script = "/nonexistent/kiln_worker.py";
+  cr_assert_eq(load_with(&L, "bin.pkl", "pickle", 1, NULL), -ERR_INVALID_STATE);
+  no_children_left();
 }
