@@ -125,15 +125,14 @@ static int request(bool v2, const struct serve_backend *be, void *model, struct 
                    int64_t *rows_out, struct err *e) {
   struct serve_request rq;
   memset(&rq, 0, sizeof rq);
-  json_t *doc = NULL;
   int rc;
   arena_reset(a);
   buf_reset(resp);
   if (v2) {
     rc = serve_v2_parse_request(body->data, body->len, 0, a, &rq, e);
   } else {
-    doc = json_parse(body->data, body->len, e);
-    rc = doc ? serve_mlflow_parse_request(doc, sig, a, &rq, e) : -ERR_MALFORMED_JSON;
+    /* as the predict route reads its body (numeric fast path, else jansson) */
+    rc = serve_mlflow_parse_body(body->data, body->len, sig, a, &rq, e);
   }
   int64_t rows = 0;
   if (rc == 0) rc = serve_validate(sig, &rq, a, MAX_ROWS, &rows, e);
@@ -173,7 +172,6 @@ static int request(bool v2, const struct serve_backend *be, void *model, struct 
   }
   if (m) serve_job_fini(&job);
   else free_outputs(out, nout);
-  json_decref(doc);
   *rows_out = rows;
   return rc;
 }
