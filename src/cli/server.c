@@ -184,8 +184,14 @@ static int setup_serve(const struct cfg *cfg, struct app *app, struct err *e) {
     exe[n > 0 ? n : 0] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
-    snprintf(onnx_path, sizeof onnx_path, "%s/../deps/libonnxruntime.so.1", exe);
-    if (access(onnx_path, R_OK) != 0) snprintf(onnx_path, sizeof onnx_path, "%s/deps/libonnxruntime.so.1", exe);
+    /* the nearest deps/ above the binary: build/kiln and build/asan/kiln both
+     * find the repository's deps/; an installed kiln its own prefix's */
+    static const char *const up[] = {"/..", "/../..", "", "/../../.."};
+    for (size_t i = 0; i < sizeof up / sizeof *up; i++) {
+      snprintf(onnx_path, sizeof onnx_path, "%s%s/deps/libonnxruntime.so.1", exe, up[i]);
+      if (access(onnx_path, R_OK) == 0) break;
+    }
+    if (access(onnx_path, R_OK) != 0) snprintf(onnx_path, sizeof onnx_path, "%s/../deps/libonnxruntime.so.1", exe);
   }
   sc.onnx_library = onnx_path;
   sc.onnx_threads = (int)cfg_int(cfg, "onnx-threads");
