@@ -225,7 +225,7 @@ int serve_mlflow_parse_body(const char *body, size_t len, const struct serve_sig
  * {name: value} objects per row. */
 json_t *serve_mlflow_encode_response(const struct serve_tensor *outputs, int noutputs);
 /* Matches the request's inputs to sig: reorders them as sig->inputs, casts
- * to the signature's dtypes by the documented rules (docs/serving.md), and
+ * to the signature's dtypes by the documented rules (docs/serving-protocols.md), and
  * checks shapes, NaN/Inf policy and the row limit; every violation is
  * INVALID_PARAMETER_VALUE naming the input and what was expected. The
  * result replaces rq->inputs (arena memory). rows gets the batch rows. */
